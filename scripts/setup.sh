@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian 12 machine: system packages, the ONNX
+# Runtime shared library (from its PyPI wheel), and a project-local Python
+# virtualenv for training/ and the reference benchmarks.
+# Usage: scripts/setup.sh [test|demo|bench]   (what the caller is about to do)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+purpose="${1:-test}"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# --- system packages -------------------------------------------------------
+APT_PACKAGES=(
+  build-essential pkg-config clang libclang-dev curl ca-certificates unzip
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp
+  libopencv-dev libfontconfig1-dev libfreetype-dev fonts-dejavu-core
+  python3 python3-venv
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust (rustup) first" >&2; exit 1; }
+
+# --- Python virtualenv -----------------------------------------------------
+# PyTorch from PyPI is large: install once into .venv and reuse; a stamp keyed
+# on the requirements file decides whether anything needs installing.
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+req=requirements/$purpose.txt
+[ -f "$req" ] || req=requirements/test.txt
+inputs_hash=$( (cat requirements/*.txt; cat training/pyproject.toml 2>/dev/null || true) | sha256sum | cut -c1-16)
+stamp=.venv/.stamp-$(basename "$req" .txt)-$inputs_hash
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing Python packages from $req (first run downloads PyTorch: a few minutes)"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r "$req"
+  if [ -f training/pyproject.toml ]; then .venv/bin/pip install -q --no-deps -e training; fi
+  touch "$stamp"
+fi
+
+# --- ONNX Runtime shared library, from the onnxruntime wheel ---------------
+ORT_DIR=.deps/onnxruntime
+if ! ls "$ORT_DIR"/libonnxruntime.so* >/dev/null 2>&1; then
+  capi=$(.venv/bin/python -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')
+  mkdir -p "$ORT_DIR"
+  cp -a "$capi"/libonnxruntime.so* "$ORT_DIR"/
+  echo "setup: ONNX Runtime library in $ORT_DIR: $(ls "$ORT_DIR")"
+fi

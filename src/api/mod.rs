@@ -1,0 +1,1 @@
+//! HTTP API and dashboard (axum on tokio).

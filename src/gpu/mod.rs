@@ -1,0 +1,1 @@
+//! CUDA kernels through cudarc (feature `cuda`); probed before use.

@@ -1,0 +1,22 @@
+//! vireid: visible–infrared person re-identification on dual-spectrum camera boxes.
+//!
+//! One module per pipeline stage (see `DESIGN.md`):
+//! ingest → detect → track → embed → gallery → events/api.
+//! `synth` renders synthetic dual-spectrum people and scenes; `eval` holds the
+//! VI-ReID benchmark protocols.
+
+pub mod config;
+pub mod modality;
+pub mod bbox;
+
+pub mod ingest;
+pub mod detect;
+pub mod track;
+pub mod embed;
+pub mod gallery;
+pub mod events;
+pub mod api;
+pub mod eval;
+pub mod synth;
+#[cfg(feature = "cuda")]
+pub mod gpu;

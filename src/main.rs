@@ -1,0 +1,59 @@
+//! The `vireid` command line. Only argument parsing and dispatch live here;
+//! each subcommand's work is in its stage's module.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "vireid", version, about = "Visible–infrared person re-identification for dual-spectrum camera boxes")]
+struct Cli {
+    /// Log filter (e.g. `info`, `vireid=debug`); also read from RUST_LOG.
+    #[arg(long, global = true, env = "VIREID_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a config file and print what it describes.
+    CheckConfig {
+        /// The TOML config file.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the whole context chain on one line: the thing and the fix.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let env_filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr).init();
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::CheckConfig { config } => {
+            let config = vireid::config::Config::load(&config)?;
+            println!("config OK: {} camera(s)", config.cameras.len());
+            for cam in &config.cameras {
+                println!("  {} [{}] box={} source={}", cam.name, cam.modality, cam.box_name, cam.source);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Synthetic dual-spectrum people, datasets and scene videos.
