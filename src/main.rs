@@ -23,6 +23,8 @@ enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Benchmark protocols: SYSU-MM01, RegDB, LLCM (CMC, mAP, mINP).
+    Eval(vireid::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,5 +57,6 @@ fn dispatch(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Eval(args) => vireid::eval::run(args),
     }
 }
