@@ -23,6 +23,8 @@ enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Synthetic dual-spectrum people: SYSU-MM01/RegDB datasets, scene videos, contact sheet.
+    Synth(vireid::synth::SynthArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,5 +57,6 @@ fn dispatch(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Synth(args) => vireid::synth::run(&args),
     }
 }
