@@ -25,6 +25,8 @@ enum Command {
     },
     /// Synthetic dual-spectrum people: SYSU-MM01/RegDB datasets, scene videos, contact sheet.
     Synth(vireid::synth::SynthArgs),
+    /// Benchmark protocols: SYSU-MM01, RegDB, LLCM (CMC, mAP, mINP).
+    Eval(vireid::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,5 +60,6 @@ fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Synth(args) => vireid::synth::run(&args),
+        Command::Eval(args) => vireid::eval::run(args),
     }
 }
