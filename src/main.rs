@@ -23,6 +23,8 @@ enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Synthetic dual-spectrum people: SYSU-MM01/RegDB datasets, scene videos, contact sheet.
+    Synth(vireid::synth::SynthArgs),
     /// Benchmark protocols: SYSU-MM01, RegDB, LLCM (CMC, mAP, mINP).
     Eval(vireid::eval::EvalArgs),
 }
@@ -57,6 +59,7 @@ fn dispatch(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Synth(args) => vireid::synth::run(&args),
         Command::Eval(args) => vireid::eval::run(args),
     }
 }
