@@ -23,6 +23,10 @@ enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Detect (and optionally track) people in every frame of a video file; JSON lines out.
+    Detect(vireid::detect::cli::DetectArgs),
+    /// Run the cameras of a config: ingest → detect → track; finished tracks as JSON lines.
+    Run(vireid::pipeline::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,5 +59,7 @@ fn dispatch(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Detect(args) => vireid::detect::cli::run_detect(args),
+        Command::Run(args) => vireid::pipeline::run(args),
     }
 }
