@@ -27,6 +27,8 @@ enum Command {
     Detect(vireid::detect::cli::DetectArgs),
     /// Run the cameras of a config: ingest → detect → track; finished tracks as JSON lines.
     Run(vireid::pipeline::RunArgs),
+    /// Serve H.264 MP4 files or test patterns over RTSP (stand-in cameras for demos and tests).
+    ServeRtsp(vireid::ingest::rtsp_serve::ServeRtspArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,5 +63,6 @@ fn dispatch(command: Command) -> Result<()> {
         }
         Command::Detect(args) => vireid::detect::cli::run_detect(args),
         Command::Run(args) => vireid::pipeline::run(args),
+        Command::ServeRtsp(args) => vireid::ingest::rtsp_serve::serve(args),
     }
 }

@@ -6,6 +6,7 @@
 //!   bounded channel that drops the oldest frame when the consumer is slow.
 
 pub mod camera;
+pub mod rtsp_serve;
 pub mod source;
 
 use anyhow::{bail, Result};
