@@ -29,6 +29,10 @@ enum Command {
     Run(vireid::pipeline::RunArgs),
     /// Serve H.264 MP4 files or test patterns over RTSP (stand-in cameras for demos and tests).
     ServeRtsp(vireid::ingest::rtsp_serve::ServeRtspArgs),
+    /// Synthetic dual-spectrum people: SYSU-MM01/RegDB datasets, scene videos, contact sheet.
+    Synth(vireid::synth::SynthArgs),
+    /// Benchmark protocols: SYSU-MM01, RegDB, LLCM (CMC, mAP, mINP).
+    Eval(vireid::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,5 +68,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Detect(args) => vireid::detect::cli::run_detect(args),
         Command::Run(args) => vireid::pipeline::run(args),
         Command::ServeRtsp(args) => vireid::ingest::rtsp_serve::serve(args),
+        Command::Synth(args) => vireid::synth::run(&args),
+        Command::Eval(args) => vireid::eval::run(args),
     }
 }
