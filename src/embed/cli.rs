@@ -1,0 +1,1 @@
+//! `vireid embed` (a folder of crops → `.npy`) and `vireid bench embed`.
