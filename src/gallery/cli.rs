@@ -1,0 +1,1 @@
+//! `vireid gallery list|show|forget`, `vireid enrol`, `vireid query`.

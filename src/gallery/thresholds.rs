@@ -1,0 +1,1 @@
+//! `vireid thresholds`: same- and cross-modality thresholds from labelled data.
