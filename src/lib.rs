@@ -15,6 +15,7 @@ pub mod track;
 pub mod embed;
 pub mod gallery;
 pub mod events;
+pub mod score;
 pub mod api;
 pub mod eval;
 pub mod synth;
