@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod embed;
 pub mod gallery;
 pub mod events;
+pub mod score;
 pub mod api;
 pub mod eval;
 pub mod synth;
