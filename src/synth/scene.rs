@@ -147,11 +147,12 @@ fn plan_walks(opt: &SceneOptions, day_s: f32, night_s: f32) -> Vec<Walk> {
         let first_mid = t0 + len * 0.5;
         for k in 0..n {
             let person_id = (k % opt.people) + 1;
-            let height_px = rng.random_range(210.0..370.0) * h / 720.0;
+            let height_px = (210.0 + 160.0 * ((k as f32 * 0.618 + rng.random_range(0.0..0.3)).fract())) * h / 720.0;
             // Ground plane: nearer people stand lower and are taller.
             let foot_y = h * HORIZON + (height_px - 180.0 * h / 720.0) / (220.0 * h / 720.0) * (h * 0.975 - h * HORIZON - 170.0 * h / 720.0) + 170.0 * h / 720.0;
             let mut direction = if rng.random::<bool>() { 1.0 } else { -1.0 };
-            let mut t_mid = t0 + rng.random_range(0.1..0.9) * len;
+            // Stratified in time so people do not all bunch up.
+            let mut t_mid = t0 + (k as f32 + rng.random_range(0.15..0.85)) / n as f32 * len;
             let mut x_mid = rng.random_range(0.2..0.8) * w;
             if k == 1 && n > 1 {
                 // Cross the first walker at the same moment and place.
