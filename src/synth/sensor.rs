@@ -192,7 +192,8 @@ impl Backdrop {
                     let period = self.tile * dist;
                     let u = ((fx - w / 2.0) / dist / self.tile).fract().abs();
                     let v = (1.0 / dist * 3.0).fract();
-                    if u < 0.04 || v < 0.05 * (period / self.tile).max(0.2) {
+                    // Tiles indoors; outdoor asphalt has no grout.
+                    if self.indoor && (u < 0.04 || v < 0.05 * (period / self.tile).max(0.2)) {
                         shade *= 0.93;
                     }
                     // Contact shadows darken the floor line.
