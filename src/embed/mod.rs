@@ -11,6 +11,8 @@ use std::path::PathBuf;
 
 use crate::modality::Modality;
 
+pub mod colorhist;
+
 /// One person crop handed to an embedder. Thermal crops are grey replicated to
 /// three channels (as SYSU-MM01 and RegDB store them).
 #[derive(Debug, Clone)]
@@ -76,7 +78,7 @@ pub fn open_embedder(spec: &EmbedderSpec, config: &EmbedConfig) -> Result<Box<dy
     match spec {
         // Filled in by the ONNX runtime (issue 6) and the colour-histogram baseline (issue 2).
         EmbedderSpec::Model(path) => anyhow::bail!("ONNX embedder not built yet (model {})", path.display()),
-        EmbedderSpec::Baseline(Baseline::Colorhist) => anyhow::bail!("colour-histogram baseline not built yet"),
+        EmbedderSpec::Baseline(Baseline::Colorhist) => Ok(Box::new(colorhist::ColorHist::new())),
     }
 }
 
