@@ -229,7 +229,8 @@ impl Shape {
                     }
                     dmax = dmax.max((p.0 - a.0) * nx + (p.1 - a.1) * ny);
                 }
-                let (minx, _, maxx, _) = self.bounds();
+                let minx = pts[0].0.min(pts[1].0).min(pts[2].0).min(pts[3].0);
+                let maxx = pts[0].0.max(pts[1].0).max(pts[2].0).max(pts[3].0);
                 let half = ((maxx - minx) / 2.0).max(1e-6);
                 let u = ((p.0 - (minx + maxx) / 2.0) / half).clamp(-1.0, 1.0);
                 (dmax - round, u * 0.8, (1.0 - 0.64 * u * u).sqrt())

@@ -202,7 +202,7 @@ impl Backdrop {
                     }
                 }
                 canvas.rgb[i] = stuff.rgb.map(|c| c * shade);
-                canvas.temp[i] = stuff.temp_c + n * 3.0 + fbm(fx, fy, 90.0, self.salt ^ 7) * 1.5;
+                canvas.temp[i] = stuff.temp_c + n * 3.0 + value_noise(fx, fy, 90.0, self.salt ^ 7) * 1.5;
                 canvas.nir[i] = stuff.nir * shade;
                 canvas.depth[i] = depth;
             }
