@@ -134,6 +134,12 @@ pub fn load_test_set(args: &DatasetArgs) -> Result<TestSet> {
     if args.shots == 0 {
         bail!("--shots must be at least 1 (1 single-shot, 10 multi-shot)");
     }
+    if args.protocol == Protocol::Sysu && args.direction.is_some() {
+        bail!("--direction applies to regdb and llcm; SYSU-MM01 queries are always infrared (use --mode all|indoor)");
+    }
+    if args.protocol == Protocol::Regdb && args.shots != 1 {
+        bail!("--shots applies to sysu and llcm; RegDB's galleries are its fixed splits (drop --shots)");
+    }
     let set = match args.protocol {
         Protocol::Sysu => datasets::load_sysu(&args.root, args.mode, args.shots, args.trials, args.seed)?,
         Protocol::Regdb => datasets::load_regdb(&args.root, direction(args), args.trials)?,
@@ -165,11 +171,19 @@ pub fn run_dataset(args: &DatasetArgs, set: &TestSet, embedder: &mut dyn Embedde
     let labels = Labels::new(set.images.iter().map(|i| i.id).collect(), set.images.iter().map(|i| i.cam).collect());
     let rerank = args.rerank.then(RerankParams::default);
     let mut trials = Vec::new();
+    // Re-ranking's query × query block, kept while consecutive trials share queries.
+    let mut query_block: Option<(&[usize], ndarray::Array2<f32>)> = None;
     for trial in &set.trials {
         let q = feats.select(ndarray::Axis(0), &trial.query);
         let g = feats.select(ndarray::Axis(0), &trial.gallery);
         let dist = match rerank {
-            Some(params) => distance::rerank(q.view(), g.view(), args.distance, params),
+            Some(params) => {
+                if query_block.as_ref().is_none_or(|(queries, _)| *queries != trial.query.as_slice()) {
+                    query_block = Some((&trial.query, distance::pairwise(q.view(), q.view(), args.distance)));
+                }
+                let (_, qq) = query_block.as_ref().expect("just set");
+                distance::rerank_with_query_block(qq.view(), q.view(), g.view(), args.distance, params)
+            }
             None => distance::pairwise(q.view(), g.view(), args.distance),
         };
         let metrics = evaluate(dist.view(), &labels.select(&trial.query), &labels.select(&trial.gallery), args.protocol)
