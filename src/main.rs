@@ -23,6 +23,16 @@ enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Detect (and optionally track) people in every frame of a video file; JSON lines out.
+    Detect(vireid::detect::cli::DetectArgs),
+    /// Run the cameras of a config: ingest → detect → track; finished tracks as JSON lines.
+    Run(vireid::pipeline::RunArgs),
+    /// Serve H.264 MP4 files or test patterns over RTSP (stand-in cameras for demos and tests).
+    ServeRtsp(vireid::ingest::rtsp_serve::ServeRtspArgs),
+    /// Synthetic dual-spectrum people: SYSU-MM01/RegDB datasets, scene videos, contact sheet.
+    Synth(vireid::synth::SynthArgs),
+    /// Benchmark protocols: SYSU-MM01, RegDB, LLCM (CMC, mAP, mINP).
+    Eval(vireid::eval::EvalArgs),
     // --- embed / gallery / events / score (backend) ---
     /// Embed a folder of person crops into an .npy feature matrix.
     Embed(vireid::embed::cli::EmbedArgs),
@@ -82,6 +92,11 @@ fn dispatch(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Detect(args) => vireid::detect::cli::run_detect(args),
+        Command::Run(args) => vireid::pipeline::run(args),
+        Command::ServeRtsp(args) => vireid::ingest::rtsp_serve::serve(args),
+        Command::Synth(args) => vireid::synth::run(&args),
+        Command::Eval(args) => vireid::eval::run(args),
         Command::Embed(args) => vireid::embed::cli::run_embed(&args),
         Command::Gallery { command } => vireid::gallery::cli::run_gallery(&command),
         Command::Enrol(args) => vireid::gallery::cli::run_enrol(&args),
