@@ -23,6 +23,7 @@ pub mod actor;
 pub mod assign;
 pub mod cli;
 pub mod index;
+pub mod runner;
 pub mod store;
 pub mod thresholds;
 
