@@ -16,6 +16,7 @@ pub mod embed;
 pub mod gallery;
 pub mod events;
 pub mod api;
+pub mod service;
 pub mod eval;
 pub mod synth;
 #[cfg(feature = "cuda")]
