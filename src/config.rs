@@ -30,6 +30,8 @@ pub struct Config {
     pub gallery: gallery::GalleryConfig,
     #[serde(default)]
     pub events: events::EventsConfig,
+    #[serde(default)]
+    pub mqtt: events::mqtt::MqttConfig,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -64,6 +66,7 @@ impl Config {
         self.embed.validate().context("in [embed]")?;
         self.gallery.validate().context("in [gallery]")?;
         self.events.validate().context("in [events]")?;
+        self.mqtt.validate().context("in [mqtt]")?;
         Ok(())
     }
 }

@@ -1,5 +1,7 @@
 //! Events: sighting events to JSON lines (file or stdout), MQTT.
 
+pub mod mqtt;
+
 use anyhow::Result;
 use serde::Deserialize;
 
