@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-use crate::{detect, embed, events, gallery, ingest, track};
+use crate::{api, detect, embed, events, gallery, ingest, track};
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +32,8 @@ pub struct Config {
     pub events: events::EventsConfig,
     #[serde(default)]
     pub mqtt: events::mqtt::MqttConfig,
+    #[serde(default)]
+    pub api: api::ApiConfig,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -67,6 +69,7 @@ impl Config {
         self.gallery.validate().context("in [gallery]")?;
         self.events.validate().context("in [events]")?;
         self.mqtt.validate().context("in [mqtt]")?;
+        self.api.validate().context("in [api]")?;
         Ok(())
     }
 }
