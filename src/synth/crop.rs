@@ -1,0 +1,75 @@
+//! One person crop as a detector would hand it over: the person roughly
+//! centred, box jitter, scale change, sometimes partly occluded, over a
+//! camera-typical background, seen by one sensor.
+
+use image::{DynamicImage, RgbImage};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::identity::Identity;
+use super::render::{render_person, Environment, Placement, Pose, View};
+use super::sensor::{nir_image, rgb_image, thermal_image, Backdrop, Canvas, NirLook, RgbLook, Stuff, ThermalLook};
+
+/// Which sensor and setting a crop comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CropSensor {
+    RgbDay { indoor: bool },
+    RgbNight,
+    Thermal,
+    /// Active near-infrared (SYSU-MM01's IR cameras).
+    Nir { indoor: bool },
+}
+
+impl CropSensor {
+    fn indoor(self) -> bool {
+        matches!(self, CropSensor::RgbDay { indoor: true } | CropSensor::Nir { indoor: true })
+    }
+}
+
+/// Renders one `w × h` crop of `person`; all randomness comes from `rng`.
+/// Grey sensors are returned replicated to three channels (as the datasets store them).
+pub fn render_crop(person: &Identity, sensor: CropSensor, w: u32, h: u32, rng: &mut ChaCha8Rng) -> RgbImage {
+    let view = View::ALL[rng.random_range(0..View::ALL.len())];
+    let pose = Pose { view, phase: rng.random() };
+    // Detector-like box: the person fills 78–95 % of the height, off-centre by a few %.
+    let scale = h as f32 * rng.random_range(0.78..0.95);
+    let ox = w as f32 * (0.5 + rng.random_range(-0.06..0.06));
+    let oy = (h as f32 - scale) * rng.random_range(0.2..0.8);
+    let indoor = sensor.indoor();
+    let ambient_c = if indoor { rng.random_range(20.0..25.0) } else { rng.random_range(5.0..28.0) };
+    let env = Environment { ambient_c, reflected_c: if indoor { ambient_c } else { ambient_c - 15.0 } };
+    let sunny = !indoor && rng.random::<bool>();
+    let horizon = rng.random_range(0.45..0.72);
+    let backdrop = Backdrop::random(rng, indoor, ambient_c, sunny, horizon);
+    let mut canvas = Canvas::new(w, h);
+    backdrop.paint(&mut canvas);
+    let layer = render_person(person, pose, Placement { scale, ox, oy }, env, (0, 0, w as i32, h as i32));
+    canvas.composite(&layer);
+    // Partial occlusion: a bin or railing in front of the legs, or a post at one side.
+    if rng.random::<f32>() < 0.15 {
+        let obj = Stuff {
+            rgb: super::identity::hsv_to_rgb(rng.random(), rng.random_range(0.0..0.4), rng.random_range(0.15..0.7)),
+            temp_c: ambient_c + rng.random_range(-2.0..2.0),
+            nir: rng.random_range(0.2..0.6),
+            texture: 0.1,
+        };
+        let (wi, hi) = (w as i32, h as i32);
+        if rng.random::<bool>() {
+            let top = hi - (h as f32 * rng.random_range(0.12..0.32)) as i32;
+            canvas.fill_rect(0, top, wi, hi, &obj, rng.random());
+        } else {
+            let ow = (w as f32 * rng.random_range(0.12..0.28)) as i32;
+            let x0 = if rng.random::<bool>() { 0 } else { wi - ow };
+            canvas.fill_rect(x0, 0, x0 + ow, hi, &obj, rng.random());
+        }
+    }
+    match sensor {
+        CropSensor::RgbDay { indoor } => rgb_image(&canvas, RgbLook::day(rng, indoor), rng),
+        CropSensor::RgbNight => rgb_image(&canvas, RgbLook::night(rng), rng),
+        CropSensor::Thermal => {
+            let look = ThermalLook::around(ambient_c, rng);
+            DynamicImage::ImageLuma8(thermal_image(&canvas, look, rng)).to_rgb8()
+        }
+        CropSensor::Nir { .. } => DynamicImage::ImageLuma8(nir_image(&canvas, NirLook::random(rng), rng)).to_rgb8(),
+    }
+}
