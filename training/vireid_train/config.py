@@ -22,7 +22,7 @@ def _coerce(old, text: str):
             raise ValueError(f"expected true/false, got {text!r}")
         return text.lower() == "true"
     if isinstance(old, int):
-        return int(text)
+        return float(text) if any(c in text for c in ".eE") else int(text)
     if isinstance(old, float):
         return float(text)
     if old is None:

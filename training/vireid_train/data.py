@@ -207,9 +207,12 @@ class CrossModalIdentitySampler(Sampler):
         rng = random.Random(self.seed * 100003 + self.epoch)
         order: list[int] = []
         for _ in range(self.batches):
-            if len(order) < self.p:  # leftovers dropped: a batch never repeats an identity
-                order = self.ids[:]
-                rng.shuffle(order)
+            if len(order) < self.p:
+                # top up with the identities not already waiting: a batch never repeats an
+                # identity, and every identity is drawn once per cycle through the ids
+                fresh = [i for i in self.ids if i not in order]
+                rng.shuffle(fresh)
+                order += fresh
             chosen, order = order[:self.p], order[self.p:]
             rgb = [i for pid in chosen for i in self._pick(rng, self.by[RGB][pid])]
             ir = [i for pid in chosen for i in self._pick(rng, self.by[THERMAL][pid])]
