@@ -31,8 +31,7 @@ def test_resnet50_export_roundtrip_and_metadata(tmp_path):
         for _ in range(2):
             model(torch.randn(8, 3, 64, 32))
     model.eval()
-    paths = export(model, tmp_path / "r50.onnx", 64, 32, "baseline", "unit test", {"r1": 1.0})
-    assert paths == [tmp_path / "r50.onnx"]
+    paths = [export(model, tmp_path / "r50.onnx", 64, 32, "baseline", "unit test", {"r1": 1.0})]
     m = onnx.load(str(paths[0]))
     assert m.opset_import[0].version >= 17
     assert m.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
@@ -42,15 +41,15 @@ def test_resnet50_export_roundtrip_and_metadata(tmp_path):
     assert [float(v) for v in md["vireid.mean"].split(",")] == [0.485, 0.456, 0.406]
     assert [float(v) for v in md["vireid.std"].split(",")] == [0.229, 0.224, 0.225]
     assert md["vireid.method"] == "baseline" and json.loads(md["vireid.metrics"]) == {"r1": 1.0}
-    assert "vireid.modality" not in md
+    assert md["vireid.precision"] == "fp32"
     # batch 3 (export traced batch 2): dynamic batch and numerics both checked
-    assert roundtrip_max_abs_diff(model, paths[0], 0, 64, 32, batch=3) <= 1e-4
+    assert roundtrip_max_abs_diff(model, paths[0], 64, 32, batch=3) <= 1e-4
 
 
 def test_quantize_roundtrip_tiny_model(tmp_path):
     torch.manual_seed(0)
     model = ReIDNet(5, arch="resnet10").eval()
-    (fp32,) = export(model, tmp_path / "tiny.onnx", 32, 16, "baseline", "unit test")
+    fp32 = export(model, tmp_path / "tiny.onnx", 32, 16, "baseline", "unit test")
     rng = random.Random(0)
     rows = []
     for i in range(24):
@@ -68,7 +67,7 @@ def test_quantize_roundtrip_tiny_model(tmp_path):
     assert any(n.op_type == "DequantizeLinear" and n.input[1] in inits and len(inits[n.input[1]].dims) == 1
                and inits[n.input[1]].dims[0] > 1 for n in q.graph.node)
     md = read_metadata(int8)
-    assert md["vireid.quantization"] == "int8-qdq" and md["vireid.input_height"] == "32"
+    assert md["vireid.quantization"] == "int8-qdq" and md["vireid.precision"] == "int8" and md["vireid.input_height"] == "32"
     # INT8 features stay close to FP32 on in-distribution crops
     from vireid_train.quantize import preprocess
     x = np.concatenate([preprocess(tmp_path / r.split()[0], r.split()[1], md) for r in rows[:8]])

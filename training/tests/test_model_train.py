@@ -103,25 +103,28 @@ out_dir = "{tmp_path / 'run'}"
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert 0.0 <= metrics["r1"] <= 100.0 and metrics["trials"] == 2
 
-    # two-stream: one graph per modality
+    # two-stream: one graph with a per-row `modality` input (engines/README.md contract)
     main(["export", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--out", str(tmp_path / "m.onnx"),
           "--training-data", "tiny synthetic", "--metrics", str(tmp_path / "run" / "metrics.json")])
-    for name in ("rgb", "thermal"):
-        md = {p.key: p.value for p in onnx.load(str(tmp_path / f"m.{name}.onnx")).metadata_props}
-        assert md["vireid.modality"] == name and md["vireid.modality_handling"] == "per_modality"
-        assert md["vireid.input_height"] == "32" and md["vireid.embedding_dim"] == "512"
-        assert json.loads(md["vireid.metrics"])["r1"] == metrics["r1"]
+    g = onnx.load(str(tmp_path / "m.onnx"))
+    assert [i.name for i in g.graph.input] == ["images", "modality"]
+    md = {p.key: p.value for p in g.metadata_props}
+    assert md["vireid.modality_handling"] == "per_modality" and md["vireid.precision"] == "fp32"
+    assert md["vireid.input_height"] == "32" and md["vireid.embedding_dim"] == "512"
+    assert json.loads(md["vireid.metrics"])["r1"] == metrics["r1"]
 
     calib = tmp_path / "calib.txt"
     rows = [f"{s.path} {'thermal' if s.modality else 'rgb'}" for s in D.load_train("sysu", tiny_sysu)[0][::3]]
     calib.write_text("\n".join(rows) + "\n")
-    main(["quantize", "--model", str(tmp_path / "m.thermal.onnx"), "--calibration", str(calib),
-          "--out", str(tmp_path / "m.thermal.int8.onnx")])
-    q = onnx.load(str(tmp_path / "m.thermal.int8.onnx"))
+    main(["quantize", "--model", str(tmp_path / "m.onnx"), "--calibration", str(calib),
+          "--out", str(tmp_path / "m.int8.onnx")])
+    q = onnx.load(str(tmp_path / "m.int8.onnx"))
     assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
-    main(["evaluate", "--onnx", str(tmp_path / "m.{modality}.onnx"), "--root", str(tiny_sysu), "--trials", "2",
-          "--json", str(tmp_path / "e.json")])
-    assert "eval" in capsys.readouterr().out
+    main(["evaluate", "--onnx", str(tmp_path / "m.onnx"), "--compare", str(tmp_path / "m.int8.onnx"),
+          "--root", str(tiny_sysu), "--trials", "2", "--json", str(tmp_path / "e.json")])
+    assert "compare: mean cosine" in capsys.readouterr().out
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert 0.5 < result["compare"]["mean_cosine"] <= 1.0001
 
 
 def test_cli_errors_are_clear(tmp_path, capsys):

@@ -30,10 +30,9 @@ def _export(a):
     metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else None
     if metrics:
         metrics = {k: v for k, v in metrics.items() if not k.startswith("_")}
-    paths = export(model, a.out, d["height"], d["width"], ck["config"]["method"]["name"], a.training_data,
-                   metrics)
-    for p in paths:
-        print(f"exported {p} (round-trip vs PyTorch <= 1e-4 checked)")
+    path = export(model, a.out, d["height"], d["width"], ck["config"]["method"]["name"], a.training_data,
+                  metrics)
+    print(f"exported {path} (round-trip vs PyTorch <= 1e-4 checked)")
 
 
 def _quantize(a):
@@ -42,19 +41,14 @@ def _quantize(a):
     print(f"quantized {a.model} -> {out}")
 
 
-def _onnx_embedder(pattern: str):
-    """PATH for a shared graph, or a PATH containing {modality} for per-modality graphs."""
-    from .export import ort_session
-    sessions = {}
+def _onnx_embedder(path: str):
+    from .export import ort_inputs, ort_session
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"ONNX model {path} does not exist")
+    session = ort_session(path)
 
     def run(x: torch.Tensor, modality: int) -> np.ndarray:
-        name = "rgb" if modality == 0 else "thermal"
-        path = pattern.format(modality=name)
-        if path not in sessions:
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"ONNX model {path} does not exist")
-            sessions[path] = ort_session(path)
-        return sessions[path].run(None, {"images": x.numpy()})[0]
+        return session.run(None, ort_inputs(session, x.numpy(), modality))[0]
     return run
 
 
@@ -67,7 +61,7 @@ def _evaluate(a):
         model, ck = load_checkpoint(a.checkpoint)
         embed, (h, w) = torch_embedder(model), (ck["config"]["data"]["height"], ck["config"]["data"]["width"])
     elif a.onnx:
-        md = read_metadata(a.onnx.format(modality="rgb"))
+        md = read_metadata(a.onnx)
         embed, h, w = _onnx_embedder(a.onnx), int(md["vireid.input_height"]), int(md["vireid.input_width"])
     else:
         sys.exit("evaluate: give --checkpoint PATH or --onnx PATH")
@@ -110,7 +104,7 @@ def main(argv=None):
     t.set_defaults(fn=_train)
     e = sub.add_parser("export", help="checkpoint -> ONNX with vireid.* metadata (+ round-trip check)")
     e.add_argument("--checkpoint", required=True)
-    e.add_argument("--out", required=True, help="X.onnx (two-stream models write X.rgb.onnx, X.thermal.onnx)")
+    e.add_argument("--out", required=True, help="X.onnx")
     e.add_argument("--training-data", required=True, help="what it was trained on, for vireid.training_data")
     e.add_argument("--metrics", help="metrics.json to embed as vireid.metrics")
     e.add_argument("--threads", type=int, default=2)
@@ -123,7 +117,7 @@ def main(argv=None):
     q.set_defaults(fn=_quantize)
     v = sub.add_parser("evaluate", help="cross-modal evaluation of a checkpoint or ONNX model")
     v.add_argument("--checkpoint")
-    v.add_argument("--onnx", help="PATH, or PATH with {modality} for per-modality graphs")
+    v.add_argument("--onnx", help="ONNX model to evaluate")
     v.add_argument("--compare", help="second ONNX (e.g. INT8): prints mean cosine and R1/mAP deltas")
     v.add_argument("--dataset", default="sysu")
     v.add_argument("--root", required=True)

@@ -10,15 +10,15 @@ import onnxruntime as ort
 import torch
 
 from .data import IMAGENET_MEAN, IMAGENET_STD
-from .model import RGB, THERMAL, EmbeddingGraph, ReIDNet
+from .model import EmbeddingGraph, ReIDNet
 
 OPSET = 17
-MODALITY_NAMES = {RGB: "rgb", THERMAL: "thermal"}
 
 
 def metadata(model: ReIDNet, height: int, width: int, method: str, training_data: str,
-             metrics: dict | None, modality: int | None) -> dict[str, str]:
-    md = {
+             metrics: dict | None, precision: str = "fp32") -> dict[str, str]:
+    """The vireid.* keys of engines/README.md (plus vireid.arch)."""
+    return {
         "vireid.input_height": str(height),
         "vireid.input_width": str(width),
         "vireid.mean": ",".join(f"{v:g}" for v in IMAGENET_MEAN),
@@ -28,11 +28,9 @@ def metadata(model: ReIDNet, height: int, width: int, method: str, training_data
         "vireid.method": method,
         "vireid.training_data": training_data,
         "vireid.metrics": json.dumps(metrics or {}, sort_keys=True),
+        "vireid.precision": precision,
         "vireid.arch": model.arch,
     }
-    if modality is not None:
-        md["vireid.modality"] = MODALITY_NAMES[modality]
-    return md
 
 
 def set_metadata(path: str | Path, md: dict[str, str]) -> None:
@@ -49,36 +47,35 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
-def graph_paths(out: str | Path, two_stream: bool) -> dict[int, Path]:
-    """Shared model → OUT; two-stream → OUT with .rgb / .thermal before .onnx."""
-    out = Path(out)
-    if not two_stream:
-        return {RGB: out}
-    stem = out.name[:-5] if out.name.endswith(".onnx") else out.name
-    return {m: out.with_name(f"{stem}.{name}.onnx") for m, name in MODALITY_NAMES.items()}
-
-
 def export(model: ReIDNet, out: str | Path, height: int, width: int, method: str, training_data: str,
-           metrics: dict | None = None, check: bool = True) -> list[Path]:
-    """Writes one graph (shared stem) or one per modality (two-stream). Returns the paths."""
+           metrics: dict | None = None, check: bool = True) -> Path:
+    """One graph; a two-stream model gets the extra `modality` input [N] (0.0 RGB, 1.0 thermal)."""
     model.eval()
-    written = []
-    for modality, path in graph_paths(out, model.two_stream).items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        graph = EmbeddingGraph(model, modality).eval()
-        dummy = torch.randn(2, 3, height, width)
-        torch.onnx.export(graph, (dummy,), str(path), input_names=["images"], output_names=["features"],
-                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
-        set_metadata(path, metadata(model, height, width, method, training_data, metrics,
-                                    modality if model.two_stream else None))
-        onnx.checker.check_model(str(path))
-        if check:
-            diff = roundtrip_max_abs_diff(model, path, modality, height, width)
-            if diff > 1e-4:
-                raise RuntimeError(f"{path}: ONNX Runtime differs from PyTorch by {diff:.2e} (> 1e-4)")
-        written.append(path)
-    return written
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    graph = EmbeddingGraph(model).eval()
+    images = torch.randn(2, 3, height, width)
+    if model.two_stream:
+        args, names = (images, torch.tensor([0.0, 1.0])), ["images", "modality"]
+    else:
+        args, names = (images,), ["images"]
+    axes = {n: {0: "batch"} for n in names + ["features"]}
+    torch.onnx.export(graph, args, str(path), input_names=names, output_names=["features"],
+                      dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, dynamo=False)
+    set_metadata(path, metadata(model, height, width, method, training_data, metrics))
+    onnx.checker.check_model(str(path))
+    if check:
+        diff = roundtrip_max_abs_diff(model, path, height, width)
+        if diff > 1e-4:
+            raise RuntimeError(f"{path}: ONNX Runtime differs from PyTorch by {diff:.2e} (> 1e-4)")
+    return path
+
+
+def ort_inputs(session: ort.InferenceSession, images: np.ndarray, modality: int | np.ndarray) -> dict:
+    feeds = {session.get_inputs()[0].name: images}
+    if any(i.name == "modality" for i in session.get_inputs()):
+        feeds["modality"] = np.broadcast_to(np.asarray(modality, np.float32), (images.shape[0],)).copy()
+    return feeds
 
 
 def ort_session(path: str | Path, threads: int = 2) -> ort.InferenceSession:
@@ -88,13 +85,15 @@ def ort_session(path: str | Path, threads: int = 2) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def roundtrip_max_abs_diff(model: ReIDNet, path: str | Path, modality: int, height: int, width: int,
+def roundtrip_max_abs_diff(model: ReIDNet, path: str | Path, height: int, width: int,
                            batch: int = 3, seed: int = 0) -> float:
-    """Max |ORT - PyTorch| over a batch of random inputs (batch differs from the export's 2,
-    which also checks the dynamic batch axis)."""
+    """Max |ORT - PyTorch| over a batch of random inputs of mixed modality (batch differs from
+    the export's 2, which also checks the dynamic batch axis)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, height, width, generator=g)
+    mod = torch.arange(batch) % 2
     with torch.no_grad():
-        ref = model(x, modality)["bn"].numpy()
-    got = ort_session(path).run(None, {"images": x.numpy()})[0]
+        ref = model(x, mod)["bn"].numpy()
+    sess = ort_session(path)
+    got = sess.run(None, ort_inputs(sess, x.numpy(), mod.numpy()))[0]
     return float(np.abs(ref - got).max())

@@ -91,7 +91,9 @@ class ReIDNet(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, modality: torch.Tensor | int = RGB) -> dict:
-        x = self.stem(x, modality)
+        return self.trunk(self.stem(x, modality))
+
+    def trunk(self, x: torch.Tensor) -> dict:
         x = self.layer2(self.layer1(x))
         conv4 = self.layer3(x)
         conv5 = self.layer4(conv4)
@@ -121,15 +123,22 @@ class ReIDNet(nn.Module):
 
 
 class EmbeddingGraph(nn.Module):
-    """What is exported: image batch → BNNeck embedding for one fixed modality."""
+    """What is exported: images (+ per-row modality for two-stream models) → BNNeck embedding.
 
-    def __init__(self, model: ReIDNet, modality: int = RGB):
+    Two-stream graphs take a second input `modality` [N] (0.0 RGB, 1.0 thermal) and blend the
+    two stems' outputs with it, which is exact for 0/1 values and lets the runtime batch rows of
+    both modalities together (the engines/README.md contract)."""
+
+    def __init__(self, model: ReIDNet):
         super().__init__()
         self.model = model
-        self.modality = modality
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x, self.modality)["bn"]
+    def forward(self, x: torch.Tensor, modality: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.model.two_stream:
+            return self.model.trunk(self.model.stems[0](x))["bn"]
+        m = modality.reshape(-1, 1, 1, 1)
+        s = self.model.stems[0](x) * (1.0 - m) + self.model.stems[1](x) * m
+        return self.model.trunk(s)["bn"]
 
 
 def extract_embeddings(model: ReIDNet, images: torch.Tensor, modality: int, batch: int = 64) -> torch.Tensor:

@@ -62,7 +62,10 @@ class CropReader(CalibrationDataReader):
             return None
         chunk = self.items[self.pos:self.pos + self.batch]
         self.pos += self.batch
-        return {"images": np.concatenate([preprocess(p, m, self.md) for p, m in chunk])}
+        feeds = {"images": np.concatenate([preprocess(p, m, self.md) for p, m in chunk])}
+        if self.md.get("vireid.modality_handling") == "per_modality":
+            feeds["modality"] = np.array([MODALITIES[m] for _, m in chunk], np.float32)
+        return feeds
 
     def rewind(self):
         self.pos = 0
@@ -74,11 +77,8 @@ def quantize(model_in: str | Path, calibration_list: str | Path, model_out: str 
     if "vireid.input_height" not in md:
         raise ValueError(f"{model_in}: no vireid.* metadata; export it with `python -m vireid_train export`")
     items = read_calibration_list(calibration_list)
-    # A per-modality graph is calibrated on its own modality; a shared one on both.
-    if md.get("vireid.modality"):
-        items = [it for it in items if it[1] == md["vireid.modality"]]
-        if not items:
-            raise ValueError(f"{calibration_list}: no {md['vireid.modality']} crops for {model_in}")
+    if {m for _, m in items} != set(MODALITIES):
+        raise ValueError(f"{calibration_list}: needs crops of both modalities (rgb and thermal)")
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                "entropy": CalibrationMethod.Entropy}
     if method not in methods:
@@ -93,6 +93,6 @@ def quantize(model_in: str | Path, calibration_list: str | Path, model_out: str 
                         calibrate_method=methods[method],
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                                        "CalibMovingAverage": method == "minmax"})
-    md.update({"vireid.quantization": "int8-qdq", "vireid.calibration": f"{len(items)} crops from {Path(calibration_list).name}"})
+    md.update({"vireid.precision": "int8", "vireid.quantization": "int8-qdq", "vireid.calibration": f"{len(items)} crops from {Path(calibration_list).name}"})
     set_metadata(model_out, md)
     return model_out
