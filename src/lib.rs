@@ -12,10 +12,13 @@ pub mod bbox;
 pub mod ingest;
 pub mod detect;
 pub mod track;
+pub mod pipeline;
 pub mod embed;
 pub mod gallery;
 pub mod events;
+pub mod score;
 pub mod api;
+pub mod service;
 pub mod eval;
 pub mod synth;
 #[cfg(feature = "cuda")]

@@ -1,7 +1,19 @@
 //! Detection: `trait Detector` → person boxes with scores.
+//!
+//! * [`hog::HogDetector`] — OpenCV's built-in Dalal–Triggs people detector
+//!   (default: no model file, works on RGB and on grey thermal frames).
+//! * [`onnx::OnnxDetector`] — a YOLO-style ONNX model through ONNX Runtime,
+//!   decoded, filtered to the person class and NMS'd here.
+//! * [`cli`] — the `vireid detect` command (per-frame boxes as JSON lines).
 
-use anyhow::Result;
+pub mod cli;
+pub mod hog;
+pub mod metrics;
+pub mod onnx;
+
+use anyhow::{bail, Result};
 use serde::Deserialize;
+use std::path::PathBuf;
 
 use crate::bbox::BBox;
 use crate::ingest::Frame;
@@ -18,13 +30,176 @@ pub trait Detector: Send {
     fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>>;
 }
 
+/// Which detector `[detect]` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorKind {
+    #[default]
+    Hog,
+    Onnx,
+}
+
 /// The `[detect]` section.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub struct DetectConfig {}
+pub struct DetectConfig {
+    pub detector: DetectorKind,
+    pub hog: HogConfig,
+    pub onnx: OnnxDetectConfig,
+}
+
+/// `[detect.hog]`: OpenCV HOG people detector parameters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HogConfig {
+    /// Frames wider than this are downscaled before detection (speed); 0 = never.
+    pub process_width: u32,
+    /// Pyramid scale step (> 1; smaller finds more sizes, costs more).
+    pub scale: f64,
+    /// Window stride in pixels (multiple of the 8-px cell).
+    pub win_stride: i32,
+    /// Padding around the image in pixels.
+    pub padding: i32,
+    /// SVM margin a window needs to count as a person (higher: fewer false positives).
+    pub hit_threshold: f64,
+    /// Overlapping windows needed to keep a group (OpenCV's groupThreshold).
+    pub group_threshold: i32,
+    /// Shrink boxes to the person's outline: HOG's 64×128 window has a margin
+    /// around the 96-px person (as OpenCV's peopledetect sample does).
+    pub shrink_to_person: bool,
+    /// Boxes smaller than this height (frame pixels) are ignored.
+    pub min_height: f32,
+}
+
+impl Default for HogConfig {
+    fn default() -> Self {
+        HogConfig {
+            process_width: 640,
+            scale: 1.1,
+            win_stride: 8,
+            padding: 8,
+            hit_threshold: 0.0,
+            group_threshold: 2,
+            shrink_to_person: true,
+            min_height: 0.0,
+        }
+    }
+}
+
+/// `[detect.onnx]`: a YOLO-style detector model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnnxDetectConfig {
+    /// The ONNX model (required when `detector = "onnx"`).
+    pub model: Option<PathBuf>,
+    /// Network input size; frames are letterboxed to it.
+    pub input_width: u32,
+    pub input_height: u32,
+    /// Minimum person score kept.
+    pub score_threshold: f32,
+    /// IoU above which the lower-scoring of two boxes is suppressed.
+    pub nms_iou: f32,
+    /// Index of the person class in the model's class scores (COCO: 0).
+    pub person_class: usize,
+    /// YOLOv5-style outputs carry an objectness score before the class scores.
+    pub objectness: bool,
+    /// ONNX Runtime intra-op threads.
+    pub threads: usize,
+}
+
+impl Default for OnnxDetectConfig {
+    fn default() -> Self {
+        OnnxDetectConfig {
+            model: None,
+            input_width: 640,
+            input_height: 640,
+            score_threshold: 0.4,
+            nms_iou: 0.45,
+            person_class: 0,
+            objectness: false,
+            threads: 1,
+        }
+    }
+}
 
 impl DetectConfig {
     pub fn validate(&self) -> Result<()> {
+        let h = &self.hog;
+        if !(h.scale > 1.0 && h.scale < 2.0) {
+            bail!("detect.hog.scale = {} must be between 1 and 2 (e.g. 1.05)", h.scale);
+        }
+        if h.win_stride <= 0 || h.win_stride % 8 != 0 {
+            bail!("detect.hog.win_stride = {} must be a positive multiple of 8", h.win_stride);
+        }
+        if h.padding < 0 || h.group_threshold < 0 {
+            bail!("detect.hog.padding and detect.hog.group_threshold must not be negative");
+        }
+        if h.process_width != 0 && h.process_width < 64 {
+            bail!("detect.hog.process_width = {} is below the 64-px HOG window: use 0 or ≥ 64", h.process_width);
+        }
+        let o = &self.onnx;
+        if self.detector == DetectorKind::Onnx {
+            match &o.model {
+                None => bail!("detect.onnx.model is required when detect.detector = \"onnx\""),
+                Some(p) if !p.is_file() => bail!("detect.onnx.model: {} does not exist: check the path", p.display()),
+                _ => {}
+            }
+        }
+        if o.input_width < 32 || o.input_height < 32 {
+            bail!("detect.onnx.input_width/input_height must be at least 32");
+        }
+        if !(0.0..=1.0).contains(&o.score_threshold) || !(0.0..=1.0).contains(&o.nms_iou) {
+            bail!("detect.onnx.score_threshold and detect.onnx.nms_iou must be within 0..1");
+        }
+        if o.threads == 0 {
+            bail!("detect.onnx.threads must be at least 1");
+        }
         Ok(())
+    }
+}
+
+/// Opens the detector the config selects.
+pub fn open_detector(config: &DetectConfig) -> Result<Box<dyn Detector>> {
+    config.validate()?;
+    Ok(match config.detector {
+        DetectorKind::Hog => Box::new(hog::HogDetector::new(config.hog.clone())?),
+        DetectorKind::Onnx => Box::new(onnx::OnnxDetector::new(config.onnx.clone())?),
+    })
+}
+
+/// Greedy non-maximum suppression: keeps the best-scoring box of every group
+/// overlapping by more than `iou`. Input order does not matter.
+pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Detection> = Vec::with_capacity(dets.len());
+    for d in dets {
+        if kept.iter().all(|k| k.bbox.iou(&d.bbox) <= iou) {
+            kept.push(d);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nms_keeps_best_of_overlapping() {
+        let d = |x: f32, s: f32| Detection { bbox: BBox::new(x, 0.0, 10.0, 20.0), score: s };
+        let kept = nms(vec![d(0.0, 0.5), d(1.0, 0.9), d(30.0, 0.3)], 0.45);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].score, 0.9);
+        assert_eq!(kept[1].bbox.x, 30.0);
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let mut c = DetectConfig::default();
+        c.hog.win_stride = 5;
+        assert!(c.validate().unwrap_err().to_string().contains("detect.hog.win_stride"));
+        let mut c = DetectConfig::default();
+        c.detector = DetectorKind::Onnx;
+        assert!(c.validate().unwrap_err().to_string().contains("detect.onnx.model"));
     }
 }

@@ -1,1 +1,208 @@
 //! VI-ReID evaluation protocols: SYSU-MM01, RegDB, LLCM (CMC, mAP, mINP).
+//!
+//! - [`metrics`]: one trial's CMC / mAP / mINP under each benchmark's rules.
+//! - [`datasets`]: the real test-set layouts and their trials (seeded gallery
+//!   sampling, RegDB splits).
+//! - [`features`]: embedding through the project's [`crate::embed::Embedder`],
+//!   flip TTA, on-disk feature cache.
+//! - [`distance`]: cosine / Euclidean distances, optional k-reciprocal re-ranking.
+//! - [`report`]: tables, `report.json`, `report.md`, `cmc.png`.
+//! - `vireid eval distmat` ([`distmat`]) and `vireid eval dataset` (here).
+
+pub mod datasets;
+pub mod distance;
+pub mod distmat;
+pub mod features;
+pub mod metrics;
+pub mod report;
+
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+
+use crate::embed::cli::EmbedderArgs;
+use crate::embed::{Embedder, EmbedderSpec};
+use datasets::{Direction, SysuMode, TestSet, STANDARD_TRIALS};
+use distance::{DistanceKind, RerankParams};
+use metrics::{evaluate, Labels, Metrics, Protocol};
+use report::{Report, TrialReport};
+
+/// `vireid eval …`
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    pub command: EvalCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EvalCommand {
+    /// One trial on a given distance matrix (.npy) with id/cam label CSVs.
+    Distmat(distmat::DistmatArgs),
+    /// Embed a dataset's test set and run its protocol's trials.
+    Dataset(DatasetArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatasetArgs {
+    /// Which benchmark: its layout under --root and its rules.
+    #[arg(long, value_enum)]
+    pub protocol: Protocol,
+    /// The dataset folder (SYSU-MM01: cam1..cam6 + exp/; RegDB / LLCM: idx/ + images).
+    #[arg(long)]
+    pub root: PathBuf,
+    /// SYSU-MM01 search mode.
+    #[arg(long, value_enum, default_value = "all")]
+    pub mode: SysuMode,
+    /// Gallery images per identity per camera (SYSU: 1 single-shot, 10 multi-shot; LLCM: 1).
+    #[arg(long, default_value_t = 1)]
+    pub shots: usize,
+    /// RegDB / LLCM query → gallery modality [default: v2t for RegDB, t2v for LLCM].
+    #[arg(long, value_enum)]
+    pub direction: Option<Direction>,
+    /// The embedder: --model FILE.onnx or --baseline colorhist (plus runtime settings).
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
+    /// Trials: seeded gallery samplings (SYSU, LLCM) or splits 1..=N (RegDB).
+    #[arg(long, default_value_t = STANDARD_TRIALS)]
+    pub trials: usize,
+    /// Seed of the first trial; trial t uses seed + t.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder for report.json, report.md and cmc.png.
+    #[arg(long, default_value = "eval-report")]
+    pub out: PathBuf,
+    /// Flip test-time augmentation: average each crop's features with its mirror image's.
+    #[arg(long)]
+    pub flip: bool,
+    /// Distance between features.
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub distance: DistanceKind,
+    /// k-reciprocal re-ranking (k1=20, k2=6, λ=0.3). Labelled in every report: it inflates numbers.
+    #[arg(long)]
+    pub rerank: bool,
+    /// Feature cache folder [default: OUT/cache].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Always embed afresh; read and write no cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    match args.command {
+        EvalCommand::Distmat(a) => distmat::run(&a),
+        EvalCommand::Dataset(a) => {
+            // Validate the dataset before opening a (possibly slow) model.
+            let set = load_test_set(&a)?;
+            let (mut embedder, config) = a.embedder.open().context("opening the embedder")?;
+            let spec = a.embedder.spec(&config.embed);
+            let report = run_dataset(&a, &set, embedder.as_mut(), &fingerprint(&spec))?;
+            println!("{}", report::metrics_table(&[(&report.method_label(), &report.mean)]));
+            println!("report written to {}", a.out.display());
+            Ok(())
+        }
+    }
+}
+
+/// Identifies what produced features, for the cache: the baseline's name, or
+/// the model file's size and modification time.
+fn fingerprint(spec: &EmbedderSpec) -> String {
+    match spec {
+        EmbedderSpec::Baseline(b) => format!("{b:?}"),
+        EmbedderSpec::Model(path) => {
+            let meta = std::fs::metadata(path).ok();
+            let mtime = meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            format!("{}:{}:{:?}", path.display(), meta.map(|m| m.len()).unwrap_or(0), mtime)
+        }
+    }
+}
+
+fn direction(args: &DatasetArgs) -> Direction {
+    args.direction.unwrap_or(match args.protocol {
+        Protocol::Llcm => Direction::T2v,
+        _ => Direction::V2t,
+    })
+}
+
+/// Loads the protocol's test set from `--root` and checks every image exists.
+pub fn load_test_set(args: &DatasetArgs) -> Result<TestSet> {
+    if args.trials == 0 {
+        bail!("--trials must be at least 1");
+    }
+    if args.shots == 0 {
+        bail!("--shots must be at least 1 (1 single-shot, 10 multi-shot)");
+    }
+    if args.protocol == Protocol::Sysu && args.direction.is_some() {
+        bail!("--direction applies to regdb and llcm; SYSU-MM01 queries are always infrared (use --mode all|indoor)");
+    }
+    if args.protocol == Protocol::Regdb && args.shots != 1 {
+        bail!("--shots applies to sysu and llcm; RegDB's galleries are its fixed splits (drop --shots)");
+    }
+    let set = match args.protocol {
+        Protocol::Sysu => datasets::load_sysu(&args.root, args.mode, args.shots, args.trials, args.seed)?,
+        Protocol::Regdb => datasets::load_regdb(&args.root, direction(args), args.trials)?,
+        Protocol::Llcm => datasets::load_llcm(&args.root, direction(args), args.shots, args.trials, args.seed)?,
+    };
+    set.check_files_exist()?;
+    Ok(set)
+}
+
+fn setting(args: &DatasetArgs) -> String {
+    let shots = if args.shots == 1 { "single-shot".to_string() } else { format!("multi-shot ({})", args.shots) };
+    match args.protocol {
+        Protocol::Sysu => format!("{}-search, {shots}", match args.mode { SysuMode::All => "all", SysuMode::Indoor => "indoor" }),
+        Protocol::Regdb => direction(args).as_str().to_string(),
+        Protocol::Llcm => format!("{}, {shots}", direction(args).as_str()),
+    }
+}
+
+/// Embeds the test set with `embedder`, runs every trial and writes the report.
+pub fn run_dataset(args: &DatasetArgs, set: &TestSet, embedder: &mut dyn Embedder, fingerprint: &str) -> Result<Report> {
+    let cache_dir = (!args.no_cache).then(|| args.cache_dir.clone().unwrap_or_else(|| args.out.join("cache")));
+    let options = features::FeatureOptions {
+        flip: args.flip,
+        cache_dir: cache_dir.as_deref(),
+        embedder_fingerprint: fingerprint.to_string(),
+        progress: !args.quiet,
+    };
+    let feats = features::test_set_features(embedder, set, &options)?;
+    let labels = Labels::new(set.images.iter().map(|i| i.id).collect(), set.images.iter().map(|i| i.cam).collect());
+    let rerank = args.rerank.then(RerankParams::default);
+    let mut trials = Vec::new();
+    // Re-ranking's query × query block, kept while consecutive trials share queries.
+    let mut query_block: Option<(&[usize], ndarray::Array2<f32>)> = None;
+    for trial in &set.trials {
+        let q = feats.select(ndarray::Axis(0), &trial.query);
+        let g = feats.select(ndarray::Axis(0), &trial.gallery);
+        let dist = match rerank {
+            Some(params) => {
+                if query_block.as_ref().is_none_or(|(queries, _)| *queries != trial.query.as_slice()) {
+                    query_block = Some((&trial.query, distance::pairwise(q.view(), q.view(), args.distance)));
+                }
+                let (_, qq) = query_block.as_ref().expect("just set");
+                distance::rerank_with_query_block(qq.view(), q.view(), g.view(), args.distance, params)
+            }
+            None => distance::pairwise(q.view(), g.view(), args.distance),
+        };
+        let metrics = evaluate(dist.view(), &labels.select(&trial.query), &labels.select(&trial.gallery), args.protocol)
+            .with_context(|| format!("trial {}", trial.name))?;
+        tracing::info!("{}: R1 {:.2}% mAP {:.2}%", trial.name, 100.0 * metrics.rank(1), 100.0 * metrics.map);
+        trials.push(TrialReport { name: trial.name.clone(), seed: trial.seed, num_queries: trial.query.len(), num_gallery: trial.gallery.len(), metrics });
+    }
+    let mean = Metrics::mean(&trials.iter().map(|t| t.metrics.clone()).collect::<Vec<_>>())?;
+    let report = Report {
+        protocol: args.protocol.as_str().to_string(),
+        setting: setting(args),
+        embedder: embedder.name(),
+        flip_tta: args.flip,
+        distance: format!("{:?}", args.distance).to_lowercase(),
+        reranking: rerank,
+        num_images: set.images.len(),
+        trials,
+        mean,
+    };
+    report.write(&args.out)?;
+    Ok(report)
+}

@@ -1,10 +1,22 @@
 //! Ingest: one GStreamer pipeline per camera → bounded, leaky frame hand-off.
+//!
+//! * [`source`] turns a camera's `source` string into a GStreamer pipeline.
+//! * [`camera`] runs that pipeline on its own supervisor thread, reconnects
+//!   live sources with exponential back-off and hands frames over through a
+//!   bounded channel that drops the oldest frame when the consumer is slow.
+
+pub mod camera;
+pub mod rtsp_serve;
+pub mod source;
 
 use anyhow::{bail, Result};
 use serde::Deserialize;
 use std::collections::HashSet;
 
 use crate::modality::Modality;
+
+pub use camera::{start_camera, CameraHandle, CameraState, CameraStats, StatsSnapshot};
+pub use source::SourceKind;
 
 /// One `[[camera]]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -21,10 +33,26 @@ pub struct CameraConfig {
     /// Files only: start again at the end instead of finishing.
     #[serde(default, rename = "loop")]
     pub loop_file: bool,
+    /// A GStreamer decoder element to prefer over the software decoders
+    /// (e.g. `nvv4l2decoder` on a Jetson). It must exist on this machine.
+    #[serde(default)]
+    pub decoder: Option<String>,
 }
 
 fn default_box() -> String {
     "box0".to_string()
+}
+
+/// How file sources are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FilePace {
+    /// At the file's own frame rate, like a live camera: frames the detector
+    /// cannot keep up with are dropped (oldest first) and counted.
+    #[default]
+    Realtime,
+    /// As fast as the consumer takes frames; nothing is dropped (offline processing).
+    Fast,
 }
 
 /// The `[ingest]` section.
@@ -33,11 +61,33 @@ fn default_box() -> String {
 pub struct IngestConfig {
     /// Frames held per camera between GStreamer and the detector; the oldest is dropped past this.
     pub queue_frames: usize,
+    /// Scale frames to this size before hand-off (0 = keep the source size).
+    pub width: u32,
+    pub height: u32,
+    /// How file sources are paced (`realtime` or `fast`).
+    pub file_pace: FilePace,
+    /// First reconnection delay for live sources, doubled after each failure.
+    pub reconnect_initial_ms: u64,
+    /// Upper bound of the reconnection delay.
+    pub reconnect_max_ms: u64,
+    /// RTSP jitter-buffer latency.
+    pub rtsp_latency_ms: u32,
+    /// A live source that delivers no frame for this long is restarted.
+    pub stall_timeout_ms: u64,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { queue_frames: 4 }
+        IngestConfig {
+            queue_frames: 4,
+            width: 0,
+            height: 0,
+            file_pace: FilePace::Realtime,
+            reconnect_initial_ms: 500,
+            reconnect_max_ms: 10_000,
+            rtsp_latency_ms: 200,
+            stall_timeout_ms: 5_000,
+        }
     }
 }
 
@@ -46,11 +96,24 @@ impl IngestConfig {
         if self.queue_frames == 0 {
             bail!("ingest.queue_frames must be at least 1");
         }
+        if self.queue_frames > 256 {
+            bail!("ingest.queue_frames = {} is too large (frames are held in memory): use at most 256", self.queue_frames);
+        }
+        if (self.width == 0) != (self.height == 0) {
+            bail!("ingest.width and ingest.height must both be set (or both 0 to keep the source size)");
+        }
+        if self.reconnect_initial_ms == 0 || self.reconnect_max_ms < self.reconnect_initial_ms {
+            bail!("ingest.reconnect_initial_ms must be > 0 and ingest.reconnect_max_ms at least as large");
+        }
+        if self.stall_timeout_ms < 500 {
+            bail!("ingest.stall_timeout_ms must be at least 500");
+        }
         Ok(())
     }
 }
 
-/// Checks what only the whole list can tell: unique names, non-empty fields.
+/// Checks what only the whole list can tell: unique names, non-empty fields,
+/// a source this build understands and, for files, that the file exists.
 pub fn validate_cameras(cameras: &[CameraConfig]) -> Result<()> {
     let mut seen = HashSet::new();
     for (i, cam) in cameras.iter().enumerate() {
@@ -62,6 +125,24 @@ pub fn validate_cameras(cameras: &[CameraConfig]) -> Result<()> {
         }
         if cam.source.trim().is_empty() {
             bail!("camera[{i}].source (camera '{}') is empty: give a file path, rtsp://, v4l2:// or test: source", cam.name);
+        }
+        let kind = SourceKind::parse(&cam.source)
+            .map_err(|e| anyhow::anyhow!("camera[{i}].source (camera '{}'): {e}", cam.name))?;
+        if let SourceKind::File(path) = &kind {
+            if !path.is_file() {
+                bail!(
+                    "camera[{i}].source (camera '{}'): video file {} does not exist: check the path",
+                    cam.name,
+                    path.display()
+                );
+            }
+        } else if cam.loop_file {
+            bail!("camera[{i}].loop (camera '{}') only applies to file sources; remove it", cam.name);
+        }
+        if let Some(dec) = &cam.decoder {
+            if dec.trim().is_empty() {
+                bail!("camera[{i}].decoder (camera '{}') is empty: name a GStreamer decoder element or remove the key", cam.name);
+            }
         }
     }
     Ok(())
@@ -81,4 +162,40 @@ pub struct Frame {
     pub height: u32,
     /// Packed pixels: RGB (3 bytes/pixel) for `rgb`, GRAY8 for `thermal`, no row padding.
     pub data: Vec<u8>,
+}
+
+impl Frame {
+    pub fn channels(&self) -> usize {
+        self.modality.channels()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cam(name: &str, source: &str) -> CameraConfig {
+        CameraConfig {
+            name: name.into(),
+            modality: Modality::Rgb,
+            source: source.into(),
+            box_name: "box0".into(),
+            loop_file: false,
+            decoder: None,
+        }
+    }
+
+    #[test]
+    fn duplicate_names_and_bad_sources_are_named() {
+        let err = validate_cameras(&[cam("a", "test:"), cam("a", "test:")]).unwrap_err().to_string();
+        assert!(err.contains("camera[1].name 'a'") && err.contains("unique"), "{err}");
+        let err = validate_cameras(&[cam("a", "ftp://x/y.mp4")]).unwrap_err().to_string();
+        assert!(err.contains("camera[0].source") && err.contains("ftp"), "{err}");
+        let err = validate_cameras(&[cam("a", "/no/such/file.mp4")]).unwrap_err().to_string();
+        assert!(err.contains("/no/such/file.mp4") && err.contains("does not exist"), "{err}");
+        let mut looped = cam("a", "rtsp://127.0.0.1/x");
+        looped.loop_file = true;
+        assert!(validate_cameras(&[looped]).unwrap_err().to_string().contains("loop"));
+        validate_cameras(&[cam("a", "test:"), cam("b", "rtsp://127.0.0.1:8554/x")]).unwrap();
+    }
 }

@@ -1,0 +1,81 @@
+//! `vireid serve-rtsp`: serves H.264 MP4 files (e.g. a synthetic scene) or
+//! test patterns over RTSP, so a box's ingest can be exercised end to end
+//! without cameras: demos, and the reconnection integration test (which
+//! kills and restarts this server mid-stream).
+
+use anyhow::{anyhow, bail, Context, Result};
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::prelude::*;
+use std::path::PathBuf;
+
+use super::source::{init_gstreamer, require_element};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeRtspArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub address: String,
+    /// TCP port to listen on.
+    #[arg(long, default_value_t = 8554)]
+    pub port: u16,
+    /// A stream as NAME=SOURCE: SOURCE is an H.264 .mp4 file or `test:` (test
+    /// pattern); served at rtsp://ADDRESS:PORT/NAME. Repeat for more streams.
+    #[arg(long = "mount", required = true)]
+    pub mounts: Vec<String>,
+}
+
+/// The media pipeline for one mount (payloader must be called `pay0`).
+fn launch_for(source: &str) -> Result<String> {
+    if source == "test:" || source.starts_with("test:") {
+        for e in ["videotestsrc", "x264enc", "rtph264pay"] {
+            require_element(e, "test-pattern stream")?;
+        }
+        return Ok("( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 \
+                   ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! rtph264pay name=pay0 pt=96 )"
+            .to_string());
+    }
+    let path = PathBuf::from(source);
+    if !path.is_file() {
+        bail!("--mount source {}: file does not exist", path.display());
+    }
+    let path = std::fs::canonicalize(&path)?;
+    let p = path.to_string_lossy();
+    if p.contains('"') || p.contains('\\') {
+        bail!("--mount source {p}: paths with quotes or backslashes are not supported; rename the file");
+    }
+    for e in ["filesrc", "qtdemux", "h264parse", "rtph264pay"] {
+        require_element(e, "MP4 file stream")?;
+    }
+    // No re-encoding: the file's H.264 is sent as is (files must be H.264 MP4,
+    // as `vireid synth scene` writes them).
+    Ok(format!("( filesrc location=\"{p}\" ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"))
+}
+
+pub fn serve(args: ServeRtspArgs) -> Result<()> {
+    init_gstreamer()?;
+    let server = rtsp::RTSPServer::new();
+    server.set_address(&args.address);
+    server.set_service(&args.port.to_string());
+    let mounts = server.mount_points().ok_or_else(|| anyhow!("RTSP server has no mount points"))?;
+    for m in &args.mounts {
+        let (name, source) = m
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--mount '{m}' must be NAME=SOURCE (e.g. rgb=scene/rgb.mp4)"))?;
+        let name = name.trim_start_matches('/');
+        if name.is_empty() {
+            bail!("--mount '{m}' has an empty NAME");
+        }
+        let factory = rtsp::RTSPMediaFactory::new();
+        factory.set_launch(&launch_for(source)?);
+        // Every client gets its own pipeline from the file's start.
+        factory.set_shared(false);
+        mounts.add_factory(&format!("/{name}"), factory);
+        println!("serving rtsp://{}:{}/{name} from {source}", args.address, args.port);
+    }
+    let main_loop = gstreamer::glib::MainLoop::new(None, false);
+    let _source = server
+        .attach(None)
+        .with_context(|| format!("cannot listen on {}:{}: is the port in use?", args.address, args.port))?;
+    main_loop.run();
+    Ok(())
+}
