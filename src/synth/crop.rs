@@ -76,3 +76,28 @@ pub fn render_crop(person: &Identity, sensor: CropSensor, site: u64, w: u32, h: 
         CropSensor::Nir { .. } => DynamicImage::ImageLuma8(nir_image(&canvas, NirLook::random(rng), rng)).to_rgb8(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::rng_for;
+
+    /// Colour must not be the cue the modalities share: repainting every
+    /// garment leaves thermal and NIR crops bit-identical, while RGB changes.
+    #[test]
+    fn thermal_and_nir_ignore_garment_colour() {
+        let person = Identity::generate(9, 4);
+        let mut repainted = person.clone();
+        for g in [&mut repainted.top, &mut repainted.bottom] {
+            g.colour = [1.0 - g.colour[0], g.colour[2], g.colour[1]];
+            g.second = [0.1, 0.9, 0.2];
+        }
+        repainted.accessory_colour = [0.9, 0.1, 0.6];
+        let render = |p: &Identity, sensor| render_crop(p, sensor, 3, 48, 96, &mut rng_for(1, &[2]));
+        for sensor in [CropSensor::Thermal, CropSensor::Nir { indoor: true }] {
+            assert_eq!(render(&person, sensor), render(&repainted, sensor), "{sensor:?} saw colour");
+        }
+        let day = CropSensor::RgbDay { indoor: false };
+        assert_ne!(render(&person, day), render(&repainted, day));
+    }
+}
