@@ -40,12 +40,13 @@ fn greedy_matches(gts: &[BBox], dets: &[BBox]) -> usize {
 }
 
 #[test]
-#[ignore = "slow (~1-2 min: HOG over 1280x720 frames); run: cargo test --release --test synth_hog -- --ignored --nocapture"]
+#[ignore = "slow (~2-3 min: HOG over 1280x720 frames); run: cargo test --release --test synth_hog -- --ignored --nocapture (env VIREID_HOG_SECONDS, VIREID_HOG_STEP, VIREID_HOG_SEED)"]
 fn hog_finds_synthetic_people() {
     let dir = tempfile::tempdir().unwrap();
     let seconds: f32 = std::env::var("VIREID_HOG_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20.0);
     let step: u32 = std::env::var("VIREID_HOG_STEP").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let summary = render_scene(&SceneOptions::new(dir.path(), seconds, 7)).unwrap();
+    let seed: u64 = std::env::var("VIREID_HOG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let summary = render_scene(&SceneOptions::new(dir.path(), seconds, seed)).unwrap();
     let gt = synth_common::read_gt(&summary.ground_truth);
     let (width, height) = (1280.0f32, 720.0f32);
     let mut by_frame: HashMap<(String, u32), Vec<&synth_common::GtLine>> = HashMap::new();
