@@ -16,7 +16,7 @@ fn crop_jpeg(id: u32, k: u32) -> usize {
     let person = Identity::generate(1, id);
     let (_, sensor) = SYSU_CAMERAS[(k % 6) as usize];
     let mut rng = rng_for(1, &[id as u64, k as u64]);
-    let img = render_crop(&person, sensor, 96, 192, &mut rng);
+    let img = render_crop(&person, sensor, (k % 6) as u64, 96, 192, &mut rng);
     let mut buf = Vec::with_capacity(16 << 10);
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 90).encode_image(&img).unwrap();
     buf.len()

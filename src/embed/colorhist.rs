@@ -38,8 +38,17 @@ impl ColorHist {
     fn features(image: &image::RgbImage, out: &mut [f32]) {
         let (w, h) = image.dimensions();
         let mut counts = [0.0f32; STRIPES];
+        // A detector's box holds background at both sides: weight columns by a
+        // Gaussian around the centre line, where the person is.
+        let sigma = w as f32 * 0.22;
+        let col_weight: Vec<f32> = (0..w)
+            .map(|x| {
+                let d = (x as f32 + 0.5 - w as f32 / 2.0) / sigma;
+                (-0.5 * d * d).exp()
+            })
+            .collect();
         for (x, y, px) in image.enumerate_pixels() {
-            let _ = x;
+            let wt = col_weight[x as usize];
             let stripe = ((y as usize * STRIPES) / h.max(1) as usize).min(STRIPES - 1);
             let [r, g, b] = px.0.map(|c| c as f32 / 255.0);
             let max = r.max(g).max(b);
@@ -50,7 +59,7 @@ impl ColorHist {
             // Soft (linearly interpolated) binning: a small shade change moves
             // mass gradually instead of jumping a bin edge.
             if s < GREY_SATURATION || v < 0.08 {
-                out[base] += 1.0;
+                out[base] += wt;
             } else {
                 let d = (max - min).max(1e-6);
                 let hue = if max == r {
@@ -66,18 +75,17 @@ impl ColorHist {
                 let t = p - lo;
                 let h0 = (lo as i32).rem_euclid(HUE_BINS as i32) as usize;
                 let h1 = (h0 + 1) % HUE_BINS;
-                out[base + 1 + h0 * SAT_LEVELS + sb] += 1.0 - t;
-                out[base + 1 + h1 * SAT_LEVELS + sb] += t;
+                out[base + 1 + h0 * SAT_LEVELS + sb] += wt * (1.0 - t);
+                out[base + 1 + h1 * SAT_LEVELS + sb] += wt * t;
             }
             let p = (v * VALUE_BINS as f32 - 0.5).clamp(0.0, (VALUE_BINS - 1) as f32);
             let v0 = p.floor() as usize;
             let v1 = (v0 + 1).min(VALUE_BINS - 1);
             let t = p - v0 as f32;
-            out[base + CHROMA_BINS + v0] += 1.0 - t;
-            out[base + CHROMA_BINS + v1] += t;
-            counts[stripe] += 1.0;
+            out[base + CHROMA_BINS + v0] += wt * (1.0 - t);
+            out[base + CHROMA_BINS + v1] += wt * t;
+            counts[stripe] += wt;
         }
-        let _ = w;
         for (stripe, &n) in counts.iter().enumerate() {
             if n > 0.0 {
                 for v in &mut out[stripe * BINS_PER_STRIPE..(stripe + 1) * BINS_PER_STRIPE] {

@@ -26,9 +26,11 @@ impl CropSensor {
     }
 }
 
-/// Renders one `w × h` crop of `person`; all randomness comes from `rng`.
-/// Grey sensors are returned replicated to three channels (as the datasets store them).
-pub fn render_crop(person: &Identity, sensor: CropSensor, w: u32, h: u32, rng: &mut ChaCha8Rng) -> RgbImage {
+/// Renders one `w × h` crop of `person` seen by a camera at `site` (a fixed
+/// camera looks at the same backdrop every time; the site number picks it).
+/// All other randomness comes from `rng`. Grey sensors are returned
+/// replicated to three channels (as the datasets store them).
+pub fn render_crop(person: &Identity, sensor: CropSensor, site: u64, w: u32, h: u32, rng: &mut ChaCha8Rng) -> RgbImage {
     let view = View::ALL[rng.random_range(0..View::ALL.len())];
     let pose = Pose { view, phase: rng.random() };
     // Detector-like box: the person fills 78–95 % of the height, off-centre by a few %.
@@ -39,8 +41,9 @@ pub fn render_crop(person: &Identity, sensor: CropSensor, w: u32, h: u32, rng: &
     let ambient_c = if indoor { rng.random_range(20.0..25.0) } else { rng.random_range(5.0..28.0) };
     let env = Environment { ambient_c, reflected_c: if indoor { ambient_c } else { ambient_c - 15.0 } };
     let sunny = !indoor && rng.random::<bool>();
-    let horizon = rng.random_range(0.45..0.72);
-    let backdrop = Backdrop::random(rng, indoor, ambient_c, sunny, horizon);
+    let mut site_rng = super::rng_for(site, &[0x517E]);
+    let horizon = site_rng.random_range(0.45..0.7) + rng.random_range(-0.04..0.04);
+    let backdrop = Backdrop::random(&mut site_rng, indoor, ambient_c, sunny, horizon);
     let mut canvas = Canvas::new(w, h);
     backdrop.paint(&mut canvas);
     let layer = render_person(person, pose, Placement { scale, ox, oy }, env, (0, 0, w as i32, h as i32));
@@ -71,5 +74,30 @@ pub fn render_crop(person: &Identity, sensor: CropSensor, w: u32, h: u32, rng: &
             DynamicImage::ImageLuma8(thermal_image(&canvas, look, rng)).to_rgb8()
         }
         CropSensor::Nir { .. } => DynamicImage::ImageLuma8(nir_image(&canvas, NirLook::random(rng), rng)).to_rgb8(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::rng_for;
+
+    /// Colour must not be the cue the modalities share: repainting every
+    /// garment leaves thermal and NIR crops bit-identical, while RGB changes.
+    #[test]
+    fn thermal_and_nir_ignore_garment_colour() {
+        let person = Identity::generate(9, 4);
+        let mut repainted = person.clone();
+        for g in [&mut repainted.top, &mut repainted.bottom] {
+            g.colour = [1.0 - g.colour[0], g.colour[2], g.colour[1]];
+            g.second = [0.1, 0.9, 0.2];
+        }
+        repainted.accessory_colour = [0.9, 0.1, 0.6];
+        let render = |p: &Identity, sensor| render_crop(p, sensor, 3, 48, 96, &mut rng_for(1, &[2]));
+        for sensor in [CropSensor::Thermal, CropSensor::Nir { indoor: true }] {
+            assert_eq!(render(&person, sensor), render(&repainted, sensor), "{sensor:?} saw colour");
+        }
+        let day = CropSensor::RgbDay { indoor: false };
+        assert_ne!(render(&person, day), render(&repainted, day));
     }
 }

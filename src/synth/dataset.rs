@@ -169,7 +169,7 @@ pub fn write_sysu(out: &Path, ids: u32, seed: u64, images_per_cam: u32, width: u
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         for k in 1..=images_per_cam {
             let mut rng = rng_for(seed, &[0xC40, id as u64, cam as u64, k as u64]);
-            let img = render_crop(&person, sensor, width, height, &mut rng);
+            let img = render_crop(&person, sensor, seed ^ (0xCA0 + cam as u64), width, height, &mut rng);
             save_jpeg(&img, &dir.join(format!("{k:04}.jpg")))?;
             bar.inc(1);
         }
@@ -220,7 +220,8 @@ pub fn write_regdb(out: &Path, ids: u32, seed: u64) -> Result<usize> {
                     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
                 }
                 let mut rng = rng_for(seed, &[0x4E6DB, id as u64, thermal as u64, k as u64]);
-                save_jpeg(&render_crop(&person, sensor, w, h, &mut rng), &path)?;
+                // RegDB's two cameras share one site.
+                save_jpeg(&render_crop(&person, sensor, seed ^ 0x4E6D, w, h, &mut rng), &path)?;
                 bar.inc(1);
             }
         }

@@ -454,7 +454,7 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
     push(
         &mut parts,
         Shape::Quad {
-            pts: [(-sw + 0.012, shoulder_y - 0.008), (sw - 0.012, shoulder_y - 0.008), (waist_w, waist_y), (-waist_w, waist_y)],
+            pts: [(-sw + 0.006, shoulder_y + 0.012), (sw - 0.006, shoulder_y + 0.012), (waist_w, waist_y), (-waist_w, waist_y)],
             round: 0.02,
         },
         top_srf,
@@ -464,8 +464,17 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
         Shape::Quad { pts: [(-waist_w, waist_y - 0.02), (waist_w, waist_y - 0.02), (hem_w, hem_y), (-hem_w, hem_y)], round: 0.015 },
         top_srf,
     );
+    // Shoulders slope down from the neck (trapezius): the head–shoulder
+    // "omega" outline is the strongest cue a person detector has.
+    for k in [-1.0f32, 1.0] {
+        push(
+            &mut parts,
+            Shape::Capsule { a: (k * 0.02, shoulder_y - 0.012), b: (k * (sw - 0.03), shoulder_y + 0.012), ra: 0.024, rb: 0.03 },
+            top_srf,
+        );
+    }
     // Neck and head.
-    push(&mut parts, Shape::Capsule { a: (head_c.0 * 0.5, 0.11), b: (0.0, shoulder_y), ra: 0.026, rb: 0.03 }, skin);
+    push(&mut parts, Shape::Capsule { a: (head_c.0 * 0.5, 0.11), b: (0.0, shoulder_y - 0.01), ra: 0.026, rb: 0.03 }, skin);
     if person.accessory == Accessory::Backpack && (back_view || side_view) {
         let (off, wdt) = if side_view { (-d * (sw + 0.045), 0.05) } else { (0.0, sw * 0.85) };
         push(&mut parts, backpack_quad(off, wdt), accessory);

@@ -315,6 +315,7 @@ fn draw_people(
     env: Environment,
     offset: [i32; 2],
     cover: &mut [f32],
+    sunny: bool,
 ) -> Vec<Seen> {
     let (w, h) = (canvas.w, canvas.h);
     let mut placed: Vec<_> = people
@@ -363,7 +364,13 @@ fn draw_people(
             visible: ((shown / total) * 1000.0).round() / 1000.0,
         });
     }
-    for (_, _, layer) in placed.iter().rev() {
+    for (foot_y, _, layer) in placed.iter().rev() {
+        // Day sun from the upper left: a soft shadow falls right of the feet.
+        if sunny {
+            let h = *foot_y - layer.y0 as f32;
+            let cx = layer.x0 as f32 + layer.w as f32 / 2.0 + 0.08 * h;
+            canvas.shadow(cx, *foot_y - 0.005 * h, 0.22 * h, 0.035 * h, 0.45);
+        }
         canvas.composite(layer);
     }
     seen
@@ -414,7 +421,7 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
             let mut frame_rng = rng_for(opt.seed, &[0xF7A3E, frame as u64]);
             for (camera, offset) in [("rgb", [0, 0]), ("thermal", THERMAL_OFFSET)] {
                 let mut canvas = base.clone();
-                let seen = draw_people(&mut canvas, &people, t, env, offset, &mut cover);
+                let seen = draw_people(&mut canvas, &people, t, env, offset, &mut cover, segment == "day");
                 if camera == "rgb" {
                     rgb_writer.push(rgb_image(&canvas, rgb_look, &mut frame_rng).into_raw(), frame, opt.fps)?;
                 } else {

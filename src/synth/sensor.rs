@@ -65,6 +65,26 @@ impl Canvas {
         }
     }
 
+    /// Darkens the ground under a person: a soft elliptic contact shadow centred
+    /// at `(cx, cy)` (the feet), `rx × ry` pixels. Shade is cooler in thermal.
+    pub fn shadow(&mut self, cx: f32, cy: f32, rx: f32, ry: f32, strength: f32) {
+        let (x0, x1) = ((cx - rx).floor().max(0.0) as u32, ((cx + rx).ceil().max(0.0) as u32).min(self.w));
+        let (y0, y1) = ((cy - ry).floor().max(0.0) as u32, ((cy + ry).ceil().max(0.0) as u32).min(self.h));
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let (u, v) = ((x as f32 + 0.5 - cx) / rx, (y as f32 + 0.5 - cy) / ry);
+                let d = u * u + v * v;
+                if d >= 1.0 {
+                    continue;
+                }
+                let k = 1.0 - strength * (1.0 - d);
+                let i = (y * self.w + x) as usize;
+                self.rgb[i] = self.rgb[i].map(|c| c * k);
+                self.temp[i] -= (1.0 - k) * 2.0;
+            }
+        }
+    }
+
     /// Paints an opaque foreground object (a bin, a bench, a post) over a rectangle.
     pub fn fill_rect(&mut self, x0: i32, y0: i32, x1: i32, y1: i32, obj: &Stuff, salt: u32) {
         for y in y0.max(0)..y1.min(self.h as i32) {

@@ -44,7 +44,7 @@ pub fn render_sheet(ids: u32, seed: u64, cell: u32) -> Result<RgbImage> {
         let person = Identity::generate(seed, row + 1);
         for (col, &sensor) in SHEET_COLUMNS.iter().enumerate() {
             let mut rng = rng_for(seed, &[0x5EE7, row as u64, col as u64]);
-            let crop = render_crop(&person, sensor, cw, ch, &mut rng);
+            let crop = render_crop(&person, sensor, seed ^ (0x5EE + col as u64), cw, ch, &mut rng);
             image::imageops::replace(&mut sheet, &crop, (gap + col as u32 * (cw + gap)) as i64, (gap + row * (ch + gap)) as i64);
         }
     }
