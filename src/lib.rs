@@ -18,6 +18,7 @@ pub mod gallery;
 pub mod events;
 pub mod score;
 pub mod api;
+pub mod service;
 pub mod eval;
 pub mod synth;
 #[cfg(feature = "cuda")]

@@ -4,6 +4,8 @@
 //! Ordering contract: the gallery commits a sighting to SQLite *before* its
 //! event is written, so every emitted event survives a crash of the process.
 
+pub mod mqtt;
+
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
