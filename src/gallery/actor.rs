@@ -14,6 +14,8 @@ use crate::events::{EventSink, SightingEvent};
 pub enum GalleryRequest {
     Query { feature: Vec<f32>, top: usize, reply: Sender<Result<Vec<QueryResult>>> },
     Forget { identity_id: i64, reply: Sender<Result<()>> },
+    /// A watch-list identity from one image; replies (identity id, enrolment image id).
+    Enrol { label: Option<String>, modality: crate::modality::Modality, feature: Vec<f32>, image: image::RgbImage, reply: Sender<Result<(i64, i64)>> },
 }
 
 #[derive(Debug, Default, Clone)]
@@ -70,6 +72,9 @@ pub fn run_gallery_actor(
             recv(rr) -> msg => match msg {
                 Ok(GalleryRequest::Query { feature, top, reply }) => { let _ = reply.send(gallery.query(&feature, top)); }
                 Ok(GalleryRequest::Forget { identity_id, reply }) => { let _ = reply.send(gallery.forget(identity_id).map(|_| ())); }
+                Ok(GalleryRequest::Enrol { label, modality, feature, image, reply }) => {
+                    let _ = reply.send(gallery.enrol_image(label.as_deref(), modality, &feature, &image));
+                }
                 Err(_) => requests_open = false,
             },
         }
