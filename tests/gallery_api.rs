@@ -30,7 +30,7 @@ fn enrol_query_list_crop_forget_through_the_actor() {
     let cfg = EmbedConfig::default();
     let pipeline_embedder = open_embedder(&spec, &cfg).unwrap();
     let gallery = Gallery::open(&GalleryConfig::default(), dir.path(), pipeline_embedder.dim()).unwrap();
-    let (_tracks_tx, tracks_rx) = crossbeam_channel::bounded(1);
+    let (tracks_tx, tracks_rx) = crossbeam_channel::bounded(1);
     let (req_tx, req_rx) = crossbeam_channel::bounded(4);
     let actor = std::thread::spawn(move || run_gallery_actor(gallery, tracks_rx, req_rx, vec![], None));
     let api = GalleryApiHandle::new(req_tx, &dir.path().join("gallery.db"), open_embedder(&spec, &cfg).unwrap()).unwrap();
@@ -66,6 +66,8 @@ fn enrol_query_list_crop_forget_through_the_actor() {
     let hits = api.query(UploadedImage { image: person([215, 35, 30]), modality: Modality::Rgb }, 2).unwrap();
     assert!(hits.iter().all(|h| h.identity_id != red.identity_id), "index forgot it too");
 
+    // Closing both inputs ends the actor.
     drop(api);
+    drop(tracks_tx);
     actor.join().unwrap().unwrap();
 }

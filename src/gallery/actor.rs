@@ -26,8 +26,10 @@ pub struct GalleryActorStats {
     pub failed: u64,
 }
 
-/// Runs until both channels are closed; every track received is recorded
-/// before this returns (the drain on shutdown).
+/// Runs until the track channel is closed (the pipeline has finished); every
+/// track received is recorded before this returns (the drain on shutdown).
+/// Requests are served meanwhile; an API still holding a request sender does
+/// not keep the gallery alive past the pipeline (it then gets "shut down").
 pub fn run_gallery_actor(
     mut gallery: Gallery,
     tracks: Receiver<EmbeddedTrack>,
@@ -40,7 +42,7 @@ pub fn run_gallery_actor(
         tracing::warn!("crop retention purge failed: {e:#}");
     }
     let (mut tracks_open, mut requests_open) = (true, true);
-    while tracks_open || requests_open {
+    while tracks_open {
         let never_t = crossbeam_channel::never();
         let never_r = crossbeam_channel::never();
         let tr = if tracks_open { &tracks } else { &never_t };
