@@ -195,3 +195,36 @@ fn sysu_through_the_cli_with_an_onnx_model() {
     assert!(map > 0.0 && map <= 1.0, "mAP {map}");
     assert!(report_dir.join("cmc.png").is_file() && report_dir.join("report.md").is_file());
 }
+
+/// `vireid eval dataset --baseline colorhist` on a `vireid synth sysu` set:
+/// the project's colour-histogram baseline through the real layout loader.
+#[test]
+fn sysu_through_the_cli_with_the_colorhist_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_vireid");
+    let root = dir.path().join("sysu");
+    let out = std::process::Command::new(bin)
+        .args(["synth", "sysu", "--ids", "25", "--images-per-cam", "3", "--width", "48", "--height", "96", "--seed", "4", "--out"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "synth: {}", String::from_utf8_lossy(&out.stderr));
+    let report_dir = dir.path().join("report");
+    let out = std::process::Command::new(bin)
+        .args(["eval", "dataset", "--protocol", "sysu", "--mode", "all", "--shots", "1", "--quiet", "--baseline", "colorhist", "--flip"])
+        .arg("--root")
+        .arg(&root)
+        .arg("--out")
+        .arg(&report_dir)
+        .env("VIREID_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "eval dataset: {}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["trials"].as_array().unwrap().len(), 10);
+    assert_eq!(json["flip_tta"], true);
+    let map = json["mean"]["mAP"].as_f64().unwrap();
+    assert!(map > 0.0 && map <= 1.0, "mAP {map}");
+    let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    assert!(md.contains("+ flip") && md.contains("all-search, single-shot"), "{md}");
+}

@@ -188,7 +188,7 @@ pub fn run_dataset(args: &DatasetArgs, set: &TestSet, embedder: &mut dyn Embedde
         };
         let metrics = evaluate(dist.view(), &labels.select(&trial.query), &labels.select(&trial.gallery), args.protocol)
             .with_context(|| format!("trial {}", trial.name))?;
-        tracing::info!("{}: R1 {:.2}% mAP {:.2}%", trial.name, 100.0 * metrics.rank(1), 100.0 * metrics.map);
+        tracing::debug!("{}: R1 {:.2}% mAP {:.2}%", trial.name, 100.0 * metrics.rank(1), 100.0 * metrics.map);
         trials.push(TrialReport { name: trial.name.clone(), seed: trial.seed, num_queries: trial.query.len(), num_gallery: trial.gallery.len(), metrics });
     }
     let mean = Metrics::mean(&trials.iter().map(|t| t.metrics.clone()).collect::<Vec<_>>())?;

@@ -1,0 +1,148 @@
+"""python -m vireid_train {train,export,quantize,evaluate,synth} …"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _train(a):
+    from .config import load_config
+    from .train import train
+    overrides = list(a.set or [])
+    if a.init_weights:
+        overrides.append(f"model.init_weights={a.init_weights}")
+    if a.out_dir:
+        overrides.append(f"train.out_dir={a.out_dir}")
+    train(load_config(a.config, overrides), resume=not a.no_resume)
+
+
+def _export(a):
+    from .export import export
+    from .train import load_checkpoint
+    torch.set_num_threads(a.threads)
+    model, ck = load_checkpoint(a.checkpoint)
+    d = ck["config"]["data"]
+    metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else None
+    if metrics:
+        metrics = {k: v for k, v in metrics.items() if not k.startswith("_")}
+    path = export(model, a.out, d["height"], d["width"], ck["config"]["method"]["name"], a.training_data,
+                  metrics)
+    print(f"exported {path} (round-trip vs PyTorch <= 1e-4 checked)")
+
+
+def _quantize(a):
+    from .quantize import quantize
+    out = quantize(a.model, a.calibration, a.out, a.calibration_method)
+    print(f"quantized {a.model} -> {out}")
+
+
+def _onnx_embedder(path: str):
+    from .export import ort_inputs, ort_session
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"ONNX model {path} does not exist")
+    session = ort_session(path)
+
+    def run(x: torch.Tensor, modality: int) -> np.ndarray:
+        return session.run(None, ort_inputs(session, x.numpy(), modality))[0]
+    return run
+
+
+def _evaluate(a):
+    from .evaluate import evaluate, format_metrics, torch_embedder
+    from .export import read_metadata
+    torch.set_num_threads(a.threads)
+    if a.checkpoint:
+        from .train import load_checkpoint
+        model, ck = load_checkpoint(a.checkpoint)
+        embed, (h, w) = torch_embedder(model), (ck["config"]["data"]["height"], ck["config"]["data"]["width"])
+    elif a.onnx:
+        md = read_metadata(a.onnx)
+        embed, h, w = _onnx_embedder(a.onnx), int(md["vireid.input_height"]), int(md["vireid.input_width"])
+    else:
+        sys.exit("evaluate: give --checkpoint PATH or --onnx PATH")
+    m = evaluate(embed, a.dataset, a.root, h, w, trials=a.trials, trial=a.trial, return_features=True)
+    qf, gf = m.pop("_features")
+    result = {"model": a.checkpoint or a.onnx, **m}
+    print(f"eval {result['model']}: {format_metrics(m)}")
+    if a.compare:
+        m2 = evaluate(_onnx_embedder(a.compare), a.dataset, a.root, h, w, trials=a.trials, trial=a.trial,
+                      return_features=True)
+        qf2, gf2 = m2.pop("_features")
+        cos = float(np.mean(np.concatenate([(qf * qf2).sum(1), (gf * gf2).sum(1)])))
+        print(f"eval {a.compare}: {format_metrics(m2)}")
+        result["compare"] = {"model": a.compare, **m2, "mean_cosine": cos,
+                             "delta_r1": m2["r1"] - m["r1"], "delta_mAP": m2["mAP"] - m["mAP"]}
+        print(f"compare: mean cosine {cos:.5f}, dR1={m2['r1'] - m['r1']:+.2f} dmAP={m2['mAP'] - m['mAP']:+.2f}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=2))
+
+
+def _synth(a):
+    from .synthetic import write_regdb, write_sysu
+    size = (a.width, a.height)
+    if a.layout == "sysu":
+        write_sysu(a.out, a.train_ids, a.test_ids, a.per_cam, size, a.seed)
+    else:
+        write_regdb(a.out, a.train_ids, a.test_ids, a.per_cam, size, a.seed)
+    print(f"wrote synthetic {a.layout} layout to {a.out}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m vireid_train", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train a method from a config (resumes from <out_dir>/last.pt)")
+    t.add_argument("--config", required=True)
+    t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    t.add_argument("--init-weights", help="local torchvision ImageNet state dict (.pth); never downloaded")
+    t.add_argument("--out-dir")
+    t.add_argument("--no-resume", action="store_true")
+    t.set_defaults(fn=_train)
+    e = sub.add_parser("export", help="checkpoint -> ONNX with vireid.* metadata (+ round-trip check)")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--out", required=True, help="X.onnx")
+    e.add_argument("--training-data", required=True, help="what it was trained on, for vireid.training_data")
+    e.add_argument("--metrics", help="metrics.json to embed as vireid.metrics")
+    e.add_argument("--threads", type=int, default=2)
+    e.set_defaults(fn=_export)
+    q = sub.add_parser("quantize", help="FP32 ONNX -> INT8 QDQ ONNX, calibrated on a crop list")
+    q.add_argument("--model", required=True)
+    q.add_argument("--calibration", required=True, help="list file of 'relpath rgb|thermal' lines")
+    q.add_argument("--out", required=True)
+    q.add_argument("--calibration-method", default="minmax", help="minmax | percentile | entropy")
+    q.set_defaults(fn=_quantize)
+    v = sub.add_parser("evaluate", help="cross-modal evaluation of a checkpoint or ONNX model")
+    v.add_argument("--checkpoint")
+    v.add_argument("--onnx", help="ONNX model to evaluate")
+    v.add_argument("--compare", help="second ONNX (e.g. INT8): prints mean cosine and R1/mAP deltas")
+    v.add_argument("--dataset", default="sysu")
+    v.add_argument("--root", required=True)
+    v.add_argument("--trial", type=int, default=1)
+    v.add_argument("--trials", type=int, default=10)
+    v.add_argument("--threads", type=int, default=2)
+    v.add_argument("--json")
+    v.set_defaults(fn=_evaluate)
+    s = sub.add_parser("synth", help="write a small synthetic dataset in the SYSU-MM01 or RegDB layout")
+    s.add_argument("layout", choices=["sysu", "regdb"])
+    s.add_argument("--out", required=True)
+    s.add_argument("--train-ids", type=int, default=100)
+    s.add_argument("--test-ids", type=int, default=50)
+    s.add_argument("--per-cam", type=int, default=6)
+    s.add_argument("--height", type=int, default=128)
+    s.add_argument("--width", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=_synth)
+    a = ap.parse_args(argv)
+    try:
+        a.fn(a)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

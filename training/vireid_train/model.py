@@ -1,0 +1,150 @@
+"""Re-id network: torchvision ResNet trunk, last stride 1, GeM pooling, BNNeck.
+
+Modality convention everywhere in this package: 0 = RGB (visible), 1 = thermal (IR).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchvision.models import resnet
+from torchvision.models.resnet import BasicBlock, Bottleneck
+
+RGB, THERMAL = 0, 1
+
+# "resnet10" is a trunk-reduced ResNet (one BasicBlock per stage) used by the
+# tests and quick CPU experiments; "resnet50" is the recipe's network.
+_ARCHS = {
+    "resnet50": lambda: resnet.resnet50(weights=None),
+    "resnet18": lambda: resnet.resnet18(weights=None),
+    "resnet10": lambda: resnet.ResNet(BasicBlock, [1, 1, 1, 1]),
+}
+
+
+class GeM(nn.Module):
+    """Generalised-mean pooling (Radenovic et al.), p learnable, p=1 is average, p→∞ is max."""
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6):
+        super().__init__()
+        self.p = nn.Parameter(torch.tensor(float(p)))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.clamp(min=self.eps).pow(self.p)
+        return x.mean(dim=(2, 3)).pow(1.0 / self.p)
+
+
+def _set_last_stride_one(layer4: nn.Sequential) -> None:
+    block = layer4[0]
+    # Bottleneck strides in conv2, BasicBlock in conv1 (torchvision definitions).
+    conv = block.conv2 if isinstance(block, Bottleneck) else block.conv1
+    conv.stride = (1, 1)
+    if block.downsample is not None:
+        block.downsample[0].stride = (1, 1)
+
+
+class ReIDNet(nn.Module):
+    """ResNet re-id model.
+
+    two_stream=True gives each modality its own stem (conv1/bn1/relu/maxpool), as in LbA's
+    two-stream network; the deeper stages are shared. forward() returns a dict with the conv4
+    and conv5 maps (for CMAlign), the GeM-pooled feature (for metric losses), the BNNeck
+    feature (the embedding at test time) and the shared classifier's logits.
+    """
+
+    def __init__(self, num_classes: int, arch: str = "resnet50", two_stream: bool = False,
+                 gem_p: float = 3.0, last_stride_one: bool = True):
+        super().__init__()
+        if arch not in _ARCHS:
+            raise ValueError(f"unknown model.arch {arch!r}; choose one of {sorted(_ARCHS)}")
+        net = _ARCHS[arch]()
+        if last_stride_one:
+            _set_last_stride_one(net.layer4)
+        stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.two_stream = two_stream
+        self.stems = nn.ModuleList([stem, copy.deepcopy(stem)] if two_stream else [stem])
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.embedding_dim = net.fc.in_features
+        self.arch = arch
+        self.pool = GeM(gem_p)
+        self.bnneck = nn.BatchNorm1d(self.embedding_dim)
+        self.bnneck.bias.requires_grad_(False)  # BNNeck: no shift, as in Luo et al.
+        self.classifier = nn.Linear(self.embedding_dim, num_classes, bias=False)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+
+    def stem(self, x: torch.Tensor, modality: torch.Tensor | int) -> torch.Tensor:
+        if not self.two_stream:
+            return self.stems[0](x)
+        if isinstance(modality, int):
+            return self.stems[modality](x)
+        out = None
+        for m in (RGB, THERMAL):
+            sel = (modality == m).nonzero(as_tuple=True)[0]
+            if sel.numel() == 0:
+                continue
+            y = self.stems[m](x[sel])
+            if out is None:
+                out = y.new_zeros((x.shape[0],) + y.shape[1:])
+            out[sel] = y
+        return out
+
+    def forward(self, x: torch.Tensor, modality: torch.Tensor | int = RGB) -> dict:
+        return self.trunk(self.stem(x, modality))
+
+    def trunk(self, x: torch.Tensor) -> dict:
+        x = self.layer2(self.layer1(x))
+        conv4 = self.layer3(x)
+        conv5 = self.layer4(conv4)
+        pooled = self.pool(conv5)
+        bn = self.bnneck(pooled)
+        return {"conv4": conv4, "conv5": conv5, "pooled": pooled, "bn": bn,
+                "logits": self.classifier(bn)}
+
+    def load_imagenet(self, path: str) -> list[str]:
+        """Load a local torchvision ImageNet state dict (never downloads). Returns missing keys."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        mapped = {}
+        for k, v in state.items():
+            if k.startswith("fc."):
+                continue
+            if k.split(".")[0] in ("conv1", "bn1"):
+                for i in range(len(self.stems)):
+                    idx = 0 if k.startswith("conv1") else 1
+                    mapped[f"stems.{i}.{idx}.{k.split('.', 1)[1]}"] = v
+            else:
+                mapped[k] = v
+        result = self.load_state_dict(mapped, strict=False)
+        if result.unexpected_keys:
+            raise ValueError(f"--init-weights {path}: unexpected keys {result.unexpected_keys[:5]}; "
+                             f"is it a torchvision {self.arch} state dict?")
+        return result.missing_keys
+
+
+class EmbeddingGraph(nn.Module):
+    """What is exported: images (+ per-row modality for two-stream models) → BNNeck embedding.
+
+    Two-stream graphs take a second input `modality` [N] (0.0 RGB, 1.0 thermal) and blend the
+    two stems' outputs with it, which is exact for 0/1 values and lets the runtime batch rows of
+    both modalities together (the engines/README.md contract)."""
+
+    def __init__(self, model: ReIDNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, modality: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.model.two_stream:
+            return self.model.trunk(self.model.stems[0](x))["bn"]
+        m = modality.reshape(-1, 1, 1, 1)
+        s = self.model.stems[0](x) * (1.0 - m) + self.model.stems[1](x) * m
+        return self.model.trunk(s)["bn"]
+
+
+def extract_embeddings(model: ReIDNet, images: torch.Tensor, modality: int, batch: int = 64) -> torch.Tensor:
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, images.shape[0], batch):
+            out.append(model(images[i:i + batch], modality)["bn"])
+    return F.normalize(torch.cat(out), dim=1)

@@ -1,0 +1,98 @@
+"""INT8 post-training static quantization to an explicitly quantized (QDQ) ONNX graph.
+
+ONNX Runtime's quantize_static with QuantFormat.QDQ, symmetric INT8 activations and
+per-channel symmetric INT8 weights: the form TensorRT consumes for explicit quantization and
+ONNX Runtime CPU executes directly. Calibration images are preprocessed from the model's own
+vireid.* metadata, i.e. exactly as the runtime will feed it.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                      quantize_static)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from PIL import Image
+
+from .export import read_metadata, set_metadata
+
+MODALITIES = {"rgb": 0, "thermal": 1}
+
+
+def read_calibration_list(path: str | Path) -> list[tuple[Path, str]]:
+    """Lines 'relpath modality' (rgb|thermal), paths relative to the list file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"calibration list {path} does not exist (see calibration/README.md)")
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2 or parts[1] not in MODALITIES:
+            raise ValueError(f"{path}:{n}: expected 'relpath rgb|thermal', got {line!r}")
+        img = path.parent / parts[0]
+        if not img.is_file():
+            raise FileNotFoundError(f"{path}:{n}: image {img} does not exist")
+        out.append((img, parts[1]))
+    if not out:
+        raise ValueError(f"calibration list {path} is empty")
+    return out
+
+
+def preprocess(img_path: Path, modality: str, md: dict[str, str]) -> np.ndarray:
+    h, w = int(md["vireid.input_height"]), int(md["vireid.input_width"])
+    mean = np.array([float(v) for v in md["vireid.mean"].split(",")], np.float32)
+    std = np.array([float(v) for v in md["vireid.std"].split(",")], np.float32)
+    img = Image.open(img_path)
+    img = img.convert("L").convert("RGB") if modality == "thermal" else img.convert("RGB")
+    x = np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), np.float32) / 255.0
+    return ((x - mean) / std).transpose(2, 0, 1)[None]
+
+
+class CropReader(CalibrationDataReader):
+    def __init__(self, items, md, batch: int = 8):
+        self.items, self.md, self.batch, self.pos = items, md, batch, 0
+
+    def get_next(self):
+        if self.pos >= len(self.items):
+            return None
+        chunk = self.items[self.pos:self.pos + self.batch]
+        self.pos += self.batch
+        feeds = {"images": np.concatenate([preprocess(p, m, self.md) for p, m in chunk])}
+        if self.md.get("vireid.modality_handling") == "per_modality":
+            feeds["modality"] = np.array([MODALITIES[m] for _, m in chunk], np.float32)
+        return feeds
+
+    def rewind(self):
+        self.pos = 0
+
+
+def quantize(model_in: str | Path, calibration_list: str | Path, model_out: str | Path,
+             method: str = "minmax") -> Path:
+    md = read_metadata(model_in)
+    if "vireid.input_height" not in md:
+        raise ValueError(f"{model_in}: no vireid.* metadata; export it with `python -m vireid_train export`")
+    items = read_calibration_list(calibration_list)
+    if {m for _, m in items} != set(MODALITIES):
+        raise ValueError(f"{calibration_list}: needs crops of both modalities (rgb and thermal)")
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    if method not in methods:
+        raise ValueError(f"--calibration-method {method!r}: choose one of {sorted(methods)}")
+    model_out = Path(model_out)
+    model_out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(model_in), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(model_out), CropReader(items, md), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=methods[method],
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                       "CalibMovingAverage": method == "minmax"})
+    md.update({"vireid.precision": "int8", "vireid.quantization": "int8-qdq", "vireid.calibration": f"{len(items)} crops from {Path(calibration_list).name}"})
+    set_metadata(model_out, md)
+    return model_out
