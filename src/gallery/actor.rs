@@ -14,6 +14,8 @@ use crate::events::{EventSink, SightingEvent};
 pub enum GalleryRequest {
     Query { feature: Vec<f32>, top: usize, reply: Sender<Result<Vec<QueryResult>>> },
     Forget { identity_id: i64, reply: Sender<Result<()>> },
+    /// A watch-list identity from one image; replies (identity id, enrolment image id).
+    Enrol { label: Option<String>, modality: crate::modality::Modality, feature: Vec<f32>, image: image::RgbImage, reply: Sender<Result<(i64, i64)>> },
 }
 
 #[derive(Debug, Default, Clone)]
@@ -24,8 +26,10 @@ pub struct GalleryActorStats {
     pub failed: u64,
 }
 
-/// Runs until both channels are closed; every track received is recorded
-/// before this returns (the drain on shutdown).
+/// Runs until the track channel is closed (the pipeline has finished); every
+/// track received is recorded before this returns (the drain on shutdown).
+/// Requests are served meanwhile; an API still holding a request sender does
+/// not keep the gallery alive past the pipeline (it then gets "shut down").
 pub fn run_gallery_actor(
     mut gallery: Gallery,
     tracks: Receiver<EmbeddedTrack>,
@@ -38,7 +42,7 @@ pub fn run_gallery_actor(
         tracing::warn!("crop retention purge failed: {e:#}");
     }
     let (mut tracks_open, mut requests_open) = (true, true);
-    while tracks_open || requests_open {
+    while tracks_open {
         let never_t = crossbeam_channel::never();
         let never_r = crossbeam_channel::never();
         let tr = if tracks_open { &tracks } else { &never_t };
@@ -70,6 +74,9 @@ pub fn run_gallery_actor(
             recv(rr) -> msg => match msg {
                 Ok(GalleryRequest::Query { feature, top, reply }) => { let _ = reply.send(gallery.query(&feature, top)); }
                 Ok(GalleryRequest::Forget { identity_id, reply }) => { let _ = reply.send(gallery.forget(identity_id).map(|_| ())); }
+                Ok(GalleryRequest::Enrol { label, modality, feature, image, reply }) => {
+                    let _ = reply.send(gallery.enrol_image(label.as_deref(), modality, &feature, &image));
+                }
                 Err(_) => requests_open = false,
             },
         }

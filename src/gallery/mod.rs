@@ -20,6 +20,7 @@ use crate::events::SightingEvent;
 use crate::modality::Modality;
 
 pub mod actor;
+pub mod api;
 pub mod assign;
 pub mod cli;
 pub mod index;
@@ -289,6 +290,28 @@ impl Gallery {
             self.index.push(info, &v);
         }
         Ok(id)
+    }
+
+    /// Enrols one reference image: a new watch-list identity with its feature
+    /// and the image kept as JPEG. Returns (identity id, enrolment image id).
+    pub fn enrol_image(&mut self, label: Option<&str>, modality: Modality, feature: &[f32], image: &image::RgbImage) -> Result<(i64, i64)> {
+        if feature.len() != self.index.dim() {
+            bail!("enrolment feature has dimension {}, gallery expects {}", feature.len(), self.index.dim());
+        }
+        let db = self.store.path().to_path_buf();
+        let ex = |e: rusqlite::Error| store::explain(&db, e);
+        let crops_dir = self.crops_dir.clone();
+        let tx = self.store.transaction()?;
+        let id = GalleryStore::insert_identity(&tx, label, true, modality).map_err(ex)?;
+        let fid = GalleryStore::insert_feature(&tx, id, modality, feature).map_err(ex)?;
+        let dir = crops_dir.join(id.to_string());
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create crop directory {}", dir.display()))?;
+        let file = dir.join("enrol.jpg");
+        image.save_with_format(&file, image::ImageFormat::Jpeg).with_context(|| format!("cannot save {}", file.display()))?;
+        let img_id = GalleryStore::insert_enrol_image(&tx, id, modality, &file.to_string_lossy()).map_err(ex)?;
+        tx.commit().map_err(ex)?;
+        self.index.push(RowInfo { feature_id: fid, identity_id: id, modality }, feature);
+        Ok((id, img_id))
     }
 
     /// Identities most similar to a feature, best first, with their sightings.

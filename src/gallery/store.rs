@@ -61,6 +61,15 @@ const MIGRATIONS: &[&str] = &[
         similarity REAL NOT NULL,
         created_ns INTEGER NOT NULL
      );",
+    // v2: enrolment images (watch-list reference crops), kept until the identity is forgotten.
+    "CREATE TABLE enrol_images (
+        id INTEGER PRIMARY KEY,
+        identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+        modality TEXT NOT NULL,
+        path TEXT NOT NULL,
+        created_ns INTEGER NOT NULL
+     );
+     CREATE INDEX enrol_images_identity ON enrol_images(identity_id);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -286,6 +295,19 @@ impl GalleryStore {
         Ok(tx.last_insert_rowid())
     }
 
+    pub fn insert_enrol_image(tx: &rusqlite::Transaction, identity_id: i64, modality: Modality, path: &str) -> rusqlite::Result<i64> {
+        tx.execute(
+            "INSERT INTO enrol_images (identity_id, modality, path, created_ns) VALUES (?1, ?2, ?3, ?4)",
+            params![identity_id, modality.as_str(), path, now_ns()],
+        )?;
+        Ok(tx.last_insert_rowid())
+    }
+
+    /// The connection, for read-only queries of other modules (the API adapter).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     pub fn set_crop_path(tx: &rusqlite::Transaction, sighting_id: i64, path: &str) -> rusqlite::Result<()> {
         tx.execute("UPDATE sightings SET crop_path = ?2 WHERE id = ?1", params![sighting_id, path])?;
         Ok(())
@@ -374,12 +396,16 @@ impl GalleryStore {
         let p = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| explain(&p, e))?;
         let crops: Vec<String> = {
-            let mut stmt = tx.prepare("SELECT crop_path FROM sightings WHERE identity_id = ?1 AND crop_path IS NOT NULL")?;
+            let mut stmt = tx.prepare(
+                "SELECT crop_path FROM sightings WHERE identity_id = ?1 AND crop_path IS NOT NULL
+                 UNION ALL SELECT path FROM enrol_images WHERE identity_id = ?1",
+            )?;
             let rows = stmt.query_map(params![identity_id], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| explain(&p, e))?
         };
         // Explicit deletes (not only ON DELETE CASCADE) so nothing depends on the pragma.
         for sql in [
+            "DELETE FROM enrol_images WHERE identity_id = ?1",
             "DELETE FROM links WHERE identity_id = ?1",
             "DELETE FROM sightings WHERE identity_id = ?1",
             "DELETE FROM features WHERE identity_id = ?1",
