@@ -5,7 +5,9 @@
 
 SHELL := /bin/bash
 ORT_DIR := $(CURDIR)/.deps/onnxruntime
-export ORT_DYLIB_PATH ?= $(firstword $(wildcard $(ORT_DIR)/libonnxruntime.so.*[0-9]) $(ORT_DIR)/libonnxruntime.so)
+# setup.sh links libonnxruntime.so to the versioned library it extracts; the
+# path is fixed so it is right even before the first set-up has run.
+export ORT_DYLIB_PATH ?= $(ORT_DIR)/libonnxruntime.so
 export VIREID_PYTHON := $(CURDIR)/.venv/bin/python
 CARGO ?= cargo
 
@@ -24,7 +26,7 @@ build:
 	$(CARGO) build --release
 
 test: setup
-	$(MAKE) test-rust test-python
+	$(MAKE) -k test-rust test-python
 
 test-rust:
 	$(CARGO) test --release --no-fail-fast

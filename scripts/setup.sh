@@ -54,9 +54,11 @@ fi
 
 # --- ONNX Runtime shared library, from the onnxruntime wheel ---------------
 ORT_DIR=.deps/onnxruntime
-if ! ls "$ORT_DIR"/libonnxruntime.so* >/dev/null 2>&1; then
+if [ ! -e "$ORT_DIR/libonnxruntime.so" ]; then
   capi=$(.venv/bin/python -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')
   mkdir -p "$ORT_DIR"
   cp -a "$capi"/libonnxruntime.so* "$ORT_DIR"/
+  versioned=$(cd "$ORT_DIR" && ls libonnxruntime.so.*[0-9] | sort -V | tail -1)
+  ln -sf "$versioned" "$ORT_DIR/libonnxruntime.so"
   echo "setup: ONNX Runtime library in $ORT_DIR: $(ls "$ORT_DIR")"
 fi
