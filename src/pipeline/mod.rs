@@ -220,11 +220,23 @@ pub fn run(args: RunArgs) -> Result<()> {
     })?;
     install_signal_handlers();
     let pipeline = Pipeline::start(&config, tx)?;
+    // systemd (no-ops outside it): READY now that cameras and detectors are up;
+    // WATCHDOG only while frames get processed (see `service`).
+    let progress = crate::service::Progress::new();
+    let notifier = crate::service::ServiceNotifier;
+    if let Err(e) = notifier.ready(&format!("{} camera(s) up", config.cameras.len())) {
+        tracing::warn!("{e:#}");
+    }
+    let watchdog = crate::service::WatchdogConfig::from_env()
+        .map(|c| crate::service::Watchdog::start(c, progress.clone()))
+        .transpose()?;
     let started = Instant::now();
     let mut last_log = Instant::now();
     let reason = loop {
         std::thread::sleep(Duration::from_millis(100));
+        progress.advance_to(pipeline.reports().iter().map(|r| r.processed_frames).sum());
         if SIGNALLED.load(Ordering::SeqCst) {
+            let _ = notifier.stopping(None);
             break "signal";
         }
         if args.duration.is_some_and(|d| started.elapsed().as_secs_f64() >= d) {
@@ -246,6 +258,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     let wall = started.elapsed().as_secs_f64();
     tracing::info!("stopping: {reason}");
     let reports = pipeline.reports();
+    if let Some(w) = watchdog {
+        w.stop();
+    }
     let result = pipeline.shutdown();
     let written = writer.join().map_err(|_| anyhow!("track writer panicked"))??;
     let reports: Vec<CameraReport> = reports;
