@@ -31,7 +31,7 @@ in_root getent passwd vireid
 in_root test -d /var/lib/vireid
 in_root sh -c 'test "$(stat -c %U:%a /var/lib/vireid)" = vireid:750'
 in_root sh -c 'test "$(stat -c %U:%G:%a /etc/vireid/api-token)" = root:vireid:640 && test "$(wc -c < /etc/vireid/api-token)" -ge 17'
-in_root test -s /usr/share/vireid/engines/default.onnx
+in_root test -s /usr/share/vireid/engines/vireid_default.onnx
 in_root test -s /usr/lib/vireid/libonnxruntime.so
 in_root test -f /usr/lib/systemd/system/vireid.service
 in_root test -L /etc/systemd/system/multi-user.target.wants/vireid.service
