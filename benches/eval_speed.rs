@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
+use vireid::eval::distance::{pairwise, rerank_with_query_block, DistanceKind, RerankParams};
 use vireid::eval::metrics::{evaluate, Labels, Protocol};
 
 const QUERIES: usize = 3803;
@@ -84,4 +85,17 @@ fn main() {
     println!("  numpy reference (per-query loop)   {:>9.3} s", numpy);
     println!("  vireid evaluate, 1 thread          {:>9.4} s   {:>6.1}x faster", rust_1, numpy / rust_1);
     println!("  vireid evaluate, {threads} threads          {:>9.4} s   {:>6.1}x faster", rust_n, numpy / rust_n);
+
+    // Re-ranking cost at this size (no peer: it is an option, reported for planning).
+    let dim = 2048;
+    let features = Array2::from_shape_fn((QUERIES + GALLERY, dim), |_| rng.random_range(-1.0f32..1.0));
+    let (q, g) = features.view().split_at(ndarray::Axis(0), QUERIES);
+    let start = Instant::now();
+    let qq = pairwise(q, q, DistanceKind::Cosine);
+    let block = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let d = rerank_with_query_block(qq.view(), q, g, DistanceKind::Cosine, RerankParams::default());
+    let per_trial = start.elapsed().as_secs_f64();
+    assert!(d.iter().all(|v| v.is_finite()));
+    println!("k-reciprocal re-ranking, {QUERIES}+{GALLERY} items, dim {dim}: query block {block:.2} s once, then {per_trial:.2} s per trial");
 }

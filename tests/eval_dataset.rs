@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use vireid::embed::cli::EmbedderArgs;
 use vireid::embed::{Crop, Embedder};
 use vireid::eval::datasets::Direction;
 use vireid::eval::distance::{pairwise, DistanceKind};
@@ -59,8 +60,7 @@ fn args(protocol: Protocol, root: &Path, out: &Path) -> DatasetArgs {
         mode: vireid::eval::datasets::SysuMode::All,
         shots: 1,
         direction: None,
-        model: None,
-        baseline: Some(vireid::embed::Baseline::Colorhist),
+        embedder: EmbedderArgs { model: None, baseline: Some(vireid::embed::Baseline::Colorhist), config: None, providers: vec![], on_provider_failure: None },
         trials: 10,
         seed: 0,
         out: out.to_path_buf(),
@@ -147,4 +147,51 @@ fn regdb_end_to_end_both_directions() {
         assert_eq!((report.trials[0].num_queries, report.trials[0].num_gallery), (30, 30));
         assert_eq!(report.trials[0].metrics.num_valid_queries, 30);
     }
+}
+
+/// The whole command as a user runs it: `vireid synth sysu`, then
+/// `vireid eval dataset --model` with a tiny ONNX model (tests/embed_models.py)
+/// through the project's ONNX embedder.
+#[test]
+fn sysu_through_the_cli_with_an_onnx_model() {
+    let python = std::path::PathBuf::from(std::env::var("VIREID_PYTHON").unwrap_or_else(|_| "/work/main/.venv/bin/python".into()));
+    assert!(python.exists(), "Python for the ONNX fixture not found at {}: set VIREID_PYTHON (the Makefile does)", python.display());
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let status = std::process::Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/embed_models.py"))
+        .arg(&models)
+        .status()
+        .unwrap();
+    assert!(status.success(), "tests/embed_models.py failed");
+    let bin = env!("CARGO_BIN_EXE_vireid");
+    let root = dir.path().join("sysu");
+    let out = std::process::Command::new(bin)
+        .args(["synth", "sysu", "--ids", "25", "--images-per-cam", "2", "--width", "32", "--height", "64", "--seed", "9", "--out"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "synth: {}", String::from_utf8_lossy(&out.stderr));
+    let report_dir = dir.path().join("report");
+    let out = std::process::Command::new(bin)
+        .args(["eval", "dataset", "--protocol", "sysu", "--mode", "indoor", "--shots", "1", "--trials", "3", "--seed", "40", "--quiet", "--distance", "euclidean"])
+        .arg("--root")
+        .arg(&root)
+        .arg("--model")
+        .arg(models.join("tiny.onnx"))
+        .arg("--out")
+        .arg(&report_dir)
+        .env("VIREID_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "eval dataset: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("| tiny |"), "{}", String::from_utf8_lossy(&out.stdout));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["setting"], "indoor-search, single-shot");
+    assert_eq!(json["distance"], "euclidean");
+    let seeds: Vec<u64> = json["trials"].as_array().unwrap().iter().map(|t| t["seed"].as_u64().unwrap()).collect();
+    assert_eq!(seeds, vec![40, 41, 42]);
+    let map = json["mean"]["mAP"].as_f64().unwrap();
+    assert!(map > 0.0 && map <= 1.0, "mAP {map}");
+    assert!(report_dir.join("cmc.png").is_file() && report_dir.join("report.md").is_file());
 }

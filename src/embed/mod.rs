@@ -13,6 +13,7 @@ use crate::modality::Modality;
 
 pub mod batcher;
 pub mod cli;
+pub mod colorhist;
 pub mod metadata;
 pub mod onnx;
 pub mod preprocess;
@@ -174,8 +175,7 @@ impl EmbedConfig {
 pub fn open_embedder(spec: &EmbedderSpec, config: &EmbedConfig) -> Result<Box<dyn Embedder>> {
     match spec {
         EmbedderSpec::Model(path) => Ok(Box::new(onnx::OnnxEmbedder::open(path, config)?)),
-        // Filled in by the colour-histogram baseline (issue 2).
-        EmbedderSpec::Baseline(Baseline::Colorhist) => anyhow::bail!("colour-histogram baseline not built yet"),
+        EmbedderSpec::Baseline(Baseline::Colorhist) => Ok(Box::new(colorhist::ColorHist::new())),
     }
 }
 

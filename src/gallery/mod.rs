@@ -23,6 +23,7 @@ pub mod actor;
 pub mod assign;
 pub mod cli;
 pub mod index;
+pub mod runner;
 pub mod store;
 pub mod thresholds;
 
@@ -321,10 +322,11 @@ impl Gallery {
     }
 
     /// Deletes every trace of an identity: rows, exemplars, crop files.
+    /// Returns how many crop files were deleted.
     pub fn forget(&mut self, identity_id: i64) -> Result<usize> {
-        forget_identity(&mut self.store, identity_id)?;
+        let crops = forget_identity(&mut self.store, identity_id)?;
         self.index.remove_identity(identity_id);
-        Ok(0)
+        Ok(crops.len())
     }
 
     /// Deletes crop files past the retention period; returns how many.
