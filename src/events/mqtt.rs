@@ -355,6 +355,42 @@ impl crate::events::EventSink for MqttSink {
     }
 }
 
+/// MQTT for `vireid run`: a small tokio runtime of its own (the pipeline is
+/// thread-based) holding the connection, handing out sinks for the gallery.
+pub struct MqttService {
+    runtime: tokio::runtime::Runtime,
+    publisher: Arc<MqttPublisher>,
+}
+
+impl MqttService {
+    /// `None` when `[mqtt] enabled = false`.
+    pub fn start(config: &crate::config::Config) -> Result<Option<MqttService>> {
+        if !config.mqtt.enabled {
+            return Ok(None);
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mqtt")
+            .enable_all()
+            .build()
+            .context("cannot start the MQTT runtime")?;
+        let publisher = Arc::new(MqttPublisher::start(&config.mqtt, runtime.handle())?);
+        Ok(Some(MqttService { runtime, publisher }))
+    }
+
+    pub fn sink(&self, cameras: &[crate::ingest::CameraConfig]) -> Box<dyn crate::events::EventSink> {
+        Box::new(MqttSink::new(self.publisher.clone(), cameras))
+    }
+
+    /// After the gallery has drained: publish `offline`, disconnect.
+    pub fn shutdown(self) -> Result<()> {
+        let MqttService { runtime, publisher } = self;
+        let publisher = Arc::try_unwrap(publisher)
+            .map_err(|_| anyhow::anyhow!("MQTT sink still in use at shutdown: the gallery has not finished"))?;
+        runtime.block_on(publisher.shutdown(Duration::from_secs(5)))
+    }
+}
+
 async fn drive(
     mut eventloop: EventLoop,
     client: AsyncClient,

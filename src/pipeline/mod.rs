@@ -218,8 +218,10 @@ pub fn run(args: RunArgs) -> Result<()> {
         (None, Some(b)) => Some(crate::embed::EmbedderSpec::Baseline(b)),
         (None, None) => None,
     };
+    let mqtt = crate::events::mqtt::MqttService::start(&config)?;
+    let sinks: Vec<Box<dyn crate::events::EventSink>> = mqtt.iter().map(|m| m.sink(&config.cameras)).collect();
     let back = if config.events.jsonl.is_some() {
-        Some(crate::gallery::runner::BackHalf::start(&config, spec, vec![])?)
+        Some(crate::gallery::runner::BackHalf::start(&config, spec, sinks)?)
     } else {
         tracing::info!("no --sightings and no [events].jsonl: finished tracks are written, not embedded or stored");
         None
@@ -305,6 +307,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         None => None,
     };
+    if let Some(m) = mqtt {
+        if let Err(e) = m.shutdown() {
+            tracing::warn!("{e:#}");
+        }
+    }
     let reports: Vec<CameraReport> = reports;
     let summary = serde_json::json!({ "wall_s": wall, "stopped_because": reason, "tracks_written": written, "cameras": reports, "gallery": gallery_stats });
     if let Some(p) = &args.stats {
