@@ -31,14 +31,14 @@ in_root getent passwd vireid
 in_root test -d /var/lib/vireid
 in_root sh -c 'test "$(stat -c %U:%a /var/lib/vireid)" = vireid:750'
 in_root sh -c 'test "$(stat -c %U:%G:%a /etc/vireid/api-token)" = root:vireid:640 && test "$(wc -c < /etc/vireid/api-token)" -ge 17'
-in_root test -s /usr/share/vireid/engines/default.onnx
+in_root test -s /usr/share/vireid/engines/vireid_default.onnx
 in_root test -s /usr/lib/vireid/libonnxruntime.so
-in_root test -f /lib/systemd/system/vireid.service
+in_root test -f /usr/lib/systemd/system/vireid.service
 in_root test -L /etc/systemd/system/multi-user.target.wants/vireid.service
 in_root /usr/bin/vireid check-config --config /etc/vireid/config.toml
 # The unit's ExecStartPre is exactly that check, as the service user.
 in_root setpriv --reuid=vireid --regid=vireid --init-groups /usr/bin/vireid check-config --config /etc/vireid/config.toml
 echo "--- remove and purge"
 in_root apt-get purge -y -q vireid >/dev/null
-in_root sh -c '! getent passwd vireid && ! test -e /var/lib/vireid && ! test -e /lib/systemd/system/vireid.service'
+in_root sh -c '! getent passwd vireid && ! test -e /var/lib/vireid && ! test -e /usr/lib/systemd/system/vireid.service'
 echo "deb-check: OK ($(basename "$deb"))"

@@ -40,6 +40,12 @@ find "$root" -type l -lname '/*' | while read -r link; do
   target=$(readlink "$link")
   ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$root$target")" "$link"
 done
+# Links dpkg's alternatives would make (postinst scripts do not run here):
+# libblas.so.3 / liblapack.so.3, which libopencv_core needs at link time.
+for alt in blas/libblas.so.3 lapack/liblapack.so.3; do
+  src="$root/usr/lib/aarch64-linux-gnu/$alt"
+  [ -e "$src" ] && ln -sfn "$alt" "$root/usr/lib/aarch64-linux-gnu/$(basename "$alt")"
+done
 # Debian 12 is merged-/usr: /lib -> usr/lib.
 [ -e "$root/lib" ] || ln -s usr/lib "$root/lib"
 echo "sysroot: unpacked $n packages into $root ($(du -sh "$root" | cut -f1))"

@@ -43,6 +43,8 @@ enum Command {
     },
     /// Enrol a watch-list identity from images.
     Enrol(vireid::gallery::cli::EnrolArgs),
+    /// Serve the HTTP API and dashboard over the gallery ([api] in the config).
+    Serve(vireid::api::serve::ServeArgs),
     /// Look a person crop up in the gallery.
     Query(vireid::gallery::cli::QueryArgs),
     /// Derive same- and cross-modality thresholds from a labelled dataset at a target false-match rate.
@@ -100,6 +102,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Embed(args) => vireid::embed::cli::run_embed(&args),
         Command::Gallery { command } => vireid::gallery::cli::run_gallery(&command),
         Command::Enrol(args) => vireid::gallery::cli::run_enrol(&args),
+        Command::Serve(args) => vireid::api::serve::run_serve(args),
         Command::Query(args) => vireid::gallery::cli::run_query(&args),
         Command::Thresholds(args) => vireid::gallery::thresholds::run_thresholds(&args),
         Command::Score(args) => vireid::score::run_score(&args),

@@ -78,7 +78,7 @@ fn sighting(id: u64, frames: u32, end: bool) -> SightingState {
         start_time: 1_763_700_000.25,
         end_time: end.then_some(1_763_700_004.0),
         bbox: [12.0, 30.0, 48.0, 120.0],
-        frames,
+        frames: Some(frames),
     }
 }
 
@@ -135,7 +135,7 @@ async fn events_arrive_in_order_with_the_documented_json_and_availability() {
         assert_eq!(msg.kind, *kind, "message {i} out of order");
         assert_eq!(&msg.after, after, "message {i}");
         assert_eq!(msg.before.id, after.id);
-        assert_eq!(msg.before.frames, expected_before_frames[i], "message {i}: 'before' is the previously published state");
+        assert_eq!(msg.before.frames, Some(expected_before_frames[i]), "message {i}: 'before' is the previously published state");
     }
     assert_eq!(publisher.stats().published.load(std::sync::atomic::Ordering::Relaxed), 6);
 
@@ -182,4 +182,53 @@ fn crash_leaves_retained_offline_via_last_will() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gallery_events_go_out_as_new_then_end() {
+    use vireid::events::EventSink;
+    let broker = start_mosquitto();
+    let (_sub, mut el) = subscriber(broker.port, "sub-sink", "sink/events").await;
+    let publisher = std::sync::Arc::new(MqttPublisher::start(&config(broker.port, "sink"), &tokio::runtime::Handle::current()).unwrap());
+    let cameras: Vec<vireid::ingest::CameraConfig> = toml::from_str::<std::collections::HashMap<String, Vec<vireid::ingest::CameraConfig>>>(
+        "camera = [{ name = \"gate-thermal\", modality = \"thermal\", box = \"gate\", source = \"test:\" }]",
+    )
+    .unwrap()
+    .remove("camera")
+    .unwrap();
+    let mut sink = vireid::events::mqtt::MqttSink::new(publisher.clone(), &cameras);
+    let event = vireid::events::SightingEvent {
+        event: "sighting".into(),
+        sighting_id: 9,
+        identity_id: 4,
+        label: Some("alice".into()),
+        new_identity: false,
+        camera: "gate-thermal".into(),
+        modality: Modality::Thermal,
+        track_id: 3,
+        start_ns: 1_763_700_000_000_000_000,
+        end_ns: 1_763_700_005_000_000_000,
+        start_pts_ns: None,
+        end_pts_ns: None,
+        best_pts_ns: None,
+        best_box: [1.0, 2.0, 30.0, 90.0],
+        similarity: Some(0.61),
+        matched_modality: Some(Modality::Rgb),
+        day_night_link: true,
+    };
+    // The sink runs on the gallery's (non-async) thread.
+    tokio::task::spawn_blocking(move || sink.emit(&event)).await.unwrap().unwrap();
+    let mut kinds = vec![];
+    for _ in 0..2 {
+        let (_, payload, _) = next_publish(&mut el).await;
+        let msg: EventMessage = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(msg.after.id, 9);
+        assert_eq!(msg.after.identity_id, Some(4));
+        assert_eq!(msg.after.identity_label.as_deref(), Some("alice"));
+        assert_eq!(msg.after.box_name, "gate");
+        assert!(msg.after.day_night_link);
+        assert_eq!(msg.after.start_time, 1_763_700_000.0);
+        kinds.push((msg.kind, msg.after.end_time));
+    }
+    assert_eq!(kinds, vec![(SightingEventKind::New, None), (SightingEventKind::End, Some(1_763_700_005.0))]);
 }

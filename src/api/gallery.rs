@@ -79,7 +79,8 @@ pub struct UploadedImage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Enrolled {
     pub identity_id: u64,
-    pub crop_id: u64,
+    /// The stored crop of the enrolment image, if the gallery keeps one.
+    pub crop_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,6 +20,8 @@
 pub mod error;
 pub mod gallery;
 pub mod metrics;
+pub mod serve;
+pub mod sqlite;
 
 use anyhow::{bail, Context, Result};
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -160,17 +162,30 @@ pub fn router(state: ApiState, max_upload_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// Binds and serves until `shutdown` resolves (then finishes in-flight requests).
+/// Binds `api.bind` and serves until `shutdown` resolves (then finishes in-flight requests).
 pub async fn serve(
     config: &ApiConfig,
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.bind)
+    let listener = bind(config).await?;
+    serve_listener(listener, config.max_upload_bytes, state, shutdown).await
+}
+
+pub async fn bind(config: &ApiConfig) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(config.bind)
         .await
-        .with_context(|| format!("cannot listen on api.bind = {}: is another process using the port?", config.bind))?;
+        .with_context(|| format!("cannot listen on api.bind = {}: is another process using the port?", config.bind))
+}
+
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    max_upload_bytes: usize,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     tracing::info!("API and dashboard on http://{}/", listener.local_addr()?);
-    axum::serve(listener, router(state, config.max_upload_bytes))
+    axum::serve(listener, router(state, max_upload_bytes))
         .with_graceful_shutdown(shutdown)
         .await
         .context("the HTTP server failed")

@@ -145,8 +145,8 @@ pub struct SightingState {
     /// Last bounding box on the camera frame: `[x, y, w, h]` in pixels.
     #[serde(rename = "box_xywh")]
     pub bbox: [f32; 4],
-    /// Frames the track has covered so far.
-    pub frames: u32,
+    /// Frames the track has covered so far, when the producer counts them.
+    pub frames: Option<u32>,
 }
 
 /// One change of a sighting, as the pipeline reports it.
@@ -311,6 +311,86 @@ impl MqttPublisher {
     }
 }
 
+/// The gallery's events on MQTT. The gallery emits one event per sighting,
+/// once it is finished and stored; consumers written for NVR-style streams act
+/// on `new` and close on `end`, so each is published as `new` (without
+/// `end_time`) followed by `end` (the final state).
+pub struct MqttSink {
+    publisher: Arc<MqttPublisher>,
+    /// camera name → box name, from the config.
+    boxes: HashMap<String, String>,
+}
+
+impl MqttSink {
+    pub fn new(publisher: Arc<MqttPublisher>, cameras: &[crate::ingest::CameraConfig]) -> MqttSink {
+        let boxes = cameras.iter().map(|c| (c.name.clone(), c.box_name.clone())).collect();
+        MqttSink { publisher, boxes }
+    }
+
+    fn state(&self, e: &crate::events::SightingEvent) -> SightingState {
+        SightingState {
+            id: e.sighting_id.max(0) as u64,
+            camera: e.camera.clone(),
+            box_name: self.boxes.get(&e.camera).cloned().unwrap_or_default(),
+            modality: e.modality,
+            label: "person".into(),
+            identity_id: Some(e.identity_id.max(0) as u64),
+            identity_label: e.label.clone(),
+            score: e.similarity,
+            day_night_link: e.day_night_link,
+            start_time: e.start_ns as f64 / 1e9,
+            end_time: Some(e.end_ns as f64 / 1e9),
+            bbox: e.best_box,
+            frames: None,
+        }
+    }
+}
+
+impl crate::events::EventSink for MqttSink {
+    fn emit(&mut self, event: &crate::events::SightingEvent) -> Result<()> {
+        let end = self.state(event);
+        let new = SightingState { end_time: None, ..end.clone() };
+        self.publisher.publish(SightingEvent { kind: SightingEventKind::New, sighting: new })?;
+        self.publisher.publish(SightingEvent { kind: SightingEventKind::End, sighting: end })
+    }
+}
+
+/// MQTT for `vireid run`: a small tokio runtime of its own (the pipeline is
+/// thread-based) holding the connection, handing out sinks for the gallery.
+pub struct MqttService {
+    runtime: tokio::runtime::Runtime,
+    publisher: Arc<MqttPublisher>,
+}
+
+impl MqttService {
+    /// `None` when `[mqtt] enabled = false`.
+    pub fn start(config: &crate::config::Config) -> Result<Option<MqttService>> {
+        if !config.mqtt.enabled {
+            return Ok(None);
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mqtt")
+            .enable_all()
+            .build()
+            .context("cannot start the MQTT runtime")?;
+        let publisher = Arc::new(MqttPublisher::start(&config.mqtt, runtime.handle())?);
+        Ok(Some(MqttService { runtime, publisher }))
+    }
+
+    pub fn sink(&self, cameras: &[crate::ingest::CameraConfig]) -> Box<dyn crate::events::EventSink> {
+        Box::new(MqttSink::new(self.publisher.clone(), cameras))
+    }
+
+    /// After the gallery has drained: publish `offline`, disconnect.
+    pub fn shutdown(self) -> Result<()> {
+        let MqttService { runtime, publisher } = self;
+        let publisher = Arc::try_unwrap(publisher)
+            .map_err(|_| anyhow::anyhow!("MQTT sink still in use at shutdown: the gallery has not finished"))?;
+        runtime.block_on(publisher.shutdown(Duration::from_secs(5)))
+    }
+}
+
 async fn drive(
     mut eventloop: EventLoop,
     client: AsyncClient,
@@ -368,7 +448,7 @@ mod tests {
             start_time: 1_700_000_000.5,
             end_time: None,
             bbox: [10.0, 20.0, 40.0, 100.0],
-            frames,
+            frames: Some(frames),
         }
     }
 
@@ -378,11 +458,11 @@ mod tests {
         let m = c.compose(SightingEvent { kind: SightingEventKind::New, sighting: state(1, 1) });
         assert_eq!(m.before, m.after);
         let m = c.compose(SightingEvent { kind: SightingEventKind::Update, sighting: state(1, 5) });
-        assert_eq!((m.before.frames, m.after.frames), (1, 5));
+        assert_eq!((m.before.frames, m.after.frames), (Some(1), Some(5)));
         let mut end = state(1, 9);
         end.end_time = Some(1_700_000_010.0);
         let m = c.compose(SightingEvent { kind: SightingEventKind::End, sighting: end });
-        assert_eq!((m.before.frames, m.after.frames), (5, 9));
+        assert_eq!((m.before.frames, m.after.frames), (Some(5), Some(9)));
         assert_eq!(c.open_sightings(), 0);
     }
 

@@ -218,8 +218,10 @@ pub fn run(args: RunArgs) -> Result<()> {
         (None, Some(b)) => Some(crate::embed::EmbedderSpec::Baseline(b)),
         (None, None) => None,
     };
+    let mqtt = crate::events::mqtt::MqttService::start(&config)?;
+    let sinks: Vec<Box<dyn crate::events::EventSink>> = mqtt.iter().map(|m| m.sink(&config.cameras)).collect();
     let back = if config.events.jsonl.is_some() {
-        Some(crate::gallery::runner::BackHalf::start(&config, spec, vec![])?)
+        Some(crate::gallery::runner::BackHalf::start(&config, spec, sinks)?)
     } else {
         tracing::info!("no --sightings and no [events].jsonl: finished tracks are written, not embedded or stored");
         None
@@ -250,11 +252,23 @@ pub fn run(args: RunArgs) -> Result<()> {
     })?;
     install_signal_handlers();
     let pipeline = Pipeline::start(&config, tx)?;
+    // systemd (no-ops outside it): READY now that cameras and detectors are up;
+    // WATCHDOG only while frames get processed (see `service`).
+    let progress = crate::service::Progress::new();
+    let notifier = crate::service::ServiceNotifier;
+    if let Err(e) = notifier.ready(&format!("{} camera(s) up", config.cameras.len())) {
+        tracing::warn!("{e:#}");
+    }
+    let watchdog = crate::service::WatchdogConfig::from_env()
+        .map(|c| crate::service::Watchdog::start(c, progress.clone()))
+        .transpose()?;
     let started = Instant::now();
     let mut last_log = Instant::now();
     let reason = loop {
         std::thread::sleep(Duration::from_millis(100));
+        progress.advance_to(pipeline.reports().iter().map(|r| r.processed_frames).sum());
         if SIGNALLED.load(Ordering::SeqCst) {
+            let _ = notifier.stopping(None);
             break "signal";
         }
         if args.duration.is_some_and(|d| started.elapsed().as_secs_f64() >= d) {
@@ -276,6 +290,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     let wall = started.elapsed().as_secs_f64();
     tracing::info!("stopping: {reason}");
     let reports = pipeline.reports();
+    if let Some(w) = watchdog {
+        w.stop();
+    }
     let result = pipeline.shutdown();
     let written = writer.join().map_err(|_| anyhow!("track writer panicked"))??;
     // Drain: every finished track is embedded and committed before we exit.
@@ -290,6 +307,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         None => None,
     };
+    if let Some(m) = mqtt {
+        if let Err(e) = m.shutdown() {
+            tracing::warn!("{e:#}");
+        }
+    }
     let reports: Vec<CameraReport> = reports;
     let summary = serde_json::json!({ "wall_s": wall, "stopped_because": reason, "tracks_written": written, "cameras": reports, "gallery": gallery_stats });
     if let Some(p) = &args.stats {

@@ -66,6 +66,12 @@ impl Progress {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// For a pipeline that already counts its frames: moves the heartbeat to
+    /// that count (never backwards).
+    pub fn advance_to(&self, total: u64) {
+        self.0.fetch_max(total, Ordering::Relaxed);
+    }
+
     pub fn value(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -304,6 +310,9 @@ mod tests {
         p.bump();
         q.bump();
         assert_eq!(p.value(), 2);
+        p.advance_to(10);
+        p.advance_to(5);
+        assert_eq!(q.value(), 10);
     }
 
     #[test]

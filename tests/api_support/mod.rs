@@ -150,7 +150,7 @@ impl GalleryApi for MemoryGallery {
         inner.identities.insert(id, (label, 1_763_800_000.0, 1_763_800_000.0));
         let crop = Self::add_crop(&mut inner, id, image.modality, &image.image);
         inner.exemplars.push(Exemplar { identity: id, modality: image.modality, feature: feature(&image.image) });
-        Ok(Enrolled { identity_id: id, crop_id: crop })
+        Ok(Enrolled { identity_id: id, crop_id: Some(crop) })
     }
 
     fn query(&self, image: UploadedImage, k: usize) -> GalleryResult<Vec<QueryMatch>> {
@@ -229,6 +229,10 @@ pub const MAX_UPLOAD: usize = 64 * 1024;
 
 /// Serves the real router on a free loopback port, on its own runtime.
 pub fn start(gallery: MemoryGallery) -> Server {
+    start_with(Arc::new(gallery))
+}
+
+pub fn start_with(gallery: Arc<dyn GalleryApi>) -> Server {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let metrics = Arc::new(PipelineMetrics::new());
     metrics.register_camera("gate-rgb", Modality::Rgb);
@@ -238,7 +242,7 @@ pub fn start(gallery: MemoryGallery) -> Server {
     }
     metrics.frames_dropped("gate-rgb", 2);
     metrics.camera_state("gate-thermal", CameraState::Reconnecting);
-    let state = ApiState::new(Arc::new(gallery), metrics.clone(), TOKEN.to_string(), 1024);
+    let state = ApiState::new(gallery, metrics.clone(), TOKEN.to_string(), 1024);
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     runtime.spawn(async move { axum::serve(listener, router(state, MAX_UPLOAD)).await.unwrap() });
