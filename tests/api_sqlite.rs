@@ -5,10 +5,11 @@
 mod api_support;
 use api_support::*;
 use std::sync::Arc;
-use vireid::api::sqlite::SqliteGallery;
 use std::path::{Path, PathBuf};
+use vireid::config::Config;
 use vireid::embed::{open_embedder, EmbedConfig, EmbedderSpec};
-use vireid::gallery::{Gallery, GalleryConfig};
+use vireid::gallery::api::GalleryApiHandle;
+use vireid::gallery::runner::BackHalf;
 
 fn tiny_model(dir: &Path) -> PathBuf {
     let python = std::env::var_os("VIREID_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".venv/bin/python"));
@@ -22,10 +23,15 @@ fn tiny_model(dir: &Path) -> PathBuf {
     dir.join("tiny.onnx")
 }
 
-fn sqlite_server(dir: &Path, model: &Path) -> Server {
-    let embedder = open_embedder(&EmbedderSpec::Model(model.to_path_buf()), &EmbedConfig::default()).unwrap();
-    let gallery = Gallery::open(&GalleryConfig::default(), dir, embedder.dim()).unwrap();
-    start_with(Arc::new(SqliteGallery::new(gallery, embedder)))
+/// The API over a running gallery actor, as `vireid serve` and `vireid run` have it.
+/// The back half must outlive the server: it owns the actor.
+fn sqlite_server(dir: &Path, model: &Path) -> (Server, BackHalf) {
+    let spec = EmbedderSpec::Model(model.to_path_buf());
+    let config = Config { state_dir: dir.to_path_buf(), ..Config::default() };
+    let back = BackHalf::start(&config, Some(spec.clone()), Vec::new()).unwrap();
+    let embedder = open_embedder(&spec, &EmbedConfig::default()).unwrap();
+    let gallery = GalleryApiHandle::new(back.requests(), &config.gallery.db_path(dir), embedder).unwrap();
+    (start_with(Arc::new(gallery)), back)
 }
 
 #[test]
@@ -33,7 +39,7 @@ fn enrol_query_list_and_forget_against_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
     let model = tiny_model(models.path());
-    let srv = sqlite_server(dir.path(), &model);
+    let (srv, _back) = sqlite_server(dir.path(), &model);
     assert_eq!(get(srv.addr, "/api/v1/identities").json(), serde_json::json!([]));
 
     let red = png(&solid(32, 64, [200, 30, 30]));
@@ -76,7 +82,7 @@ fn enrol_query_list_and_forget_against_sqlite() {
 
     // Persisted: a new server on the same state dir sees what is left.
     drop(srv);
-    let srv = sqlite_server(dir.path(), &model);
+    let (srv, _back) = sqlite_server(dir.path(), &model);
     let list = get(srv.addr, "/api/v1/identities").json();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["id"], blue_id);

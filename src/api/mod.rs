@@ -21,7 +21,6 @@ pub mod error;
 pub mod gallery;
 pub mod metrics;
 pub mod serve;
-pub mod sqlite;
 
 use anyhow::{bail, Context, Result};
 use axum::extract::rejection::{PathRejection, QueryRejection};

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::sqlite::SqliteGallery;
 use super::{bind, serve_listener, ApiState, PipelineMetrics};
 use crate::config::Config;
 use crate::embed::{open_embedder, Baseline, EmbedderSpec};
-use crate::gallery::Gallery;
+use crate::gallery::api::GalleryApiHandle;
+use crate::gallery::runner::BackHalf;
 use crate::service::{ServiceNotifier, Shutdown};
 
 #[derive(Debug, clap::Args)]
@@ -33,13 +33,16 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
         Some(b) => EmbedderSpec::Baseline(b),
         None => EmbedderSpec::Model(config.embed.model_path()),
     };
+    // The same gallery actor `vireid run` uses owns every write; the API reads
+    // beside it on its own WAL connection and embeds uploads with its own embedder.
+    let back = BackHalf::start(&config, Some(spec.clone()), Vec::new())?;
     let embedder = open_embedder(&spec, &config.embed)?;
-    let gallery = Gallery::open(&config.gallery, &config.state_dir, embedder.dim())?;
+    let gallery = GalleryApiHandle::new(back.requests(), &config.gallery.db_path(&config.state_dir), embedder)?;
     let metrics = Arc::new(PipelineMetrics::new());
     for cam in &config.cameras {
         metrics.register_camera(&cam.name, cam.modality);
     }
-    let state = ApiState::new(Arc::new(SqliteGallery::new(gallery, embedder)), metrics, token, config.api.max_image_side);
+    let state = ApiState::new(Arc::new(gallery), metrics, token, config.api.max_image_side);
     let shutdown = Shutdown::new();
     shutdown.install_signal_handlers()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -53,5 +56,7 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
             let _ = tokio::task::spawn_blocking(move || while !stop.wait_timeout(Duration::from_secs(3600)) {}).await;
         };
         serve_listener(listener, config.api.max_upload_bytes, state, signalled).await
-    })
+    })?;
+    back.finish()?;
+    Ok(())
 }

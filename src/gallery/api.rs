@@ -164,7 +164,7 @@ impl GalleryApi for GalleryApiHandle {
         let modality = image.modality;
         let rgb = image.image.to_rgb8();
         let (id, img) = self.ask(|reply| GalleryRequest::Enrol { label, modality, feature, image: rgb, reply })?;
-        Ok(Enrolled { identity_id: id as u64, crop_id: 2 * img as u64 + 1 })
+        Ok(Enrolled { identity_id: id as u64, crop_id: Some(2 * img as u64 + 1) })
     }
 
     fn query(&self, image: UploadedImage, k: usize) -> GalleryResult<Vec<QueryMatch>> {
