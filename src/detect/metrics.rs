@@ -85,17 +85,28 @@ pub struct Evaluator {
     segments: BTreeMap<String, SegmentCounts>,
     person_ids: HashMap<u64, Vec<u64>>,
     required_total: u64,
+    /// Frames with nobody in them belong to the segment of the frame before.
+    last_segment: String,
 }
 
 impl Evaluator {
     pub fn new(min_visible: f32) -> Self {
-        Evaluator { min_visible, iou: 0.5, segments: BTreeMap::new(), person_ids: HashMap::new(), required_total: 0 }
+        Evaluator {
+            min_visible,
+            iou: 0.5,
+            segments: BTreeMap::new(),
+            person_ids: HashMap::new(),
+            required_total: 0,
+            last_segment: "unknown".into(),
+        }
     }
 
     /// One frame: ground truth, detections, and (id, box) of confirmed tracks.
     pub fn add_frame(&mut self, gt: &[GtBox], dets: &[BBox], tracks: &[(u64, BBox)]) {
-        let segment = gt.first().map(|g| g.segment.clone()).unwrap_or_else(|| "none".into());
-        let seg = self.segments.entry(segment).or_default();
+        if let Some(g) = gt.first() {
+            self.last_segment.clone_from(&g.segment);
+        }
+        let seg = self.segments.entry(self.last_segment.clone()).or_default();
         let gt_boxes: Vec<BBox> = gt.iter().map(|g| BBox::new(g.bbox[0], g.bbox[1], g.bbox[2], g.bbox[3])).collect();
         let required: Vec<bool> = gt.iter().map(|g| g.visible >= self.min_visible).collect();
         let (gt_of_det, _) = greedy_match(&gt_boxes, dets, self.iou);

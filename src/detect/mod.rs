@@ -75,11 +75,11 @@ impl Default for HogConfig {
     fn default() -> Self {
         HogConfig {
             process_width: 640,
-            scale: 1.1,
+            scale: 1.05,
             win_stride: 8,
             padding: 8,
-            hit_threshold: 0.0,
-            group_threshold: 2,
+            hit_threshold: -0.3,
+            group_threshold: 1,
             shrink_to_person: true,
             min_height: 0.0,
         }
