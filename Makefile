@@ -40,3 +40,27 @@ bench: setup-bench
 
 clean:
 	$(CARGO) clean
+
+# --- running on the box: aarch64, .deb, browser test (see cross/README.md) ---
+.PHONY: cross-check deb deb-check test-browser
+# Docker-free aarch64 build + `--version` + unit tests under qemu-aarch64.
+cross-check:
+	cross/check.sh
+
+# The .deb needs a default model: DEB_MODEL=path/to/model.onnx (vireid.* metadata).
+DEB_MODEL ?= engines/default.onnx
+deb: build
+	@test -f "$(DEB_MODEL)" || { echo "deb: no model at $(DEB_MODEL): export one with training/ or pass DEB_MODEL=path/to/model.onnx" >&2; exit 1; }
+	mkdir -p target/deb-assets
+	cp "$(DEB_MODEL)" target/deb-assets/default.onnx
+	cp -L "$(ORT_DYLIB_PATH)" target/deb-assets/libonnxruntime.so
+	command -v cargo-deb >/dev/null || $(CARGO) install cargo-deb --locked
+	$(CARGO) deb --no-build
+
+# Install the .deb into a clean debootstrap'ed Debian 12 root and check it.
+deb-check: deb
+	cross/deb-check.sh $$(ls -t target/debian/vireid_*.deb | head -1)
+
+# The dashboard screenshot test alone (it also runs in `make test`).
+test-browser:
+	$(CARGO) test --release --test dashboard_screenshot

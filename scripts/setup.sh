@@ -18,6 +18,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp
   libopencv-dev libfontconfig1-dev libfreetype-dev fonts-dejavu-core
   python3 python3-venv
+  systemd mosquitto chromium
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

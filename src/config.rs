@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-use crate::{detect, embed, events, gallery, ingest, track};
+use crate::{api, detect, embed, events, gallery, ingest, track};
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +30,10 @@ pub struct Config {
     pub gallery: gallery::GalleryConfig,
     #[serde(default)]
     pub events: events::EventsConfig,
+    #[serde(default)]
+    pub mqtt: events::mqtt::MqttConfig,
+    #[serde(default)]
+    pub api: api::ApiConfig,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -64,6 +68,8 @@ impl Config {
         self.embed.validate().context("in [embed]")?;
         self.gallery.validate().context("in [gallery]")?;
         self.events.validate().context("in [events]")?;
+        self.mqtt.validate().context("in [mqtt]")?;
+        self.api.validate().context("in [api]")?;
         Ok(())
     }
 }

@@ -16,7 +16,9 @@ pub mod pipeline;
 pub mod embed;
 pub mod gallery;
 pub mod events;
+pub mod score;
 pub mod api;
+pub mod service;
 pub mod eval;
 pub mod synth;
 #[cfg(feature = "cuda")]

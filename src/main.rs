@@ -33,6 +33,33 @@ enum Command {
     Synth(vireid::synth::SynthArgs),
     /// Benchmark protocols: SYSU-MM01, RegDB, LLCM (CMC, mAP, mINP).
     Eval(vireid::eval::EvalArgs),
+    // --- embed / gallery / events / score (backend) ---
+    /// Embed a folder of person crops into an .npy feature matrix.
+    Embed(vireid::embed::cli::EmbedArgs),
+    /// Inspect or edit the gallery: list identities, show one, forget one.
+    Gallery {
+        #[command(subcommand)]
+        command: vireid::gallery::cli::GalleryCommand,
+    },
+    /// Enrol a watch-list identity from images.
+    Enrol(vireid::gallery::cli::EnrolArgs),
+    /// Look a person crop up in the gallery.
+    Query(vireid::gallery::cli::QueryArgs),
+    /// Derive same- and cross-modality thresholds from a labelled dataset at a target false-match rate.
+    Thresholds(vireid::gallery::thresholds::ThresholdsArgs),
+    /// Score sightings against a synthetic scene's ground truth.
+    Score(vireid::score::ScoreArgs),
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Embedder throughput (crops/s) at a batch size.
+    Embed(vireid::embed::cli::BenchEmbedArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,5 +97,12 @@ fn dispatch(command: Command) -> Result<()> {
         Command::ServeRtsp(args) => vireid::ingest::rtsp_serve::serve(args),
         Command::Synth(args) => vireid::synth::run(&args),
         Command::Eval(args) => vireid::eval::run(args),
+        Command::Embed(args) => vireid::embed::cli::run_embed(&args),
+        Command::Gallery { command } => vireid::gallery::cli::run_gallery(&command),
+        Command::Enrol(args) => vireid::gallery::cli::run_enrol(&args),
+        Command::Query(args) => vireid::gallery::cli::run_query(&args),
+        Command::Thresholds(args) => vireid::gallery::thresholds::run_thresholds(&args),
+        Command::Score(args) => vireid::score::run_score(&args),
+        Command::Bench { what: BenchCommand::Embed(args) } => vireid::embed::cli::run_bench_embed(&args),
     }
 }

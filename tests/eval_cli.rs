@@ -170,6 +170,8 @@ fn dataset_wrong_layout_names_the_missing_path() {
     std::fs::write(root.join("exp/test_id.txt"), "1,2").unwrap();
     let err = run("sysu");
     assert!(err.contains("cam3"), "{err}");
+    let err = failing(&["eval", "dataset", "--protocol", "sysu", "--direction", "v2t", "--root", p(&root), "--baseline", "colorhist"]);
+    assert!(err.contains("--direction applies to regdb and llcm"), "{err}");
     let err = run("regdb");
     assert!(err.contains("idx"), "{err}");
     std::fs::create_dir_all(root.join("idx")).unwrap();

@@ -4,12 +4,19 @@
 //! queries) goes through [`Embedder`] and [`open_embedder`], so a learned ONNX
 //! model and the hand-crafted colour-histogram baseline are interchangeable.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use ndarray::Array2;
 use serde::Deserialize;
 use std::path::PathBuf;
 
 use crate::modality::Modality;
+
+pub mod batcher;
+pub mod cli;
+pub mod colorhist;
+pub mod metadata;
+pub mod onnx;
+pub mod preprocess;
 
 /// One person crop handed to an embedder. Thermal crops are grey replicated to
 /// three channels (as SYSU-MM01 and RegDB store them).
@@ -55,28 +62,120 @@ pub enum Baseline {
     Colorhist,
 }
 
+/// An ONNX Runtime execution provider, in `[embed].providers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionProviderKind {
+    Cpu,
+    Cuda,
+    Tensorrt,
+}
+
+impl std::fmt::Display for ExecutionProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExecutionProviderKind::Cpu => "cpu",
+            ExecutionProviderKind::Cuda => "cuda",
+            ExecutionProviderKind::Tensorrt => "tensorrt",
+        })
+    }
+}
+
+/// What to do when a configured execution provider cannot be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderFailure {
+    /// Refuse to start.
+    #[default]
+    Error,
+    /// Log a warning and go on with the next provider (CPU last).
+    Fallback,
+}
+
 /// The `[embed]` section.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmbedConfig {
     /// ONNX model; the default model under `engines/` when absent.
     pub model: Option<PathBuf>,
+    /// Execution providers in order of preference (`cpu`, `cuda`, `tensorrt`).
+    pub providers: Vec<ExecutionProviderKind>,
+    pub on_provider_failure: ProviderFailure,
+    /// GPU index for CUDA / TensorRT.
+    pub device_id: i32,
+    /// Where TensorRT engine and timing caches go (`<dir>/trt-cache/`).
+    pub engine_cache_dir: PathBuf,
+    /// ONNX Runtime shared library; `ORT_DYLIB_PATH` when absent.
+    pub ort_library: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads; 0 = its default (all cores).
+    pub intra_threads: usize,
+    /// Crops per model run, across all cameras (also the TensorRT profile's max batch).
+    pub max_batch: usize,
+    /// How long the embed worker waits to fill a batch before running a partial one.
+    pub max_wait_ms: u64,
+    /// Crops embedded per finished track (its best ones); their features are averaged.
+    pub crops_per_track: usize,
+    // Input contract for models exported without `vireid.*` metadata (engines/README.md).
+    pub input_height: Option<u32>,
+    pub input_width: Option<u32>,
+    pub mean: Option<[f32; 3]>,
+    pub std: Option<[f32; 3]>,
+    pub embedding_dim: Option<usize>,
+    pub modality_handling: Option<metadata::ModalityHandling>,
 }
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        EmbedConfig {
+            model: None,
+            providers: vec![ExecutionProviderKind::Cpu],
+            on_provider_failure: ProviderFailure::Error,
+            device_id: 0,
+            engine_cache_dir: PathBuf::from("engines"),
+            ort_library: None,
+            intra_threads: 0,
+            max_batch: 16,
+            max_wait_ms: 50,
+            crops_per_track: 4,
+            input_height: None,
+            input_width: None,
+            mean: None,
+            std: None,
+            embedding_dim: None,
+            modality_handling: None,
+        }
+    }
+}
+
+/// Where the default model lives when `[embed].model` and `--model` are absent.
+pub const DEFAULT_MODEL: &str = "engines/vireid_default.onnx";
 
 impl EmbedConfig {
     pub fn validate(&self) -> Result<()> {
+        if self.providers.is_empty() {
+            bail!("embed.providers is empty: list at least one of \"cpu\", \"cuda\", \"tensorrt\"");
+        }
+        if self.max_batch == 0 || self.max_batch > 1024 {
+            bail!("embed.max_batch = {} must be between 1 and 1024", self.max_batch);
+        }
+        if self.crops_per_track == 0 {
+            bail!("embed.crops_per_track must be at least 1");
+        }
         Ok(())
+    }
+
+    /// The model to load: config, else the default under `engines/`.
+    pub fn model_path(&self) -> PathBuf {
+        self.model.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL))
     }
 }
 
 /// Opens the embedder a spec names. The pipeline, `vireid eval`, `vireid embed`
 /// and queries all come through here.
 pub fn open_embedder(spec: &EmbedderSpec, config: &EmbedConfig) -> Result<Box<dyn Embedder>> {
-    let _ = config;
     match spec {
-        // Filled in by the ONNX runtime (issue 6) and the colour-histogram baseline (issue 2).
-        EmbedderSpec::Model(path) => anyhow::bail!("ONNX embedder not built yet (model {})", path.display()),
-        EmbedderSpec::Baseline(Baseline::Colorhist) => anyhow::bail!("colour-histogram baseline not built yet"),
+        EmbedderSpec::Model(path) => Ok(Box::new(onnx::OnnxEmbedder::open(path, config)?)),
+        EmbedderSpec::Baseline(Baseline::Colorhist) => Ok(Box::new(colorhist::ColorHist::new())),
     }
 }
 

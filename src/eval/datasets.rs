@@ -12,6 +12,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::embed::cli::list_images;
 use crate::modality::Modality;
 
 /// SYSU-MM01 infrared cameras (queries); cams 1, 2, 4, 5 are RGB.
@@ -153,20 +154,6 @@ fn seeded_trials(trials: usize, seed_base: u64, query: &[usize], groups: &BTreeM
             Trial { name: format!("seed {seed}"), seed: Some(seed), query: query.to_vec(), gallery: sample_groups(groups, shots, seed) }
         })
         .collect()
-}
-
-/// Image files in a folder, sorted by name so sampling is reproducible.
-fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list folder {}", dir.display()))? {
-        let path = entry?.path();
-        let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
-        if path.is_file() && matches!(ext.as_deref(), Some("jpg" | "jpeg" | "png" | "bmp")) {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 /// SYSU-MM01: `cam1..cam6/NNNN/*.jpg` and `exp/test_id.txt` (one comma-separated line).

@@ -1,6 +1,6 @@
 //! Query × gallery distances from features, and optional k-reciprocal re-ranking.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -62,10 +62,28 @@ impl Default for RerankParams {
 /// reciprocal sets expanded by half-size reciprocal sets overlapping ≥ 2/3,
 /// Gaussian-kernel weights, local query expansion over k2 neighbours.
 pub fn rerank(query: ArrayView2<f32>, gallery: ArrayView2<f32>, kind: DistanceKind, params: RerankParams) -> Array2<f32> {
+    let query_query = pairwise(query, query, kind);
+    rerank_with_query_block(query_query.view(), query, gallery, kind, params)
+}
+
+/// [`rerank`] with the query × query distances given: trials that share
+/// their queries (SYSU-MM01, LLCM) compute that, the largest block, once.
+pub fn rerank_with_query_block(
+    query_query: ArrayView2<f32>,
+    query: ArrayView2<f32>,
+    gallery: ArrayView2<f32>,
+    kind: DistanceKind,
+    params: RerankParams,
+) -> Array2<f32> {
     let nq = query.nrows();
-    let all = ndarray::concatenate(Axis(0), &[query, gallery]).expect("same feature dimension");
-    let n = all.nrows();
-    let mut dist = pairwise(all.view(), all.view(), kind);
+    let n = nq + gallery.nrows();
+    assert_eq!(query_query.dim(), (nq, nq), "query block matches the queries");
+    let query_gallery = pairwise(query, gallery, kind);
+    let mut dist = Array2::<f32>::zeros((n, n));
+    dist.slice_mut(s![..nq, ..nq]).assign(&query_query);
+    dist.slice_mut(s![..nq, nq..]).assign(&query_gallery);
+    dist.slice_mut(s![nq.., ..nq]).assign(&query_gallery.t());
+    dist.slice_mut(s![nq.., nq..]).assign(&pairwise(gallery, gallery, kind));
     // Scale each row to [0, 1] so the kernel weights are comparable across items.
     for mut row in dist.rows_mut() {
         let max = row.iter().cloned().fold(0.0f32, f32::max);
@@ -191,5 +209,9 @@ mod tests {
             assert!(own < other, "query {qi}: own cluster max {own} vs other min {other}");
         }
         assert!(d.iter().all(|v| v.is_finite() && *v >= 0.0));
+        // The given-query-block path is the same computation.
+        let qq = pairwise(q, q, DistanceKind::Cosine);
+        let d2 = rerank_with_query_block(qq.view(), q, g, DistanceKind::Cosine, RerankParams { k1: 4, k2: 2, lambda: 0.3 });
+        assert_eq!(d, d2);
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use super::datasets::TestSet;
+use crate::embed::cli::load_crop;
 use crate::embed::{l2_normalize_rows, Crop, Embedder};
 
 /// Crops per embedder call.
@@ -87,9 +88,8 @@ fn embed_all(embedder: &mut dyn Embedder, set: &TestSet, options: &FeatureOption
         let crops: Vec<Crop> = chunk
             .par_iter()
             .map(|img| {
-                let path = set.root.join(&img.rel_path);
-                let image = image::open(&path).with_context(|| format!("cannot decode image {}: the file is missing or corrupt", path.display()))?;
-                Ok(Crop::new(image.to_rgb8(), img.modality))
+                // The project's crop loader: thermal/IR images become grey ×3.
+                load_crop(&set.root.join(&img.rel_path), img.modality)
             })
             .collect::<Result<_>>()?;
         let mut batch = embed_checked(embedder, &crops)?;

@@ -19,7 +19,8 @@ pub mod report;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
-use crate::embed::{open_embedder, Baseline, EmbedConfig, Embedder, EmbedderSpec};
+use crate::embed::cli::EmbedderArgs;
+use crate::embed::{Embedder, EmbedderSpec};
 use datasets::{Direction, SysuMode, TestSet, STANDARD_TRIALS};
 use distance::{DistanceKind, RerankParams};
 use metrics::{evaluate, Labels, Metrics, Protocol};
@@ -41,7 +42,6 @@ pub enum EvalCommand {
 }
 
 #[derive(Debug, Clone, clap::Args)]
-#[command(group(clap::ArgGroup::new("embedder").required(true).args(["model", "baseline"])))]
 pub struct DatasetArgs {
     /// Which benchmark: its layout under --root and its rules.
     #[arg(long, value_enum)]
@@ -58,12 +58,9 @@ pub struct DatasetArgs {
     /// RegDB / LLCM query → gallery modality [default: v2t for RegDB, t2v for LLCM].
     #[arg(long, value_enum)]
     pub direction: Option<Direction>,
-    /// ONNX model to embed with.
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Hand-crafted baseline to embed with.
-    #[arg(long, value_enum)]
-    pub baseline: Option<Baseline>,
+    /// The embedder: --model FILE.onnx or --baseline colorhist (plus runtime settings).
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
     /// Trials: seeded gallery samplings (SYSU, LLCM) or splits 1..=N (RegDB).
     #[arg(long, default_value_t = STANDARD_TRIALS)]
     pub trials: usize,
@@ -97,19 +94,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
     match args.command {
         EvalCommand::Distmat(a) => distmat::run(&a),
         EvalCommand::Dataset(a) => {
-            let spec = match (&a.model, a.baseline) {
-                (Some(model), None) => {
-                    if !model.is_file() {
-                        bail!("model file {} does not exist: pass an exported .onnx file to --model", model.display());
-                    }
-                    EmbedderSpec::Model(model.clone())
-                }
-                (None, Some(b)) => EmbedderSpec::Baseline(b),
-                _ => bail!("give exactly one of --model FILE.onnx or --baseline colorhist"),
-            };
             // Validate the dataset before opening a (possibly slow) model.
             let set = load_test_set(&a)?;
-            let mut embedder = open_embedder(&spec, &EmbedConfig::default()).context("opening the embedder")?;
+            let (mut embedder, config) = a.embedder.open().context("opening the embedder")?;
+            let spec = a.embedder.spec(&config.embed);
             let report = run_dataset(&a, &set, embedder.as_mut(), &fingerprint(&spec))?;
             println!("{}", report::metrics_table(&[(&report.method_label(), &report.mean)]));
             println!("report written to {}", a.out.display());
@@ -146,6 +134,12 @@ pub fn load_test_set(args: &DatasetArgs) -> Result<TestSet> {
     if args.shots == 0 {
         bail!("--shots must be at least 1 (1 single-shot, 10 multi-shot)");
     }
+    if args.protocol == Protocol::Sysu && args.direction.is_some() {
+        bail!("--direction applies to regdb and llcm; SYSU-MM01 queries are always infrared (use --mode all|indoor)");
+    }
+    if args.protocol == Protocol::Regdb && args.shots != 1 {
+        bail!("--shots applies to sysu and llcm; RegDB's galleries are its fixed splits (drop --shots)");
+    }
     let set = match args.protocol {
         Protocol::Sysu => datasets::load_sysu(&args.root, args.mode, args.shots, args.trials, args.seed)?,
         Protocol::Regdb => datasets::load_regdb(&args.root, direction(args), args.trials)?,
@@ -177,11 +171,19 @@ pub fn run_dataset(args: &DatasetArgs, set: &TestSet, embedder: &mut dyn Embedde
     let labels = Labels::new(set.images.iter().map(|i| i.id).collect(), set.images.iter().map(|i| i.cam).collect());
     let rerank = args.rerank.then(RerankParams::default);
     let mut trials = Vec::new();
+    // Re-ranking's query × query block, kept while consecutive trials share queries.
+    let mut query_block: Option<(&[usize], ndarray::Array2<f32>)> = None;
     for trial in &set.trials {
         let q = feats.select(ndarray::Axis(0), &trial.query);
         let g = feats.select(ndarray::Axis(0), &trial.gallery);
         let dist = match rerank {
-            Some(params) => distance::rerank(q.view(), g.view(), args.distance, params),
+            Some(params) => {
+                if query_block.as_ref().is_none_or(|(queries, _)| *queries != trial.query.as_slice()) {
+                    query_block = Some((&trial.query, distance::pairwise(q.view(), q.view(), args.distance)));
+                }
+                let (_, qq) = query_block.as_ref().expect("just set");
+                distance::rerank_with_query_block(qq.view(), q.view(), g.view(), args.distance, params)
+            }
             None => distance::pairwise(q.view(), g.view(), args.distance),
         };
         let metrics = evaluate(dist.view(), &labels.select(&trial.query), &labels.select(&trial.gallery), args.protocol)

@@ -103,7 +103,8 @@ impl Report {
         std::fs::write(&json, serde_json::to_string_pretty(self)? + "\n").with_context(|| format!("cannot write {}", json.display()))?;
         let md = dir.join("report.md");
         std::fs::write(&md, self.markdown()).with_context(|| format!("cannot write {}", md.display()))?;
-        plot_cmc(&dir.join("cmc.png"), &format!("{} ({})", self.protocol, self.setting), &self.method_label(), &self.mean.cmc)
+        let label = format!("{}: R1 {:.2}%, mAP {:.2}%", self.method_label(), 100.0 * self.mean.rank(1), 100.0 * self.mean.map);
+        plot_cmc(&dir.join("cmc.png"), &format!("{} ({})", self.protocol, self.setting), &label, &self.mean.cmc)
     }
 }
 
@@ -118,7 +119,13 @@ pub fn plot_cmc(path: &Path, title: &str, label: &str, cmc: &[f64]) -> Result<()
             .x_label_area_size(44)
             .y_label_area_size(56)
             .build_cartesian_2d(1f64..(cmc.len().max(2) as f64), 0f64..100f64)?;
-        chart.configure_mesh().x_desc("rank").y_desc("matching rate (%)").draw()?;
+        chart
+            .configure_mesh()
+            .x_desc("rank")
+            .y_desc("matching rate (%)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .draw()?;
         chart
             .draw_series(LineSeries::new(cmc.iter().enumerate().map(|(i, v)| ((i + 1) as f64, 100.0 * v)), BLUE.stroke_width(2)))?
             .label(label)

@@ -1,15 +1,366 @@
-//! Gallery: identities, exemplar features, sightings and day/night links in SQLite.
+//! Gallery: identities, exemplar features, sightings and day/night links.
+//!
+//! SQLite ([`store`]) is the truth; [`index::FeatureIndex`] mirrors the
+//! exemplar features in memory for exact cosine top-k. [`Gallery`] keeps both
+//! in step; [`actor`] runs it on one thread that owns the connection.
+//!
+//! Open-set assignment ([`assign`]): a track joins the identity it matches
+//! best above threshold, or becomes a new identity. Same-modality and
+//! cross-modality matches have separate thresholds (cross-modality similarities
+//! are systematically lower); a match through an exemplar of the other modality
+//! is a *day/night link*.
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::embed::batcher::EmbeddedTrack;
+use crate::events::SightingEvent;
+use crate::modality::Modality;
+
+pub mod actor;
+pub mod assign;
+pub mod cli;
+pub mod index;
+pub mod runner;
+pub mod store;
+pub mod thresholds;
+
+use assign::{assign, Assignment, Thresholds};
+use index::{FeatureIndex, RowInfo};
+use store::{GalleryStore, SightingRow};
 
 /// The `[gallery]` section.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct GalleryConfig {}
+pub struct GalleryConfig {
+    /// The SQLite file; `<state_dir>/gallery.db` when absent.
+    pub db: Option<PathBuf>,
+    /// Minimum cosine similarity to join an identity through an exemplar of the same modality.
+    pub same_modality_threshold: f32,
+    /// Minimum cosine similarity to join through an exemplar of the other modality (a day/night link).
+    pub cross_modality_threshold: f32,
+    /// Exemplar features kept per identity and modality (a bounded, diverse set).
+    pub exemplars_per_modality: usize,
+    /// Keep each sighting's best crop as a JPEG under `<state_dir>/crops/`.
+    pub store_crops: bool,
+    /// Crops older than this are deleted (the sighting stays).
+    pub crop_retention_days: f64,
+    /// How long to wait for a database another process holds locked.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for GalleryConfig {
+    fn default() -> Self {
+        GalleryConfig {
+            db: None,
+            same_modality_threshold: 0.6,
+            cross_modality_threshold: 0.4,
+            exemplars_per_modality: 8,
+            store_crops: true,
+            crop_retention_days: 30.0,
+            busy_timeout_ms: 2000,
+        }
+    }
+}
 
 impl GalleryConfig {
     pub fn validate(&self) -> Result<()> {
+        for (k, v) in [("same_modality_threshold", self.same_modality_threshold), ("cross_modality_threshold", self.cross_modality_threshold)] {
+            if !(-1.0..=1.0).contains(&v) {
+                bail!("gallery.{k} = {v} must be a cosine similarity between -1 and 1");
+            }
+        }
+        if self.exemplars_per_modality == 0 {
+            bail!("gallery.exemplars_per_modality must be at least 1");
+        }
+        if !(self.crop_retention_days >= 0.0) {
+            bail!("gallery.crop_retention_days must be zero or more");
+        }
         Ok(())
     }
+
+    pub fn db_path(&self, state_dir: &Path) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| state_dir.join("gallery.db"))
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds { same_modality: self.same_modality_threshold, cross_modality: self.cross_modality_threshold }
+    }
+}
+
+pub(crate) fn ns_of(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// One identity a query found, with its sightings in both modalities.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueryResult {
+    pub identity_id: i64,
+    pub label: Option<String>,
+    pub similarity: f32,
+    pub matched_modality: Modality,
+    pub sightings: Vec<SightingRow>,
+}
+
+/// The database plus its in-memory exemplar index.
+pub struct Gallery {
+    store: GalleryStore,
+    index: FeatureIndex,
+    config: GalleryConfig,
+    crops_dir: PathBuf,
+}
+
+impl Gallery {
+    /// Opens the gallery for features of dimension `dim`; a gallery built by a
+    /// model of another dimension is refused (its features would be meaningless).
+    pub fn open(config: &GalleryConfig, state_dir: &Path, dim: usize) -> Result<Gallery> {
+        let path = config.db_path(state_dir);
+        let store = GalleryStore::open(&path, Duration::from_millis(config.busy_timeout_ms))?;
+        let mut index = FeatureIndex::new(dim);
+        for f in store.load_features()? {
+            if f.vector.len() != dim {
+                bail!(
+                    "gallery {} holds {}-dimensional features but the embedder gives {dim}: it was built with another model; \
+                     use another state dir (or [gallery].db) for this model",
+                    path.display(),
+                    f.vector.len()
+                );
+            }
+            index.push(RowInfo { feature_id: f.id, identity_id: f.identity_id, modality: f.modality }, &f.vector);
+        }
+        tracing::info!(db = %path.display(), exemplars = index.len(), "gallery opened");
+        Ok(Gallery { store, index, config: config.clone(), crops_dir: state_dir.join("crops") })
+    }
+
+    pub fn store(&self) -> &GalleryStore {
+        &self.store
+    }
+
+    pub fn index(&self) -> &FeatureIndex {
+        &self.index
+    }
+
+    /// Assigns a track to an identity, stores the sighting (and its crop), and
+    /// returns the event to emit. The database commit happens before this
+    /// returns, so an emitted event always has its sighting on disk.
+    pub fn record_sighting(&mut self, et: &EmbeddedTrack) -> Result<SightingEvent> {
+        let t = &et.track;
+        let feature = et.feature.as_slice().context("feature is not contiguous")?;
+        if feature.len() != self.index.dim() {
+            bail!("feature has dimension {}, gallery expects {}", feature.len(), self.index.dim());
+        }
+        let a: Assignment = assign(&self.index, feature, t.modality, self.config.thresholds());
+        // Exemplar plan first: it reads only the index (a new identity has no exemplars yet).
+        let (add_exemplar, removed) = match a.identity_id {
+            Some(id) => self.plan_exemplar_update(id, t.modality, feature),
+            None => (true, vec![]),
+        };
+        let db = self.store.path().to_path_buf();
+        let ex = |e: rusqlite::Error| store::explain(&db, e);
+        let (identity_id, row, new_rows, removed) = {
+            let tx = self.store.transaction()?;
+            let identity_id = match a.identity_id {
+                Some(id) => id,
+                None => GalleryStore::insert_identity(&tx, None, false, t.modality).map_err(ex)?,
+            };
+            let best_pts = t.crops.first().and_then(|c| c.pts_ns).map(|p| p as i64);
+            let mut row = SightingRow {
+                id: 0,
+                identity_id,
+                camera: t.camera.to_string(),
+                modality: t.modality,
+                track_id: t.track_id,
+                start_ns: ns_of(t.start_time),
+                end_ns: ns_of(t.end_time),
+                start_pts_ns: t.first_pts_ns.map(|p| p as i64),
+                end_pts_ns: t.last_pts_ns.map(|p| p as i64),
+                best_pts_ns: best_pts,
+                best_box: t.best_box,
+                similarity: a.similarity,
+                matched_modality: a.matched_modality,
+                day_night_link: a.day_night_link,
+                crop_path: None,
+            };
+            row.id = GalleryStore::insert_sighting(&tx, &row).map_err(ex)?;
+            if a.day_night_link {
+                let from = a.matched_modality.unwrap_or(t.modality.other());
+                GalleryStore::insert_link(&tx, identity_id, row.id, from, t.modality, a.similarity.unwrap_or(0.0))
+                    .map_err(ex)?;
+            }
+            if self.config.store_crops {
+                if let Some(best) = t.crops.first() {
+                    let dir = self.crops_dir.join(identity_id.to_string());
+                    let file = dir.join(format!("{}.jpg", row.id));
+                    let saved = std::fs::create_dir_all(&dir).map_err(anyhow::Error::from).and_then(|_| {
+                        best.crop.image.save_with_format(&file, image::ImageFormat::Jpeg).map_err(anyhow::Error::from)
+                    });
+                    match saved {
+                        Ok(()) => {
+                            let p = file.to_string_lossy().to_string();
+                            GalleryStore::set_crop_path(&tx, row.id, &p).map_err(ex)?;
+                            row.crop_path = Some(p);
+                        }
+                        // A full disk must not lose the sighting itself.
+                        Err(e) => tracing::warn!("cannot save crop {}: {e:#}", file.display()),
+                    }
+                }
+            }
+            let mut inserted = vec![];
+            for fid in &removed {
+                GalleryStore::delete_feature(&tx, *fid).map_err(ex)?;
+            }
+            if add_exemplar {
+                let fid = GalleryStore::insert_feature(&tx, identity_id, t.modality, feature).map_err(ex)?;
+                inserted.push(RowInfo { feature_id: fid, identity_id, modality: t.modality });
+            }
+            tx.commit().map_err(ex)?;
+            (identity_id, row, inserted, removed)
+        };
+        for fid in removed {
+            self.index.remove_feature(fid);
+        }
+        for info in &new_rows {
+            self.index.push(*info, feature);
+        }
+        let label = if a.identity_id.is_some() { self.store.label_of(identity_id)? } else { None };
+        Ok(SightingEvent::from_sighting(&row, label, a.identity_id.is_none()))
+    }
+
+    /// Bounded, diverse exemplar set: add while below the bound; at the bound,
+    /// replace the most redundant exemplar (highest similarity to its nearest
+    /// neighbour) if the new feature is less redundant than it.
+    fn plan_exemplar_update(&self, identity_id: i64, modality: Modality, f: &[f32]) -> (bool, Vec<i64>) {
+        let mine: Vec<usize> = (0..self.index.len())
+            .filter(|&i| {
+                let r = self.index.rows()[i];
+                r.identity_id == identity_id && r.modality == modality
+            })
+            .collect();
+        if mine.len() < self.config.exemplars_per_modality {
+            return (true, vec![]);
+        }
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        let new_nn = mine.iter().map(|&i| dot(self.index.row(i), f)).fold(f32::MIN, f32::max);
+        let mut worst: Option<(usize, f32)> = None;
+        for &i in &mine {
+            let nn = mine.iter().filter(|&&j| j != i).map(|&j| dot(self.index.row(i), self.index.row(j))).fold(f32::MIN, f32::max);
+            if worst.is_none_or(|(_, w)| nn > w) {
+                worst = Some((i, nn));
+            }
+        }
+        match worst {
+            Some((i, nn)) if new_nn < nn => (true, vec![self.index.rows()[i].feature_id]),
+            _ => (false, vec![]),
+        }
+    }
+
+    /// Adds a watch-list identity from features of enrolment images.
+    pub fn enrol(&mut self, label: &str, features: &[(Modality, Vec<f32>)]) -> Result<i64> {
+        if features.is_empty() {
+            bail!("no enrolment images given");
+        }
+        let first = features[0].0;
+        let db = self.store.path().to_path_buf();
+        let ex = |e: rusqlite::Error| store::explain(&db, e);
+        let (id, rows) = {
+            let tx = self.store.transaction()?;
+            let id = GalleryStore::insert_identity(&tx, Some(label), true, first).map_err(ex)?;
+            let mut rows = vec![];
+            // Enrolment images are all kept (up to the bound): they are the reference.
+            let mut per_mod = std::collections::HashMap::new();
+            for (m, v) in features {
+                if v.len() != self.index.dim() {
+                    bail!("enrolment feature has dimension {}, gallery expects {}", v.len(), self.index.dim());
+                }
+                let n = per_mod.entry(*m).or_insert(0usize);
+                if *n >= self.config.exemplars_per_modality {
+                    continue;
+                }
+                *n += 1;
+                let fid = GalleryStore::insert_feature(&tx, id, *m, v).map_err(ex)?;
+                rows.push((RowInfo { feature_id: fid, identity_id: id, modality: *m }, v.clone()));
+            }
+            tx.commit().map_err(ex)?;
+            (id, rows)
+        };
+        for (info, v) in rows {
+            self.index.push(info, &v);
+        }
+        Ok(id)
+    }
+
+    /// Identities most similar to a feature, best first, with their sightings.
+    pub fn query(&self, feature: &[f32], top: usize) -> Result<Vec<QueryResult>> {
+        if feature.len() != self.index.dim() {
+            bail!("query feature has dimension {}, gallery expects {}", feature.len(), self.index.dim());
+        }
+        let scores = self.index.scores(feature);
+        let mut best: std::collections::HashMap<i64, (f32, Modality)> = std::collections::HashMap::new();
+        for (s, r) in scores.iter().zip(self.index.rows()) {
+            let e = best.entry(r.identity_id).or_insert((f32::MIN, r.modality));
+            if *s > e.0 {
+                *e = (*s, r.modality);
+            }
+        }
+        let mut ranked: Vec<(i64, f32, Modality)> = best.into_iter().map(|(id, (s, m))| (id, s, m)).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(top);
+        ranked
+            .into_iter()
+            .map(|(id, s, m)| {
+                Ok(QueryResult {
+                    identity_id: id,
+                    label: self.store.label_of(id)?,
+                    similarity: s,
+                    matched_modality: m,
+                    sightings: self.store.sightings_of(Some(id))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes every trace of an identity: rows, exemplars, crop files.
+    /// Returns how many crop files were deleted.
+    pub fn forget(&mut self, identity_id: i64) -> Result<usize> {
+        let crops = forget_identity(&mut self.store, identity_id)?;
+        self.index.remove_identity(identity_id);
+        Ok(crops.len())
+    }
+
+    /// Deletes crop files past the retention period; returns how many.
+    pub fn purge_expired_crops(&self) -> Result<usize> {
+        let cutoff = ns_of(SystemTime::now()) - (self.config.crop_retention_days * 86_400e9) as i64;
+        let expired = self.store.expired_crops(cutoff)?;
+        for (id, path) in &expired {
+            if let Err(e) = std::fs::remove_file(path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("cannot delete expired crop {path}: {e}");
+                    continue;
+                }
+            }
+            self.store.clear_crop(*id)?;
+        }
+        Ok(expired.len())
+    }
+}
+
+/// `forget` without an embedder (the CLI): database rows, then crop files.
+pub fn forget_identity(store: &mut GalleryStore, identity_id: i64) -> Result<Vec<String>> {
+    if !store.identity_exists(identity_id)? {
+        bail!("identity {identity_id} is not in the gallery {}: see `vireid gallery list`", store.path().display());
+    }
+    let crops = store.forget(identity_id)?;
+    for c in &crops {
+        if let Err(e) = std::fs::remove_file(c) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                bail!("identity {identity_id} removed from the database but its crop {c} could not be deleted: {e}");
+            }
+        }
+    }
+    if let Some(dir) = crops.first().and_then(|c| Path::new(c).parent()) {
+        let _ = std::fs::remove_dir(dir); // only if empty
+    }
+    Ok(crops)
 }

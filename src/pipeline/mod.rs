@@ -33,6 +33,16 @@ pub struct RunArgs {
     /// Log camera counters every this many seconds.
     #[arg(long, default_value_t = 10.0)]
     pub stats_interval: f64,
+    /// Embed finished tracks, assign them in the gallery and write sighting events here
+    /// as JSON lines (`-` for stdout); overrides [events].jsonl. Without either, no gallery.
+    #[arg(long)]
+    pub sightings: Option<PathBuf>,
+    /// Embedding model (overrides [embed].model).
+    #[arg(long, conflicts_with = "baseline")]
+    pub model: Option<PathBuf>,
+    /// A hand-crafted baseline embedder instead of a model.
+    #[arg(long, value_enum)]
+    pub baseline: Option<crate::embed::Baseline>,
 }
 
 /// Per-camera worker counters.
@@ -198,7 +208,23 @@ fn install_signal_handlers() {
 
 /// `vireid run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    let config = Config::load(&args.config)?;
+    let mut config = Config::load(&args.config)?;
+    // Back half (embed → gallery → events), started before the cameras so a bad model or database fails fast.
+    if let Some(s) = &args.sightings {
+        config.events.jsonl = Some(s.display().to_string());
+    }
+    let spec = match (&args.model, args.baseline) {
+        (Some(m), _) => Some(crate::embed::EmbedderSpec::Model(m.clone())),
+        (None, Some(b)) => Some(crate::embed::EmbedderSpec::Baseline(b)),
+        (None, None) => None,
+    };
+    let back = if config.events.jsonl.is_some() {
+        Some(crate::gallery::runner::BackHalf::start(&config, spec, vec![])?)
+    } else {
+        tracing::info!("no --sightings and no [events].jsonl: finished tracks are written, not embedded or stored");
+        None
+    };
+    let back_tx = back.as_ref().map(|b| b.sender());
     let mut out: Box<dyn Write + Send> = if args.tracks.as_os_str() == "-" {
         Box::new(std::io::stdout())
     } else {
@@ -214,6 +240,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             serde_json::to_writer(&mut out, &finished_track_json(&t))?;
             out.write_all(b"\n")?;
             out.flush()?;
+            if let Some(b) = &back_tx {
+                // Closed only if the back half died; its error is reported by finish().
+                let _ = b.send(t);
+            }
             n += 1;
         }
         Ok(n)
@@ -248,8 +278,20 @@ pub fn run(args: RunArgs) -> Result<()> {
     let reports = pipeline.reports();
     let result = pipeline.shutdown();
     let written = writer.join().map_err(|_| anyhow!("track writer panicked"))??;
+    // Drain: every finished track is embedded and committed before we exit.
+    let gallery_stats = match back {
+        Some(b) => {
+            let s = b.finish()?;
+            eprintln!(
+                "gallery: {} sightings ({} new identities, {} day/night links), {} crops embedded in {} batches, {} failed",
+                s.sightings, s.new_identities, s.day_night_links, s.crops_embedded, s.embed_batches, s.sightings_failed + s.tracks_failed_embedding
+            );
+            Some(s)
+        }
+        None => None,
+    };
     let reports: Vec<CameraReport> = reports;
-    let summary = serde_json::json!({ "wall_s": wall, "stopped_because": reason, "tracks_written": written, "cameras": reports });
+    let summary = serde_json::json!({ "wall_s": wall, "stopped_because": reason, "tracks_written": written, "cameras": reports, "gallery": gallery_stats });
     if let Some(p) = &args.stats {
         std::fs::write(p, serde_json::to_string_pretty(&summary)?).with_context(|| format!("cannot write --stats {}", p.display()))?;
     }

@@ -223,6 +223,12 @@ fn garment_colour(rng: &mut ChaCha8Rng) -> [f32; 3] {
     }
 }
 
+/// Printed and woven patterns are lower-contrast than a flat pick of two
+/// random colours would be: the second colour leans towards the first.
+fn soften(base: [f32; 3], other: [f32; 3]) -> [f32; 3] {
+    std::array::from_fn(|k| base[k] * 0.45 + other[k] * 0.55)
+}
+
 fn pattern(rng: &mut ChaCha8Rng, logo_dy: f32) -> Pattern {
     match rng.random_range(0..10) {
         0..=4 => Pattern::Solid,
@@ -265,9 +271,10 @@ impl Identity {
             TopKind::Coat => [Material::Wool, Material::Down][rng.random_range(0..2)],
             _ => Material::GARMENT[rng.random_range(0..Material::GARMENT.len())],
         };
+        let top_colour = garment_colour(&mut rng);
         let top = Garment {
-            colour: garment_colour(&mut rng),
-            second: garment_colour(&mut rng),
+            colour: top_colour,
+            second: soften(top_colour, garment_colour(&mut rng)),
             pattern: pattern(&mut rng, 0.28),
             material: top_material,
         };
@@ -287,9 +294,10 @@ impl Identity {
             2 => Material::Cotton,
             _ => Material::GARMENT[rng.random_range(0..Material::GARMENT.len())],
         };
+        let bottom_colour = garment_colour(&mut rng);
         let bottom = Garment {
-            colour: garment_colour(&mut rng),
-            second: garment_colour(&mut rng),
+            colour: bottom_colour,
+            second: soften(bottom_colour, garment_colour(&mut rng)),
             pattern: if rng.random::<f32>() < 0.75 { Pattern::Solid } else { pattern(&mut rng, 0.6) },
             material: bottom_material,
         };

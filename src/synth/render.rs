@@ -229,7 +229,8 @@ impl Shape {
                     }
                     dmax = dmax.max((p.0 - a.0) * nx + (p.1 - a.1) * ny);
                 }
-                let (minx, _, maxx, _) = self.bounds();
+                let minx = pts[0].0.min(pts[1].0).min(pts[2].0).min(pts[3].0);
+                let maxx = pts[0].0.max(pts[1].0).max(pts[2].0).max(pts[3].0);
                 let half = ((maxx - minx) / 2.0).max(1e-6);
                 let u = ((p.0 - (minx + maxx) / 2.0) / half).clamp(-1.0, 1.0);
                 (dmax - round, u * 0.8, (1.0 - 0.64 * u * u).sqrt())
@@ -338,12 +339,13 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
         let ph = w + if k == 0 { std::f32::consts::PI } else { 0.0 };
         let alpha = (0.12 + 0.25 * s) * ph.sin();
         let out = if k == 0 { -1.0 } else { 1.0 };
-        let sh = (out * (sw - 0.022 * wf), shoulder_y + 0.015);
+        let sh = (out * (sw - 0.02 * wf), shoulder_y + 0.018);
         let upper = 0.165;
         let fore = 0.15;
-        let elbow = add(sh, (d * s * alpha.sin() * upper + out * 0.022 * wf, alpha.cos() * upper));
+        // Arms hang a little away from the body, leaving a gap at the waist.
+        let elbow = add(sh, (d * s * alpha.sin() * upper + out * 0.03 * wf, alpha.cos() * upper));
         let fa = alpha + 0.15 + 0.25 * ph.sin().max(0.0);
-        let wrist = add(elbow, (d * s * fa.sin() * fore + out * 0.008 * wf, fa.cos() * fore));
+        let wrist = add(elbow, (d * s * fa.sin() * fore + out * 0.02 * wf, fa.cos() * fore));
         (sh, elbow, wrist)
     };
 
@@ -446,12 +448,20 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
         _ => (hip_y + 0.01, hw),
     };
     let top_srf = if person.top_kind == TopKind::Dress { garment(person.top, 34.0) } else { top };
+    // Chest tapers from the shoulders to the waist, then the garment widens to the hem.
+    let waist_y = shoulder_y + (hip_y - shoulder_y) * 0.62;
+    let waist_w = (sw * 0.78).max(hw * 0.9);
     push(
         &mut parts,
         Shape::Quad {
-            pts: [(-sw, shoulder_y - 0.005), (sw, shoulder_y - 0.005), (hem_w, hem_y), (-hem_w, hem_y)],
-            round: 0.022,
+            pts: [(-sw + 0.012, shoulder_y - 0.008), (sw - 0.012, shoulder_y - 0.008), (waist_w, waist_y), (-waist_w, waist_y)],
+            round: 0.02,
         },
+        top_srf,
+    );
+    push(
+        &mut parts,
+        Shape::Quad { pts: [(-waist_w, waist_y - 0.02), (waist_w, waist_y - 0.02), (hem_w, hem_y), (-hem_w, hem_y)], round: 0.015 },
         top_srf,
     );
     // Neck and head.
@@ -569,7 +579,7 @@ pub fn render_person(person: &Identity, pose: Pose, place: Placement, env: Envir
                     continue;
                 }
                 // Weave texture at ~1/120 body height, fixed to the body so it moves with it.
-                let tex = hash_noise((bx * 120.0) as i32, (by * 120.0) as i32, salt) * srf.texture * 2.0;
+                let tex = hash_noise((bx * 120.0) as i32, (by * 120.0) as i32, salt) * srf.texture;
                 let colour = match srf.paint {
                     Paint::Flat(c) => c,
                     Paint::Garment(g) => g.colour_at(bx, by, front),

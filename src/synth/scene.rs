@@ -91,9 +91,12 @@ pub struct Walk {
     pub direction: f32,
     pub towards_camera: bool,
     pub profile: bool,
-    /// Pixel height at stature 1 and the foot line's y.
+    /// Pixel height at stature 1 and the foot line's y, at `t_mid`.
     pub height_px: f32,
     pub foot_y: f32,
+    /// Change of `height_px` per second: people walking diagonally towards the
+    /// camera grow (and their feet move down), those walking away shrink.
+    pub growth_px_s: f32,
     /// Time (s from video start) the person's centre is at `x_mid`.
     pub t_mid: f32,
     pub x_mid: f32,
@@ -147,11 +150,11 @@ fn plan_walks(opt: &SceneOptions, day_s: f32, night_s: f32) -> Vec<Walk> {
         let first_mid = t0 + len * 0.5;
         for k in 0..n {
             let person_id = (k % opt.people) + 1;
-            let height_px = rng.random_range(210.0..370.0) * h / 720.0;
-            // Ground plane: nearer people stand lower and are taller.
-            let foot_y = h * HORIZON + (height_px - 180.0 * h / 720.0) / (220.0 * h / 720.0) * (h * 0.975 - h * HORIZON - 170.0 * h / 720.0) + 170.0 * h / 720.0;
+            let height_px = (220.0 + 140.0 * ((k as f32 * 0.618 + rng.random_range(0.0..0.3)).fract())) * h / 720.0;
+            let foot_y = foot_line(height_px, h);
             let mut direction = if rng.random::<bool>() { 1.0 } else { -1.0 };
-            let mut t_mid = t0 + rng.random_range(0.1..0.9) * len;
+            // Stratified in time so people do not all bunch up.
+            let mut t_mid = t0 + (k as f32 + rng.random_range(0.15..0.85)) / n as f32 * len;
             let mut x_mid = rng.random_range(0.2..0.8) * w;
             if k == 1 && n > 1 {
                 // Cross the first walker at the same moment and place.
@@ -164,15 +167,19 @@ fn plan_walks(opt: &SceneOptions, day_s: f32, night_s: f32) -> Vec<Walk> {
             }
             let p = Identity::generate(opt.seed, person_id);
             let speed_px_s = 0.75 * height_px * p.gait_speed;
-            let profile = rng.random::<f32>() < 0.5;
+            let profile = rng.random::<f32>() < 0.3;
+            let towards_camera = rng.random::<bool>();
+            // Diagonal walks change depth at about a quarter of their sideways pace.
+            let growth_px_s = if profile { 0.0 } else { (if towards_camera { 1.0 } else { -1.0 }) * 0.07 * height_px };
             walks.push(Walk {
                 person_id,
                 segment,
                 direction,
-                towards_camera: rng.random::<bool>(),
+                towards_camera,
                 profile,
                 height_px,
-                foot_y: foot_y.min(h - 4.0),
+                foot_y,
+                growth_px_s,
                 t_mid,
                 x_mid,
                 speed_px_s,
@@ -260,10 +267,22 @@ impl VideoWriter {
     }
 }
 
+/// Ground plane: the foot line's y for a person `height_px` tall (stature 1)
+/// in a frame `h` pixels high — nearer people stand lower and are taller.
+fn foot_line(height_px: f32, h: f32) -> f32 {
+    let px = h / 720.0;
+    let y = h * HORIZON + 170.0 * px + (height_px - 180.0 * px) / (220.0 * px) * (h * 0.975 - h * HORIZON - 170.0 * px);
+    y.min(h - 4.0)
+}
+
 /// Where a walk's person is at time `t`, if at all near the frame.
-fn walk_state(walk: &Walk, t: f32, width: f32, stature: f32) -> Option<(Pose, Placement)> {
+fn walk_state(walk: &Walk, t: f32, width: f32, height: f32, stature: f32) -> Option<(Pose, Placement)> {
     let x = walk.x_mid + walk.direction * walk.speed_px_s * (t - walk.t_mid);
-    let scale = walk.height_px * stature;
+    // Stay within 180..400 px whatever the stature.
+    let px = height / 720.0;
+    let height_px = (walk.height_px + walk.growth_px_s * (t - walk.t_mid)).clamp(186.0 / 0.86 * px, 398.0 / 1.08 * px);
+    let foot_y = foot_line(height_px, height);
+    let scale = height_px * stature;
     if x < -0.5 * scale || x > width + 0.5 * scale {
         return None;
     }
@@ -278,7 +297,7 @@ fn walk_state(walk: &Walk, t: f32, width: f32, stature: f32) -> Option<(Pose, Pl
     } else {
         View::walking(walk.direction, walk.towards_camera)
     };
-    Some((Pose { view, phase }, Placement { scale, ox: x, oy: walk.foot_y - scale }))
+    Some((Pose { view, phase }, Placement { scale, ox: x, oy: foot_y - scale }))
 }
 
 struct Seen {
@@ -301,12 +320,12 @@ fn draw_people(
     let mut placed: Vec<_> = people
         .iter()
         .filter_map(|(walk, person)| {
-            walk_state(walk, t, w as f32, person.stature).map(|(pose, mut place)| {
+            walk_state(walk, t, w as f32, h as f32, person.stature).map(|(pose, mut place)| {
                 place.ox += offset[0] as f32;
                 place.oy += offset[1] as f32;
                 // Unclipped, so `visible` can count what the frame edge cuts off.
                 let layer = render_person(person, pose, place, env, (i32::MIN / 4, i32::MIN / 4, i32::MAX / 4, i32::MAX / 4));
-                (walk.foot_y, person.id, layer)
+                (place.oy + place.scale, person.id, layer)
             })
         })
         .collect();

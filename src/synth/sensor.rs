@@ -134,13 +134,13 @@ impl Backdrop {
             rgb: if indoor { muted(rng, 0.55, 0.9) } else { muted(rng, 0.35, 0.75) },
             temp_c: ambient_c + if indoor { 0.5 } else { rng.random_range(-1.0..2.0) },
             nir: rng.random_range(0.35..0.7),
-            texture: if indoor { 0.04 } else { 0.12 },
+            texture: if indoor { 0.04 } else { 0.08 },
         };
         let floor = Stuff {
             rgb: muted(rng, 0.3, 0.6),
             temp_c: ambient_c + if !indoor && sunny { rng.random_range(4.0..9.0) } else { rng.random_range(-1.5..0.5) },
             nir: rng.random_range(0.3..0.55),
-            texture: if indoor { 0.05 } else { 0.15 },
+            texture: if indoor { 0.05 } else { 0.09 },
         };
         let mut features = Vec::new();
         let n = rng.random_range(2..6);
@@ -192,8 +192,9 @@ impl Backdrop {
                     let period = self.tile * dist;
                     let u = ((fx - w / 2.0) / dist / self.tile).fract().abs();
                     let v = (1.0 / dist * 3.0).fract();
-                    if u < 0.04 || v < 0.05 * (period / self.tile).max(0.2) {
-                        shade *= 0.85;
+                    // Tiles indoors; outdoor asphalt has no grout.
+                    if self.indoor && (u < 0.04 || v < 0.05 * (period / self.tile).max(0.2)) {
+                        shade *= 0.93;
                     }
                     // Contact shadows darken the floor line.
                     if fy - hy < 3.0 {
@@ -201,7 +202,7 @@ impl Backdrop {
                     }
                 }
                 canvas.rgb[i] = stuff.rgb.map(|c| c * shade);
-                canvas.temp[i] = stuff.temp_c + n * 3.0 + fbm(fx, fy, 90.0, self.salt ^ 7) * 1.5;
+                canvas.temp[i] = stuff.temp_c + n * 3.0 + value_noise(fx, fy, 90.0, self.salt ^ 7) * 1.5;
                 canvas.nir[i] = stuff.nir * shade;
                 canvas.depth[i] = depth;
             }
@@ -260,13 +261,39 @@ fn to_u8(v: f32) -> u8 {
     (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8
 }
 
+/// The lens: a 3×3 binomial blur (edge-clamped). Real optics never resolve
+/// single-pixel detail, and without it fine texture aliases when a detector
+/// downsamples the frame.
+fn optics_blur<T: Copy + Default, const N: usize>(src: &[T], w: u32, h: u32, get: impl Fn(T) -> [f32; N]) -> Vec<[f32; N]> {
+    let (w, h) = (w as usize, h as usize);
+    let mut tmp = vec![[0.0f32; N]; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let (l, r) = (x.saturating_sub(1), (x + 1).min(w - 1));
+            let (a, b, c) = (get(src[y * w + l]), get(src[y * w + x]), get(src[y * w + r]));
+            tmp[y * w + x] = std::array::from_fn(|k| (a[k] + 2.0 * b[k] + c[k]) * 0.25);
+        }
+    }
+    let mut out = vec![[0.0f32; N]; w * h];
+    for y in 0..h {
+        let (u, d) = (y.saturating_sub(1), (y + 1).min(h - 1));
+        for x in 0..w {
+            let (a, b, c) = (tmp[u * w + x], tmp[y * w + x], tmp[d * w + x]);
+            out[y * w + x] = std::array::from_fn(|k| (a[k] + 2.0 * b[k] + c[k]) * 0.25);
+        }
+    }
+    let _ = T::default;
+    out
+}
+
 /// The visible-light image of a canvas.
 pub fn rgb_image(canvas: &Canvas, look: RgbLook, rng: &mut ChaCha8Rng) -> RgbImage {
     let mut noise = NoiseSource::new(rng);
     let mut img = RgbImage::new(canvas.w, canvas.h);
     let gain = if look.night { 2.2 } else { 1.0 };
+    let optics = optics_blur(&canvas.rgb, canvas.w, canvas.h, |c| c);
     for (i, px) in img.pixels_mut().enumerate() {
-        let c = canvas.rgb[i];
+        let c = optics[i];
         let mut v = [c[0] * look.illum[0] * gain, c[1] * look.illum[1] * gain, c[2] * look.illum[2] * gain];
         if look.night {
             // Low light: the sensor loses colour (chroma denoise) and gains noise.
@@ -389,11 +416,12 @@ pub fn nir_image(canvas: &Canvas, look: NirLook, rng: &mut ChaCha8Rng) -> GrayIm
     let (cx, cy) = (canvas.w as f32 / 2.0, canvas.h as f32 * 0.45);
     let r2 = (canvas.w as f32).hypot(canvas.h as f32).powi(2) / 4.0;
     let mut img = GrayImage::new(canvas.w, canvas.h);
+    let optics = optics_blur(&canvas.nir, canvas.w, canvas.h, |v| [v]);
     for (i, px) in img.pixels_mut().enumerate() {
         let (x, y) = ((i as u32 % canvas.w) as f32, (i as u32 / canvas.w) as f32);
         let vignette = 1.0 - 0.45 * ((x - cx).powi(2) + (y - cy).powi(2)) / r2;
         let reach = 1.0 - look.falloff * canvas.depth[i];
-        let v = canvas.nir[i] * look.gain * vignette * reach + noise.next() * look.noise;
+        let v = optics[i][0] * look.gain * vignette * reach + noise.next() * look.noise;
         *px = image::Luma([to_u8(v)]);
     }
     img

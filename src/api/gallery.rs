@@ -1,0 +1,123 @@
+//! What the API needs from the gallery, as a trait the gallery actor's handle
+//! implements. The API owns only HTTP concerns (routes, auth, limits, JSON);
+//! everything it shows comes through this trait, so the HTTP layer is tested
+//! on its own and the gallery can change its storage freely.
+//!
+//! Calls are blocking (the gallery actor answers over a channel); the API runs
+//! them on tokio's blocking pool.
+
+use crate::modality::Modality;
+use serde::{Deserialize, Serialize};
+
+use super::error::GalleryError;
+
+pub type GalleryResult<T> = Result<T, GalleryError>;
+
+/// One identity as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdentitySummary {
+    pub id: u64,
+    /// The name given at enrolment, if any.
+    pub label: Option<String>,
+    /// Unix seconds.
+    pub first_seen: f64,
+    pub last_seen: f64,
+    /// Sightings per modality.
+    pub sightings_rgb: u64,
+    pub sightings_thermal: u64,
+    /// Seen in both modalities: linked across day and night.
+    pub day_night_linked: bool,
+    /// Best crop per modality (ids for `/api/v1/crops/{id}`).
+    pub thumbnail_rgb: Option<u64>,
+    pub thumbnail_thermal: Option<u64>,
+}
+
+/// One sighting: one track on one camera, linked to an identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SightingRecord {
+    pub id: u64,
+    pub identity_id: u64,
+    pub camera: String,
+    pub modality: Modality,
+    pub start_time: f64,
+    pub end_time: Option<f64>,
+    /// Cosine similarity of the match that linked it (None: founded a new identity).
+    pub score: Option<f32>,
+    /// Linked to an identity first known from the other modality.
+    pub day_night_link: bool,
+    /// Crop ids, best first.
+    pub crops: Vec<u64>,
+}
+
+/// An identity with its sightings and crops in both modalities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdentityDetail {
+    #[serde(flatten)]
+    pub summary: IdentitySummary,
+    pub sightings: Vec<SightingRecord>,
+    pub crops_rgb: Vec<u64>,
+    pub crops_thermal: Vec<u64>,
+}
+
+/// `/api/v1/sightings` filters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SightingFilter {
+    /// Sightings that started or were still open at or after this (unix seconds).
+    pub since: Option<f64>,
+    pub camera: Option<String>,
+    pub modality: Option<Modality>,
+    pub limit: usize,
+}
+
+/// The image the API decoded and checked; the gallery embeds it.
+#[derive(Debug, Clone)]
+pub struct UploadedImage {
+    pub image: image::DynamicImage,
+    pub modality: Modality,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Enrolled {
+    pub identity_id: u64,
+    pub crop_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryMatch {
+    pub identity_id: u64,
+    pub label: Option<String>,
+    /// Cosine similarity.
+    pub score: f32,
+    /// The best-matching exemplar is from the other modality.
+    pub cross_modality: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GalleryStats {
+    pub identities: u64,
+    pub sightings: u64,
+    pub exemplars: u64,
+}
+
+/// An encoded crop image.
+#[derive(Debug, Clone)]
+pub struct CropImage {
+    /// `image/jpeg` or `image/png`.
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+pub trait GalleryApi: Send + Sync + 'static {
+    /// Most recently seen first.
+    fn identities(&self, offset: usize, limit: usize) -> GalleryResult<Vec<IdentitySummary>>;
+    fn identity(&self, id: u64) -> GalleryResult<Option<IdentityDetail>>;
+    /// Newest first.
+    fn sightings(&self, filter: &SightingFilter) -> GalleryResult<Vec<SightingRecord>>;
+    fn enrol(&self, image: UploadedImage, label: Option<String>) -> GalleryResult<Enrolled>;
+    /// Top-k identities for an image, best first.
+    fn query(&self, image: UploadedImage, k: usize) -> GalleryResult<Vec<QueryMatch>>;
+    /// Forgets an identity: its features, sightings and crops. False if unknown.
+    fn forget(&self, id: u64) -> GalleryResult<bool>;
+    fn crop(&self, crop_id: u64) -> GalleryResult<Option<CropImage>>;
+    fn stats(&self) -> GalleryResult<GalleryStats>;
+}

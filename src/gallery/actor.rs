@@ -1,0 +1,78 @@
+//! The gallery actor: one thread owns the SQLite connection and the index.
+//! Embedded tracks come in on a bounded channel; each is committed, then its
+//! event emitted. Queries from other threads (API) come in on the same thread
+//! as requests with a reply channel, so there is no shared mutable state.
+
+use anyhow::Result;
+use crossbeam_channel::{select, Receiver, Sender};
+
+use super::{Gallery, QueryResult};
+use crate::embed::batcher::EmbeddedTrack;
+use crate::events::{EventSink, SightingEvent};
+
+/// A request from another thread.
+pub enum GalleryRequest {
+    Query { feature: Vec<f32>, top: usize, reply: Sender<Result<Vec<QueryResult>>> },
+    Forget { identity_id: i64, reply: Sender<Result<()>> },
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct GalleryActorStats {
+    pub sightings: u64,
+    pub new_identities: u64,
+    pub day_night_links: u64,
+    pub failed: u64,
+}
+
+/// Runs until both channels are closed; every track received is recorded
+/// before this returns (the drain on shutdown).
+pub fn run_gallery_actor(
+    mut gallery: Gallery,
+    tracks: Receiver<EmbeddedTrack>,
+    requests: Receiver<GalleryRequest>,
+    mut sinks: Vec<Box<dyn EventSink>>,
+    observer: Option<Sender<SightingEvent>>,
+) -> Result<GalleryActorStats> {
+    let mut stats = GalleryActorStats::default();
+    if let Err(e) = gallery.purge_expired_crops() {
+        tracing::warn!("crop retention purge failed: {e:#}");
+    }
+    let (mut tracks_open, mut requests_open) = (true, true);
+    while tracks_open || requests_open {
+        let never_t = crossbeam_channel::never();
+        let never_r = crossbeam_channel::never();
+        let tr = if tracks_open { &tracks } else { &never_t };
+        let rr = if requests_open { &requests } else { &never_r };
+        select! {
+            recv(tr) -> msg => match msg {
+                Ok(et) => match gallery.record_sighting(&et) {
+                    Ok(event) => {
+                        stats.sightings += 1;
+                        stats.new_identities += event.new_identity as u64;
+                        stats.day_night_links += event.day_night_link as u64;
+                        for sink in sinks.iter_mut() {
+                            if let Err(e) = sink.emit(&event) {
+                                tracing::error!("event sink failed (the sighting is stored): {e:#}");
+                            }
+                        }
+                        if let Some(o) = &observer {
+                            let _ = o.send(event);
+                        }
+                    }
+                    Err(e) => {
+                        // Database trouble: the track is lost but counted and logged.
+                        stats.failed += 1;
+                        tracing::error!("cannot record sighting of track {} on {}: {e:#}", et.track.track_id, et.track.camera);
+                    }
+                },
+                Err(_) => tracks_open = false,
+            },
+            recv(rr) -> msg => match msg {
+                Ok(GalleryRequest::Query { feature, top, reply }) => { let _ = reply.send(gallery.query(&feature, top)); }
+                Ok(GalleryRequest::Forget { identity_id, reply }) => { let _ = reply.send(gallery.forget(identity_id).map(|_| ())); }
+                Err(_) => requests_open = false,
+            },
+        }
+    }
+    Ok(stats)
+}
