@@ -58,7 +58,7 @@ def main():
             )
             out = []
             for (x, y, w, h) in rects:
-                x, w, y, h = x + 0.1 * w, 0.8 * w, y + 0.07 * h, 0.8 * h
+                x, w, y, h = x + 0.25 * w, 0.5 * w, y + 0.125 * h, 0.75 * h
                 out.append((x / fac, y / fac, w / fac, h / fac))
             t2 = time.perf_counter()
             t_read += t1 - t0

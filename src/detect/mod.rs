@@ -64,8 +64,8 @@ pub struct HogConfig {
     pub hit_threshold: f64,
     /// Overlapping windows needed to keep a group (OpenCV's groupThreshold).
     pub group_threshold: i32,
-    /// Shrink boxes to the person's outline: HOG's 64×128 window has a margin
-    /// around the 96-px person (as OpenCV's peopledetect sample does).
+    /// Shrink boxes to the person's outline: HOG's 64×128 window has 16 px of
+    /// margin around the 32×96 person (Dalal & Triggs 2005).
     pub shrink_to_person: bool,
     /// Boxes smaller than this height (frame pixels) are ignored.
     pub min_height: f32,
