@@ -5,7 +5,7 @@ use opencv::core::{self, Mat, Size, Vector};
 use opencv::imgproc;
 use opencv::objdetect::{HOGDescriptor, HOGDescriptorTrait, HOGDescriptorTraitConst};
 
-use super::{Detection, Detector, HogConfig};
+use super::{nms, Detection, Detector, HogConfig};
 use crate::bbox::BBox;
 use crate::ingest::Frame;
 
@@ -107,6 +107,6 @@ impl Detector for HogDetector {
                 out.push(Detection { bbox, score: w as f32 });
             }
         }
-        Ok(out)
+        Ok(if c.nms_iou < 1.0 { nms(out, c.nms_iou) } else { out })
     }
 }

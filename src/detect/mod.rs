@@ -69,6 +69,9 @@ pub struct HogConfig {
     pub shrink_to_person: bool,
     /// Boxes smaller than this height (frame pixels) are ignored.
     pub min_height: f32,
+    /// After OpenCV's grouping, boxes overlapping a better one by more than
+    /// this IoU are dropped (a person found twice would start a second track); 1 = off.
+    pub nms_iou: f32,
 }
 
 impl Default for HogConfig {
@@ -82,6 +85,7 @@ impl Default for HogConfig {
             group_threshold: 1,
             shrink_to_person: true,
             min_height: 0.0,
+            nms_iou: 0.4,
         }
     }
 }
@@ -133,6 +137,9 @@ impl DetectConfig {
         }
         if h.padding < 0 || h.group_threshold < 0 {
             bail!("detect.hog.padding and detect.hog.group_threshold must not be negative");
+        }
+        if !(h.nms_iou > 0.0 && h.nms_iou <= 1.0) {
+            bail!("detect.hog.nms_iou = {} must be within (0, 1] (1 turns it off)", h.nms_iou);
         }
         if h.process_width != 0 && h.process_width < 64 {
             bail!("detect.hog.process_width = {} is below the 64-px HOG window: use 0 or ≥ 64", h.process_width);
