@@ -12,16 +12,33 @@ import time
 import cv2
 
 
+def iou(a, b):
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def nms(cand, thr):
+    kept = []
+    for s, box in sorted(cand, key=lambda c: -c[0]):
+        if all(iou(box, k) <= thr for k in kept):
+            kept.append(box)
+    return kept
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("videos", nargs="+", help="FILE:rgb or FILE:thermal")
     ap.add_argument("--out", required=True)
     ap.add_argument("--process-width", type=int, default=640)
-    ap.add_argument("--scale", type=float, default=1.1)
+    ap.add_argument("--scale", type=float, default=1.05)
     ap.add_argument("--win-stride", type=int, default=8)
     ap.add_argument("--padding", type=int, default=8)
-    ap.add_argument("--hit-threshold", type=float, default=0.0)
-    ap.add_argument("--group-threshold", type=int, default=2)
+    ap.add_argument("--hit-threshold", type=float, default=-0.3)
+    ap.add_argument("--group-threshold", type=int, default=1)
+    ap.add_argument("--nms-iou", type=float, default=0.4)
     a = ap.parse_args()
     if not hasattr(cv2, "HOGDescriptor"):
         raise SystemExit(f"cv2 {cv2.__version__} has no HOGDescriptor: install opencv-python-headless 4.x (requirements/bench.txt)")
@@ -56,10 +73,11 @@ def main():
                 scale=a.scale,
                 groupThreshold=a.group_threshold,
             )
-            out = []
-            for (x, y, w, h) in rects:
-                x, w, y, h = x + 0.1 * w, 0.8 * w, y + 0.07 * h, 0.8 * h
-                out.append((x / fac, y / fac, w / fac, h / fac))
+            cand = []
+            for (x, y, w, h), s in zip(rects, weights):
+                x, w, y, h = x + 0.25 * w, 0.5 * w, y + 0.125 * h, 0.75 * h
+                cand.append((float(getattr(s, "flat", [s])[0]), (x / fac, y / fac, w / fac, h / fac)))
+            out = nms(cand, a.nms_iou)
             t2 = time.perf_counter()
             t_read += t1 - t0
             t_det += t2 - t1

@@ -7,8 +7,17 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+/// Runs vireid under coreutils `timeout`, so a hang fails the test (exit 124)
+/// instead of blocking the whole test run.
 fn vireid(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vireid")).args(args).output().expect("cannot run vireid")
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_vireid"))
+        .args(args)
+        .output()
+        .expect("cannot run vireid under timeout");
+    assert_ne!(out.status.code(), Some(124), "vireid {args:?} hung for 60 s: {}", String::from_utf8_lossy(&out.stderr));
+    out
 }
 
 fn stderr_of(out: &Output) -> String {

@@ -5,7 +5,7 @@ use opencv::core::{self, Mat, Size, Vector};
 use opencv::imgproc;
 use opencv::objdetect::{HOGDescriptor, HOGDescriptorTrait, HOGDescriptorTraitConst};
 
-use super::{Detection, Detector, HogConfig};
+use super::{nms, Detection, Detector, HogConfig};
 use crate::bbox::BBox;
 use crate::ingest::Frame;
 
@@ -95,16 +95,18 @@ impl Detector for HogDetector {
         for (r, w) in rects.iter().zip(weights.iter()) {
             let (mut x, mut y, mut bw, mut bh) = (r.x as f32, r.y as f32, r.width as f32, r.height as f32);
             if c.shrink_to_person {
-                x += bw * 0.1;
-                bw *= 0.8;
-                y += bh * 0.07;
-                bh *= 0.8;
+                // Dalal & Triggs' 64×128 window holds the person in its central
+                // 32×96 (16 px of margin each side); ground truth and crops are tight.
+                x += bw * 0.25;
+                bw *= 0.5;
+                y += bh * 0.125;
+                bh *= 0.75;
             }
             let bbox = BBox::new(x * inv, y * inv, bw * inv, bh * inv).clip(frame.width, frame.height);
             if bbox.area() > 0.0 && bbox.h >= c.min_height {
                 out.push(Detection { bbox, score: w as f32 });
             }
         }
-        Ok(out)
+        Ok(if c.nms_iou < 1.0 { nms(out, c.nms_iou) } else { out })
     }
 }

@@ -6,8 +6,11 @@
 //!   detection overlaps with IoU ≥ 0.5 (one detection per box, best first).
 //! * Precision: matched detections / detections, where detections on mostly
 //!   hidden people (visible < `min_visible`) count as neither right nor wrong.
-//! * Identity: for each person, the share of its tracked frames carrying its
-//!   most frequent track id, and ID switches (consecutive tracked frames whose id differs).
+//! * Identity: for each walk (one continuous appearance of a person: a person
+//!   who leaves and comes back — e.g. day, then night — starts a new walk, and
+//!   linking walks is re-identification, not tracking), the share of its
+//!   tracked frames carrying its most frequent track id, and ID switches
+//!   (consecutive tracked frames whose id differs).
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -67,7 +70,8 @@ pub struct SegmentCounts {
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct IdentityReport {
-    pub persons: usize,
+    /// Walks (continuous appearances) that were tracked at least once.
+    pub walks: usize,
     /// Frames (over all persons) matched to a confirmed track.
     pub tracked_frames: u64,
     /// Of those, frames carrying the person's most frequent track id.
@@ -83,19 +87,34 @@ pub struct Evaluator {
     pub min_visible: f32,
     pub iou: f32,
     segments: BTreeMap<String, SegmentCounts>,
-    person_ids: HashMap<u64, Vec<u64>>,
+    /// Track ids per (person, walk), in frame order.
+    person_ids: HashMap<(u64, u32), Vec<u64>>,
+    /// Per person: last ground-truth frame and current walk number.
+    walks: HashMap<u64, (u64, u32)>,
     required_total: u64,
+    /// Frames with nobody in them belong to the segment of the frame before.
+    last_segment: String,
 }
 
 impl Evaluator {
     pub fn new(min_visible: f32) -> Self {
-        Evaluator { min_visible, iou: 0.5, segments: BTreeMap::new(), person_ids: HashMap::new(), required_total: 0 }
+        Evaluator {
+            min_visible,
+            iou: 0.5,
+            segments: BTreeMap::new(),
+            person_ids: HashMap::new(),
+            walks: HashMap::new(),
+            required_total: 0,
+            last_segment: "unknown".into(),
+        }
     }
 
     /// One frame: ground truth, detections, and (id, box) of confirmed tracks.
     pub fn add_frame(&mut self, gt: &[GtBox], dets: &[BBox], tracks: &[(u64, BBox)]) {
-        let segment = gt.first().map(|g| g.segment.clone()).unwrap_or_else(|| "none".into());
-        let seg = self.segments.entry(segment).or_default();
+        if let Some(g) = gt.first() {
+            self.last_segment.clone_from(&g.segment);
+        }
+        let seg = self.segments.entry(self.last_segment.clone()).or_default();
         let gt_boxes: Vec<BBox> = gt.iter().map(|g| BBox::new(g.bbox[0], g.bbox[1], g.bbox[2], g.bbox[3])).collect();
         let required: Vec<bool> = gt.iter().map(|g| g.visible >= self.min_visible).collect();
         let (gt_of_det, _) = greedy_match(&gt_boxes, dets, self.iou);
@@ -110,12 +129,21 @@ impl Evaluator {
                 seg.ignored_detections += 1;
             }
         }
+        for g in gt {
+            let w = self.walks.entry(g.person_id).or_insert((g.frame, 0));
+            // Absent for more than a second (at 10 fps): a new walk.
+            if g.frame > w.0 + 10 {
+                w.1 += 1;
+            }
+            w.0 = g.frame;
+        }
         let track_boxes: Vec<BBox> = tracks.iter().map(|t| t.1).collect();
         let (gt_of_track, _) = greedy_match(&gt_boxes, &track_boxes, self.iou);
         for (ti, g) in gt_of_track.iter().enumerate() {
             if let Some(g) = g {
                 if required[*g] {
-                    self.person_ids.entry(gt[*g].person_id).or_default().push(tracks[ti].0);
+                    let walk = self.walks.get(&gt[*g].person_id).map(|w| w.1).unwrap_or(0);
+                    self.person_ids.entry((gt[*g].person_id, walk)).or_default().push(tracks[ti].0);
                 }
             }
         }
@@ -127,7 +155,7 @@ impl Evaluator {
             s.recall = ratio(s.matched_gt, s.gt_boxes);
             s.precision = ratio(s.matched_detections, s.detections - s.ignored_detections);
         }
-        let mut id = IdentityReport { persons: self.person_ids.len(), ..Default::default() };
+        let mut id = IdentityReport { walks: self.person_ids.len(), ..Default::default() };
         for ids in self.person_ids.values() {
             let mut counts: HashMap<u64, u64> = HashMap::new();
             for i in ids {
@@ -191,12 +219,17 @@ mod tests {
         ev.add_frame(&[gt(1, 0.0, 1.0), gt(2, 100.0, 0.2)], &[b(0.0), b(100.0), b(50.0)], &[(7, b(0.0))]);
         // Frame 2: person 1 missed by the detector, tracked with another id.
         ev.add_frame(&[gt(1, 0.0, 1.0)], &[], &[(8, b(1.0))]);
+        // Frame 50: person 1 is back after leaving (a new walk): a new id is no switch.
+        let mut back = gt(1, 0.0, 1.0);
+        back.frame = 50;
+        ev.add_frame(&[back], &[b(0.0)], &[(9, b(0.0))]);
         let r = ev.report();
+        assert_eq!(r["identity"]["walks"], 2);
         let day = &r["segments"]["day"];
-        assert_eq!(day["gt_boxes"], 2);
-        assert_eq!(day["matched_gt"], 1);
-        assert_eq!(day["precision"], 0.5);
+        assert_eq!(day["gt_boxes"], 3);
+        assert_eq!(day["matched_gt"], 2);
+        assert_eq!(day["precision"], 2.0 / 3.0);
         assert_eq!(r["identity"]["id_switches"], 1);
-        assert_eq!(r["identity"]["id_consistency"], 0.5);
+        assert_eq!(r["identity"]["id_consistency"], 2.0 / 3.0);
     }
 }

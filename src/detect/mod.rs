@@ -64,24 +64,28 @@ pub struct HogConfig {
     pub hit_threshold: f64,
     /// Overlapping windows needed to keep a group (OpenCV's groupThreshold).
     pub group_threshold: i32,
-    /// Shrink boxes to the person's outline: HOG's 64×128 window has a margin
-    /// around the 96-px person (as OpenCV's peopledetect sample does).
+    /// Shrink boxes to the person's outline: HOG's 64×128 window has 16 px of
+    /// margin around the 32×96 person (Dalal & Triggs 2005).
     pub shrink_to_person: bool,
     /// Boxes smaller than this height (frame pixels) are ignored.
     pub min_height: f32,
+    /// After OpenCV's grouping, boxes overlapping a better one by more than
+    /// this IoU are dropped (a person found twice would start a second track); 1 = off.
+    pub nms_iou: f32,
 }
 
 impl Default for HogConfig {
     fn default() -> Self {
         HogConfig {
             process_width: 640,
-            scale: 1.1,
+            scale: 1.05,
             win_stride: 8,
             padding: 8,
-            hit_threshold: 0.0,
-            group_threshold: 2,
+            hit_threshold: -0.3,
+            group_threshold: 1,
             shrink_to_person: true,
             min_height: 0.0,
+            nms_iou: 0.4,
         }
     }
 }
@@ -133,6 +137,9 @@ impl DetectConfig {
         }
         if h.padding < 0 || h.group_threshold < 0 {
             bail!("detect.hog.padding and detect.hog.group_threshold must not be negative");
+        }
+        if !(h.nms_iou > 0.0 && h.nms_iou <= 1.0) {
+            bail!("detect.hog.nms_iou = {} must be within (0, 1] (1 turns it off)", h.nms_iou);
         }
         if h.process_width != 0 && h.process_width < 64 {
             bail!("detect.hog.process_width = {} is below the 64-px HOG window: use 0 or ≥ 64", h.process_width);

@@ -8,36 +8,16 @@ use anyhow::{anyhow, bail, Context, Result};
 use ndarray::{Array4, ArrayViewD, Ix3};
 use ort::session::Session;
 use ort::value::TensorRef;
-use std::sync::OnceLock;
 
 use super::{nms, Detection, Detector, OnnxDetectConfig};
 use crate::bbox::BBox;
 use crate::ingest::Frame;
 
-/// The process-wide ONNX Runtime environment. ONNX Runtime allows one per
-/// process, so every session (detector, embedder) should be built from this.
-pub fn ort_environment() -> Result<ort::environment::Environment> {
-    static ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let path = std::env::var_os("ORT_DYLIB_PATH").ok_or_else(|| {
-            "ORT_DYLIB_PATH is not set: point it at libonnxruntime.so (scripts/setup.sh puts it in .deps/onnxruntime/; `make` sets it)"
-                .to_string()
-        })?;
-        let path = std::path::PathBuf::from(path);
-        if !path.is_file() {
-            return Err(format!(
-                "ORT_DYLIB_PATH={} does not exist: run scripts/setup.sh or point it at libonnxruntime.so",
-                path.display()
-            ));
-        }
-        ort::init_from(&path)
-            .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?
-            .with_name("vireid")
-            .build()
-            .map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))
-    })
-    .clone()
-    .map_err(|e| anyhow!(e))
+/// The process-wide ONNX Runtime environment, shared with the embedder
+/// (ONNX Runtime allows one per process): the library is found through
+/// `ORT_DYLIB_PATH` or `.deps/onnxruntime/` as for the embedder.
+pub fn ort_environment() -> Result<&'static ort::environment::Environment> {
+    crate::embed::onnx::ort_environment(&crate::embed::EmbedConfig::default())
 }
 
 pub struct OnnxDetector {
@@ -54,7 +34,7 @@ impl OnnxDetector {
             bail!("detect.onnx.model: {} does not exist: check the path", model.display());
         }
         let env = ort_environment()?;
-        let builder = Session::builder(&env).map_err(|e| anyhow!("cannot create an ONNX Runtime session: {e}"))?;
+        let builder = Session::builder(env).map_err(|e| anyhow!("cannot create an ONNX Runtime session: {e}"))?;
         let mut builder = builder.with_intra_threads(config.threads).map_err(|e| anyhow!("detect.onnx.threads: {e}"))?;
         let session = builder
             .commit_from_file(&model)

@@ -72,7 +72,7 @@ pub struct TrackConfig {
 
 impl Default for TrackConfig {
     fn default() -> Self {
-        TrackConfig { iou_threshold: 0.3, min_hits: 3, max_age: 10, crops_per_track: 5, crop_min_height: 32.0 }
+        TrackConfig { iou_threshold: 0.3, min_hits: 3, max_age: 20, crops_per_track: 5, crop_min_height: 32.0 }
     }
 }
 
@@ -319,13 +319,14 @@ mod tests {
     #[test]
     fn two_crossing_people_keep_their_ids() {
         let cfg = TrackConfig { crops_per_track: 3, ..Default::default() };
+        let max_age = cfg.max_age as u64;
         let mut tr = Tracker::new(Arc::from("cam"), Modality::Thermal, cfg);
         let mut ids: Vec<(u64, f32)> = Vec::new();
         let mut finished = Vec::new();
         for i in 0..30u64 {
-            // A walks right, B walks left in another row: their columns cross.
+            // A walks right, B walks left 40 px lower: their boxes overlap as they cross.
             let a = det(10.0 + 8.0 * i as f32, 20.0);
-            let b = det(250.0 - 8.0 * i as f32, 120.0);
+            let b = det(250.0 - 8.0 * i as f32, 60.0);
             finished.extend(tr.update(&frame(i), &[a, b]));
             for t in tr.active() {
                 ids.push((t.track_id, t.bbox.y));
@@ -333,13 +334,17 @@ mod tests {
         }
         // Every frame from the 3rd on reports both, with stable ids per row.
         let row_a: Vec<u64> = ids.iter().filter(|(_, y)| *y == 20.0).map(|(id, _)| *id).collect();
-        let row_b: Vec<u64> = ids.iter().filter(|(_, y)| *y == 120.0).map(|(id, _)| *id).collect();
+        let row_b: Vec<u64> = ids.iter().filter(|(_, y)| *y == 60.0).map(|(id, _)| *id).collect();
         assert_eq!(row_a.len(), 28);
         assert!(row_a.iter().all(|&id| id == row_a[0]) && row_b.iter().all(|&id| id == row_b[0]));
         assert_ne!(row_a[0], row_b[0]);
         // Nothing ends while both are visible; then they leave and end after max_age.
         assert!(finished.is_empty());
-        for i in 30..42 {
+        for i in 30..30 + max_age {
+            finished.extend(tr.update(&frame(i), &[]));
+        }
+        assert!(finished.is_empty(), "tracks must survive max_age missed frames");
+        for i in 30 + max_age..32 + max_age {
             finished.extend(tr.update(&frame(i), &[]));
         }
         assert_eq!(finished.len(), 2);
