@@ -109,6 +109,19 @@ impl PipelineMetrics {
         self.with_camera(camera, |c| c.frames_dropped += n);
     }
 
+    /// Sets a camera's totals from the pipeline's own counters (`vireid run`
+    /// reports absolute numbers; deltas would be derivable state to keep in step).
+    pub fn camera_totals(&self, camera: &str, state: CameraState, frames_in: u64, frames_dropped: u64) {
+        self.with_camera(camera, |c| {
+            if frames_in > c.frames_in {
+                c.last_frame = Some(unix_now());
+            }
+            c.frames_in = frames_in;
+            c.frames_dropped = frames_dropped;
+            c.state = state;
+        });
+    }
+
     pub fn camera_state(&self, camera: &str, state: CameraState) {
         self.with_camera(camera, |c| c.state = state);
     }

@@ -19,6 +19,7 @@
 
 pub mod error;
 pub mod gallery;
+pub mod live;
 pub mod metrics;
 pub mod serve;
 

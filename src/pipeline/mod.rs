@@ -220,11 +220,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let mqtt = crate::events::mqtt::MqttService::start(&config)?;
     let sinks: Vec<Box<dyn crate::events::EventSink>> = mqtt.iter().map(|m| m.sink(&config.cameras)).collect();
-    let back = if config.events.jsonl.is_some() {
-        Some(crate::gallery::runner::BackHalf::start(&config, spec, sinks)?)
+    let spec = spec.unwrap_or_else(|| crate::embed::EmbedderSpec::Model(config.embed.model_path()));
+    // The API needs the gallery, so enabling it starts the back half too.
+    let back = if config.events.jsonl.is_some() || config.api.enabled {
+        Some(crate::gallery::runner::BackHalf::start(&config, Some(spec.clone()), sinks)?)
     } else {
-        tracing::info!("no --sightings and no [events].jsonl: finished tracks are written, not embedded or stored");
+        tracing::info!("no --sightings, no [events].jsonl and no [api]: finished tracks are written, not embedded or stored");
         None
+    };
+    let api = match &back {
+        Some(b) if config.api.enabled => Some(crate::api::live::LiveApi::start(&config, b, &spec)?),
+        _ => None,
     };
     let back_tx = back.as_ref().map(|b| b.sender());
     let mut out: Box<dyn Write + Send> = if args.tracks.as_os_str() == "-" {
@@ -266,7 +272,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut last_log = Instant::now();
     let reason = loop {
         std::thread::sleep(Duration::from_millis(100));
-        progress.advance_to(pipeline.reports().iter().map(|r| r.processed_frames).sum());
+        let reports = pipeline.reports();
+        progress.advance_to(reports.iter().map(|r| r.processed_frames).sum());
+        if let Some(api) = &api {
+            api.update_cameras(&reports.iter().map(|r| r.ingest.clone()).collect::<Vec<_>>());
+        }
         if SIGNALLED.load(Ordering::SeqCst) {
             let _ = notifier.stopping(None);
             break "signal";
@@ -294,6 +304,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         w.stop();
     }
     let result = pipeline.shutdown();
+    if let Some(api) = api {
+        if let Err(e) = api.stop() {
+            tracing::warn!("{e:#}");
+        }
+    }
     let written = writer.join().map_err(|_| anyhow!("track writer panicked"))??;
     // Drain: every finished track is embedded and committed before we exit.
     let gallery_stats = match back {

@@ -1,0 +1,92 @@
+//! `vireid run` with `[api] enabled`: the API is served beside the pipeline,
+//! over the same gallery, with the cameras' live counters in `/metrics`;
+//! SIGTERM stops both cleanly.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A minimal HTTP/1.1 GET; returns (status, body).
+fn get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+#[test]
+fn run_serves_the_api_with_live_camera_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n\
+             [[camera]]\nname = \"cam-rgb\"\nmodality = \"rgb\"\nsource = \"test:ball\"\n\
+             [[camera]]\nname = \"cam-thermal\"\nmodality = \"thermal\"\nsource = \"test:snow\"\n\
+             [ingest]\nwidth = 160\nheight = 120\n\
+             [api]\nenabled = true\nbind = \"127.0.0.1:{port}\"\ntoken = \"sesame-0123456789abcdef\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vireid"))
+        .args(["--log", "warn", "run", "--baseline", "colorhist", "--config"])
+        .arg(&config)
+        .args(["--tracks", "/dev/null", "--duration", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Wait until frames from both cameras show in /metrics.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let metrics = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("vireid run exited early with {status}: {err}");
+        }
+        if let Some((200, body)) = get(port, "/metrics", Some("sesame-0123456789abcdef")) {
+            let counted = |cam: &str| {
+                body.lines()
+                    .find(|l| l.starts_with("vireid_frames_total") && l.contains(cam))
+                    .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            if counted("cam-rgb") > 0 && counted("cam-thermal") > 0 {
+                break body;
+            }
+        }
+        assert!(Instant::now() < deadline, "the API in vireid run never showed frames from both cameras");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(metrics.contains("vireid_camera_up{camera=\"cam-rgb\",state=\"streaming\"} 1"), "{metrics}");
+    assert_eq!(get(port, "/healthz", None).map(|r| r.0), Some(200));
+    assert_eq!(get(port, "/api/v1/identities", None).map(|r| r.0), Some(401), "the gallery needs the token");
+    let (status, body) = get(port, "/api/v1/identities", Some("sesame-0123456789abcdef")).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(serde_json::from_str::<serde_json::Value>(&body).unwrap().is_array(), "{body}");
+
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "vireid run did not exit within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "exit {status} after SIGTERM: {err}");
+    assert!(get(port, "/healthz", None).is_none(), "the API should be gone after exit");
+}
