@@ -49,8 +49,9 @@ fn enrol_query_list_crop_forget_through_the_actor() {
     assert_eq!(api.identities(1, 10).unwrap().len(), 1, "offset");
     let detail = api.identity(red.identity_id).unwrap().unwrap();
     assert_eq!(detail.summary.label.as_deref(), Some("red"));
-    assert_eq!(detail.crops_rgb, vec![red.crop_id]);
-    let crop = api.crop(red.crop_id).unwrap().unwrap();
+    let red_crop = red.crop_id.expect("an enrolment keeps its image as a crop");
+    assert_eq!(detail.crops_rgb, vec![red_crop]);
+    let crop = api.crop(red_crop).unwrap().unwrap();
     assert_eq!(crop.content_type, "image/jpeg");
     let decoded = image::load_from_memory(&crop.bytes).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (48, 96));
@@ -62,7 +63,7 @@ fn enrol_query_list_crop_forget_through_the_actor() {
     assert!(api.forget(red.identity_id).unwrap());
     assert!(!api.forget(red.identity_id).unwrap(), "unknown id → false");
     assert!(api.identity(red.identity_id).unwrap().is_none());
-    assert!(api.crop(red.crop_id).unwrap().is_none(), "crop file and row gone");
+    assert!(api.crop(red_crop).unwrap().is_none(), "crop file and row gone");
     let hits = api.query(UploadedImage { image: person([215, 35, 30]), modality: Modality::Rgb }, 2).unwrap();
     assert!(hits.iter().all(|h| h.identity_id != red.identity_id), "index forgot it too");
 
