@@ -4,7 +4,7 @@ use vireid::events::SightingEvent;
 use vireid::modality::Modality;
 use vireid::score::{score, GroundTruthLine};
 
-fn gt(camera: &str, pts: u64, person: i64, segment: &str, x: f32) -> GroundTruthLine {
+fn gt(camera: &str, pts: u64, person: u64, segment: &str, x: f32) -> GroundTruthLine {
     GroundTruthLine { camera: camera.into(), frame: pts / 100, pts_ns: pts, person_id: person, segment: segment.into(), bbox: [x, 10.0, 40.0, 100.0], visible: 1.0 }
 }
 

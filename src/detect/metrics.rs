@@ -12,44 +12,20 @@
 //!   tracked frames carrying its most frequent track id, and ID switches
 //!   (consecutive tracked frames whose id differs).
 
-use anyhow::{Context, Result};
-use serde::Deserialize;
+use anyhow::Result;
 use std::collections::{BTreeMap, HashMap};
-use std::io::BufRead;
 use std::path::Path;
 
 use crate::bbox::BBox;
+use crate::synth::ground_truth::read_ground_truth;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct GtBox {
-    pub camera: String,
-    pub frame: u64,
-    pub person_id: u64,
-    #[serde(default)]
-    pub segment: String,
-    pub bbox: [f32; 4],
-    #[serde(default = "one")]
-    pub visible: f32,
-}
-
-fn one() -> f32 {
-    1.0
-}
+pub use crate::synth::ground_truth::GroundTruthLine as GtBox;
 
 /// Ground truth of one camera, by frame index.
 pub fn load_ground_truth(path: &Path, camera: &str) -> Result<HashMap<u64, Vec<GtBox>>> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open ground truth {}", path.display()))?;
     let mut by_frame: HashMap<u64, Vec<GtBox>> = HashMap::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let gt: GtBox = serde_json::from_str(&line)
-            .with_context(|| format!("{} line {}: not a ground-truth record", path.display(), i + 1))?;
-        if gt.camera == camera {
-            by_frame.entry(gt.frame).or_default().push(gt);
-        }
+    for gt in read_ground_truth(path)?.into_iter().filter(|g| g.camera == camera) {
+        by_frame.entry(gt.frame).or_default().push(gt);
     }
     if by_frame.is_empty() {
         anyhow::bail!("ground truth {} has no boxes for camera '{camera}': check --gt-camera", path.display());
@@ -208,7 +184,7 @@ mod tests {
     use super::*;
 
     fn gt(pid: u64, x: f32, visible: f32) -> GtBox {
-        GtBox { camera: "rgb".into(), frame: 0, person_id: pid, segment: "day".into(), bbox: [x, 0.0, 10.0, 20.0], visible }
+        GtBox { camera: "rgb".into(), frame: 0, pts_ns: 0, person_id: pid, segment: "day".into(), bbox: [x, 0.0, 10.0, 20.0], visible }
     }
 
     #[test]

@@ -160,6 +160,11 @@ impl GalleryApi for GalleryApiHandle {
     }
 
     fn enrol(&self, image: UploadedImage, label: Option<String>) -> GalleryResult<Enrolled> {
+        // Enrolment builds the watch list: an entry nobody can name is of no use.
+        let label = match label.map(|l| l.trim().to_string()) {
+            Some(l) if !l.is_empty() => Some(l),
+            _ => return Err(GalleryError::Invalid("enrolment needs a non-empty 'label' field (who this is)".into())),
+        };
         let feature = self.embed(&image)?;
         let modality = image.modality;
         let rgb = image.image.to_rgb8();

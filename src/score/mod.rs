@@ -15,50 +15,16 @@
 //! * false-link rate — among pairs (RGB sighting, thermal sighting) put in the
 //!   same gallery identity, the share that are two different people.
 
-use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use anyhow::Result;
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::bbox::BBox;
 use crate::events::{read_sightings, SightingEvent};
 use crate::modality::Modality;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct GroundTruthLine {
-    pub camera: String,
-    #[serde(default)]
-    pub frame: u64,
-    pub pts_ns: u64,
-    pub person_id: i64,
-    #[serde(default)]
-    pub segment: String,
-    pub bbox: [f32; 4],
-    #[serde(default = "one")]
-    pub visible: f32,
-}
-
-fn one() -> f32 {
-    1.0
-}
-
-pub fn read_ground_truth(path: &Path) -> Result<Vec<GroundTruthLine>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read ground truth {}", path.display()))?;
-    let mut out = vec![];
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let gt: GroundTruthLine = serde_json::from_str(line)
-            .with_context(|| format!("{} line {}: not a ground-truth line (camera, pts_ns, person_id, bbox expected)", path.display(), i + 1))?;
-        gt.camera.parse::<Modality>().map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))?;
-        out.push(gt);
-    }
-    if out.is_empty() {
-        bail!("ground truth {} has no lines", path.display());
-    }
-    Ok(out)
-}
+pub use crate::synth::ground_truth::{read_ground_truth, GroundTruthLine};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Score {
@@ -90,8 +56,8 @@ fn ratio(a: usize, b: usize) -> f64 {
 pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, min_visible: f32) -> Score {
     // Ground truth per modality, by timestamp.
     let mut by_time: HashMap<Modality, BTreeMap<u64, Vec<&GroundTruthLine>>> = HashMap::new();
-    let mut appearances: HashSet<(i64, Modality, &str)> = HashSet::new();
-    let mut present: HashMap<i64, HashSet<Modality>> = HashMap::new();
+    let mut appearances: HashSet<(u64, Modality, &str)> = HashSet::new();
+    let mut present: HashMap<u64, HashSet<Modality>> = HashMap::new();
     for g in gt {
         let m: Modality = g.camera.parse().unwrap_or(Modality::Rgb);
         by_time.entry(m).or_default().entry(g.pts_ns).or_default().push(g);
@@ -101,7 +67,7 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
         }
     }
     // Attribute each sighting to a person.
-    let mut attributed: Vec<(&SightingEvent, i64, &str)> = vec![];
+    let mut attributed: Vec<(&SightingEvent, u64, &str)> = vec![];
     for s in sightings {
         let Some(frames) = by_time.get(&s.modality) else { continue };
         let t = s.best_pts_ns.or(s.start_pts_ns.zip(s.end_pts_ns).map(|(a, b)| (a + b) / 2)).unwrap_or(0).max(0) as u64;
@@ -124,20 +90,20 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
             attributed.push((s, g.person_id, g.segment.as_str()));
         }
     }
-    let detected: HashSet<(i64, Modality, &str)> =
+    let detected: HashSet<(u64, Modality, &str)> =
         attributed.iter().map(|(s, p, seg)| (*p, s.modality, *seg)).filter(|k| appearances.contains(k)).collect();
     // Purity.
-    let mut per_identity: HashMap<i64, HashMap<i64, usize>> = HashMap::new();
+    let mut per_identity: HashMap<i64, HashMap<u64, usize>> = HashMap::new();
     for (s, p, _) in &attributed {
         *per_identity.entry(s.identity_id).or_default().entry(*p).or_default() += 1;
     }
     let majority_sum: usize = per_identity.values().map(|m| m.values().copied().max().unwrap_or(0)).sum();
     // Links: people in both modalities whose sightings share an identity.
-    let mut ids_of: HashMap<(i64, Modality), HashSet<i64>> = HashMap::new();
+    let mut ids_of: HashMap<(u64, Modality), HashSet<i64>> = HashMap::new();
     for (s, p, _) in &attributed {
         ids_of.entry((*p, s.modality)).or_default().insert(s.identity_id);
     }
-    let both: Vec<i64> = present.iter().filter(|(_, m)| m.len() == 2).map(|(p, _)| *p).collect();
+    let both: Vec<u64> = present.iter().filter(|(_, m)| m.len() == 2).map(|(p, _)| *p).collect();
     let linked = both
         .iter()
         .filter(|p| {
@@ -146,7 +112,7 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
         })
         .count();
     // False links: cross-modality pairs inside one identity that are two people.
-    let mut counts: HashMap<(i64, Modality), HashMap<i64, usize>> = HashMap::new();
+    let mut counts: HashMap<(i64, Modality), HashMap<u64, usize>> = HashMap::new();
     for (s, p, _) in &attributed {
         *counts.entry((s.identity_id, s.modality)).or_default().entry(*p).or_default() += 1;
     }

@@ -17,6 +17,7 @@
 
 pub mod crop;
 pub mod dataset;
+pub mod ground_truth;
 pub mod identity;
 pub mod render;
 pub mod scene;
