@@ -19,6 +19,7 @@ APT_PACKAGES=(
   libopencv-dev libfontconfig1-dev libfreetype-dev fonts-dejavu-core
   python3 python3-venv
   systemd mosquitto chromium
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user file
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
