@@ -38,6 +38,10 @@ pub struct DetectArgs {
     /// Also run the tracker and write each box's track id.
     #[arg(long)]
     pub track: bool,
+    /// Detect on every Nth frame only, the tracker carrying boxes in between
+    /// (needs --track; default: the config's detect.every_n_frames).
+    #[arg(long)]
+    pub every_n_frames: Option<u32>,
     /// Ground truth (`ground_truth.jsonl`) to score against; prints a JSON report.
     #[arg(long)]
     pub ground_truth: Option<PathBuf>,
@@ -75,6 +79,10 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
         detect_cfg.detector = DetectorKind::Onnx;
         detect_cfg.onnx.model = Some(m.clone());
     }
+    if let Some(n) = args.every_n_frames {
+        detect_cfg.every_n_frames = n;
+    }
+    detect_cfg.validate().context("in [detect]")?;
     track_cfg.validate().context("in [track]")?;
     let mut detector = open_detector(&detect_cfg)?;
     let gt_camera = args.gt_camera.clone().unwrap_or_else(|| args.modality.as_str().to_string());
@@ -103,22 +111,32 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
     let started = Instant::now();
     let (mut frames, mut detect_s) = (0u64, 0f64);
     while let Ok(frame) = camera.frames.recv() {
+        // Without the tracker there is nothing to carry boxes between
+        // detections, so every frame is detected.
+        let detect_now = tracker.is_none() || detect_cfg.runs_on(frames);
         let t0 = Instant::now();
-        let dets = detector.detect(&frame)?;
+        let dets = if detect_now { detector.detect(&frame)? } else { Vec::new() };
         detect_s += t0.elapsed().as_secs_f64();
         let mut line = serde_json::json!({
             "frame": frames,
             "pts_ns": frame.pts_ns,
+            "detected": detect_now,
             "detections": dets.iter().map(|d| serde_json::json!({"bbox": [d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h], "score": d.score})).collect::<Vec<_>>(),
         });
         let mut tracks = Vec::new();
         if let Some(tr) = tracker.as_mut() {
-            tr.update(&frame, &dets);
+            if detect_now {
+                tr.update(&frame, &dets);
+            } else {
+                tr.coast();
+            }
             tracks = tr.active().iter().map(|t| (t.track_id, t.bbox)).collect();
             line["tracks"] = serde_json::json!(tr.active());
         }
         if let Some(gt) = &ground_truth {
-            let boxes: Vec<_> = dets.iter().map(|d| d.bbox).collect();
+            // On frames the detector skipped, what the pipeline reports is the
+            // tracker's carried boxes: score those.
+            let boxes: Vec<_> = if detect_now { dets.iter().map(|d| d.bbox).collect() } else { tracks.iter().map(|t| t.1).collect() };
             evaluator.add_frame(gt.get(&frames).map(|v| v.as_slice()).unwrap_or(&[]), &boxes, &tracks);
         }
         serde_json::to_writer(&mut out, &line)?;
@@ -145,6 +163,7 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
         report["input"] = serde_json::json!(args.input);
         report["frames"] = serde_json::json!(frames);
         report["detector"] = serde_json::json!(format!("{:?}", detect_cfg.detector).to_lowercase());
+        report["every_n_frames"] = serde_json::json!(if tracker.is_some() { detect_cfg.every_n_frames } else { 1 });
         let text = serde_json::to_string_pretty(&report)?;
         println!("{text}");
         if let Some(p) = &args.report {

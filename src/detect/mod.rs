@@ -40,13 +40,33 @@ pub enum DetectorKind {
 }
 
 /// The `[detect]` section.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     pub detector: DetectorKind,
+    /// Run the detector on every Nth frame of a camera; in between, the
+    /// tracker carries each confirmed person forward on its Kalman prediction.
+    /// Detection is the expensive stage (HOG: ~90 ms of CPU per 720p frame),
+    /// so N = 2 halves the CPU a camera needs while people, who move a few
+    /// pixels per frame at 10 fps, are still found every 0.2 s.
+    pub every_n_frames: u32,
     pub hog: HogConfig,
     pub onnx: OnnxDetectConfig,
 }
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            detector: DetectorKind::default(),
+            every_n_frames: DEFAULT_EVERY_N_FRAMES,
+            hog: HogConfig::default(),
+            onnx: OnnxDetectConfig::default(),
+        }
+    }
+}
+
+/// See [`DetectConfig::every_n_frames`] and BENCHMARKS.md for the measurement behind it.
+pub const DEFAULT_EVERY_N_FRAMES: u32 = 2;
 
 /// `[detect.hog]`: OpenCV HOG people detector parameters.
 #[derive(Debug, Clone, Deserialize)]
@@ -127,7 +147,15 @@ impl Default for OnnxDetectConfig {
 }
 
 impl DetectConfig {
+    /// Whether the detector runs on a camera's `index`-th frame (0-based).
+    pub fn runs_on(&self, index: u64) -> bool {
+        index % u64::from(self.every_n_frames.max(1)) == 0
+    }
+
     pub fn validate(&self) -> Result<()> {
+        if !(1..=30).contains(&self.every_n_frames) {
+            bail!("detect.every_n_frames = {} must be within 1..=30 (1 = detect on every frame)", self.every_n_frames);
+        }
         let h = &self.hog;
         if !(h.scale > 1.0 && h.scale < 2.0) {
             bail!("detect.hog.scale = {} must be between 1 and 2 (e.g. 1.05)", h.scale);
@@ -208,5 +236,16 @@ mod tests {
         let mut c = DetectConfig::default();
         c.detector = DetectorKind::Onnx;
         assert!(c.validate().unwrap_err().to_string().contains("detect.onnx.model"));
+        let c = DetectConfig { every_n_frames: 0, ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("detect.every_n_frames"));
+    }
+
+    #[test]
+    fn every_n_frames_picks_the_detection_frames() {
+        let c = DetectConfig { every_n_frames: 3, ..Default::default() };
+        let picked: Vec<u64> = (0..10).filter(|i| c.runs_on(*i)).collect();
+        assert_eq!(picked, vec![0, 3, 6, 9]);
+        let every = DetectConfig { every_n_frames: 1, ..Default::default() };
+        assert!((0..10).all(|i| every.runs_on(i)));
     }
 }

@@ -49,6 +49,8 @@ pub struct RunArgs {
 #[derive(Debug, Default)]
 pub struct WorkerStats {
     pub frames: AtomicU64,
+    /// Frames the detector ran on (`detect.every_n_frames`).
+    pub detected_frames: AtomicU64,
     pub detections: AtomicU64,
     pub detect_ns: AtomicU64,
     pub track_ns: AtomicU64,
@@ -60,8 +62,10 @@ pub struct WorkerStats {
 pub struct CameraReport {
     pub ingest: StatsSnapshot,
     pub processed_frames: u64,
+    pub detected_frames: u64,
     pub detections: u64,
     pub finished_tracks: u64,
+    /// Detector time over all processed frames (skipped ones count as 0).
     pub detect_ms_per_frame: f64,
     pub track_ms_per_frame: f64,
     pub copy_ms_per_frame: f64,
@@ -92,9 +96,10 @@ impl Pipeline {
             let stats = Arc::new(WorkerStats::default());
             let tracker = Tracker::new(camera.name.clone(), cam.modality, config.track.clone());
             let (frames, wstats, wstop, wout) = (camera.frames.clone(), stats.clone(), stop.clone(), out.clone());
+            let detect_cfg = config.detect.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("detect-{}", cam.name))
-                .spawn(move || worker_loop(frames, detector, tracker, wstats, wstop, wout))
+                .spawn(move || worker_loop(frames, &detect_cfg, detector, tracker, wstats, wstop, wout))
                 .context("cannot spawn worker thread")?;
             workers.push(CameraWorker { camera, stats, thread: Some(thread) });
         }
@@ -115,6 +120,7 @@ impl Pipeline {
                 let ingest = w.camera.stats.snapshot();
                 CameraReport {
                     processed_frames: s.frames.load(Ordering::Relaxed),
+                    detected_frames: s.detected_frames.load(Ordering::Relaxed),
                     detections: s.detections.load(Ordering::Relaxed),
                     finished_tracks: s.finished_tracks.load(Ordering::Relaxed),
                     detect_ms_per_frame: s.detect_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
@@ -152,6 +158,7 @@ impl Pipeline {
 
 fn worker_loop(
     frames: Receiver<crate::ingest::Frame>,
+    detect_cfg: &crate::detect::DetectConfig,
     mut detector: Box<dyn Detector>,
     mut tracker: Tracker,
     stats: Arc<WorkerStats>,
@@ -176,6 +183,13 @@ fn worker_loop(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        let index = stats.frames.fetch_add(1, Ordering::Relaxed);
+        if !detect_cfg.runs_on(index) {
+            let t0 = Instant::now();
+            tracker.coast();
+            stats.track_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            continue;
+        }
         let t0 = Instant::now();
         let dets = detector.detect(&frame)?;
         let t1 = Instant::now();
@@ -184,7 +198,7 @@ fn worker_loop(
         stats.detect_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
         stats.track_ns.fetch_add((t2 - t1).as_nanos() as u64, Ordering::Relaxed);
         stats.detections.fetch_add(dets.len() as u64, Ordering::Relaxed);
-        stats.frames.fetch_add(1, Ordering::Relaxed);
+        stats.detected_frames.fetch_add(1, Ordering::Relaxed);
         send(finished);
     }
     send(tracker.finish());

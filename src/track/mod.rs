@@ -62,17 +62,22 @@ pub struct TrackConfig {
     pub iou_threshold: f32,
     /// Consecutive matches before a track is confirmed (and reported).
     pub min_hits: u32,
-    /// Frames a track survives without a match (occlusion, missed detections).
+    /// Detection frames a track survives without a match (occlusion, missed
+    /// detections); frames the detector skips (`detect.every_n_frames`) do not count.
     pub max_age: u32,
     /// Best crops kept per track for the embedder.
     pub crops_per_track: usize,
     /// Crops lower than this (pixels) are not kept.
     pub crop_min_height: f32,
+    /// A detection that overlaps no track may still continue one whose
+    /// predicted centre is within this many box heights per frame since the
+    /// track's last match (a walker at 10 fps moves ~0.1–0.2 heights a frame).
+    pub max_shift_per_frame: f32,
 }
 
 impl Default for TrackConfig {
     fn default() -> Self {
-        TrackConfig { iou_threshold: 0.3, min_hits: 3, max_age: 20, crops_per_track: 5, crop_min_height: 32.0 }
+        TrackConfig { iou_threshold: 0.3, min_hits: 3, max_age: 20, crops_per_track: 5, crop_min_height: 32.0, max_shift_per_frame: 0.25 }
     }
 }
 
@@ -80,6 +85,9 @@ impl TrackConfig {
     pub fn validate(&self) -> Result<()> {
         if !(self.iou_threshold > 0.0 && self.iou_threshold < 1.0) {
             bail!("track.iou_threshold = {} must be between 0 and 1 (e.g. 0.3)", self.iou_threshold);
+        }
+        if !(self.max_shift_per_frame >= 0.0 && self.max_shift_per_frame <= 2.0) {
+            bail!("track.max_shift_per_frame = {} must be within 0..=2 box heights (0 = IoU matching only)", self.max_shift_per_frame);
         }
         if self.min_hits == 0 {
             bail!("track.min_hits must be at least 1");
@@ -107,6 +115,8 @@ struct Track {
     hits: u32,
     streak: u32,
     misses: u32,
+    /// Frames (detected or skipped) since the last match.
+    since_match: u32,
     confirmed: bool,
     first_pts_ns: Option<u64>,
     last_pts_ns: Option<u64>,
@@ -149,6 +159,7 @@ impl Tracker {
     pub fn update(&mut self, frame: &Frame, dets: &[Detection]) -> Vec<FinishedTrack> {
         for t in &mut self.tracks {
             t.predicted = t.kf.predict();
+            t.since_match += 1;
         }
         // Greedy IoU assignment: best-overlapping pair first.
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
@@ -169,6 +180,33 @@ impl Tracker {
                 det_used[di] = true;
             }
         }
+        // Second chance by centre distance for what IoU left unmatched: a track
+        // whose velocity is not known yet (just born) or that coasted over
+        // skipped frames can be a whole box width from its person, with no
+        // overlap at all. The gate grows with the frames since its last match.
+        let mut near: Vec<(f32, usize, usize)> = Vec::new();
+        for (ti, t) in self.tracks.iter().enumerate() {
+            if track_det[ti].is_some() {
+                continue;
+            }
+            let (tx, ty) = t.predicted.center();
+            let gate = self.config.max_shift_per_frame * t.predicted.h * t.since_match.max(1) as f32;
+            for (di, d) in dets.iter().enumerate() {
+                let (dx, dy) = d.bbox.center();
+                let dist = (tx - dx).hypot(ty - dy);
+                let scale = d.bbox.h / t.predicted.h.max(1.0);
+                if !det_used[di] && dist <= gate && (0.75..=1.33).contains(&scale) {
+                    near.push((dist, ti, di));
+                }
+            }
+        }
+        near.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, ti, di) in near {
+            if track_det[ti].is_none() && !det_used[di] {
+                track_det[ti] = Some(di);
+                det_used[di] = true;
+            }
+        }
 
         self.active.clear();
         for (t, m) in self.tracks.iter_mut().zip(&track_det) {
@@ -179,6 +217,7 @@ impl Tracker {
                     t.hits += 1;
                     t.streak += 1;
                     t.misses = 0;
+                    t.since_match = 0;
                     t.last_pts_ns = frame.pts_ns;
                     t.end_time = frame.wall_time;
                     if t.streak >= self.config.min_hits {
@@ -225,6 +264,7 @@ impl Tracker {
                 hits: 1,
                 streak: 1,
                 misses: 0,
+                since_match: 0,
                 confirmed: self.config.min_hits <= 1,
                 first_pts_ns: frame.pts_ns,
                 last_pts_ns: frame.pts_ns,
@@ -240,6 +280,23 @@ impl Tracker {
             self.tracks.push(t);
         }
         finished
+    }
+
+    /// A frame the detector skipped (`[detect] every_n_frames`): every track
+    /// moves one step along its Kalman prediction. Nothing is matched, born or
+    /// killed, and no miss is counted — the next detection frame decides.
+    /// Confirmed tracks report their predicted box as active.
+    pub fn coast(&mut self) {
+        self.active.clear();
+        for t in &mut self.tracks {
+            t.predicted = t.kf.predict();
+            t.since_match += 1;
+            // Only people the last detection frame saw: one already missed is
+            // not drawn on a guess.
+            if t.confirmed && t.misses == 0 {
+                self.active.push(ActiveTrack { track_id: t.id, bbox: t.predicted, score: 0.0 });
+            }
+        }
     }
 
     /// Ends every live track (end of stream, shutdown); confirmed ones are returned.
@@ -366,5 +423,63 @@ mod tests {
         }
         out.extend(tr.finish());
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_fast_walker_detected_every_other_frame_keeps_one_id() {
+        // 20 px a frame on a 40-px-wide box: two frames apart the detections do
+        // not overlap at all, so only the centre-distance stage can join them.
+        let mut tr = Tracker::new(Arc::from("cam"), Modality::Thermal, TrackConfig::default());
+        let mut seen: Vec<(u64, u64, f32)> = Vec::new();
+        for i in 0..9u64 {
+            let x = 5.0 + 20.0 * i as f32;
+            if i % 2 == 0 {
+                assert!(tr.update(&frame(i), &[det(x, 40.0)]).is_empty());
+            } else {
+                tr.coast();
+            }
+            seen.extend(tr.active().iter().map(|t| (i, t.track_id, t.bbox.x)));
+        }
+        // Confirmed at the third detection (frame 4); reported on every frame after.
+        assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), vec![4, 5, 6, 7, 8]);
+        assert!(seen.iter().all(|s| s.1 == seen[0].1), "one id throughout: {seen:?}");
+        // The coasted boxes move with the walker (the filter has learnt its velocity).
+        let (x5, x7) = (seen[1].2, seen[3].2);
+        assert!(x5 > 90.0 && x7 > x5 + 30.0, "coasted boxes follow the walk: {seen:?}");
+        // Without the centre-distance stage the same walk never confirms.
+        let cfg = TrackConfig { max_shift_per_frame: 0.0, ..Default::default() };
+        let mut iou_only = Tracker::new(Arc::from("cam"), Modality::Thermal, cfg);
+        for i in 0..9u64 {
+            if i % 2 == 0 {
+                iou_only.update(&frame(i), &[det(5.0 + 20.0 * i as f32, 40.0)]);
+            } else {
+                iou_only.coast();
+            }
+            assert!(iou_only.active().is_empty());
+        }
+    }
+
+    #[test]
+    fn coasting_never_ages_or_ends_a_track() {
+        let mut tr = Tracker::new(Arc::from("cam"), Modality::Thermal, TrackConfig::default());
+        for i in 0..3 {
+            tr.update(&frame(i), &[det(100.0, 50.0)]);
+        }
+        for _ in 0..100 {
+            tr.coast();
+        }
+        assert_eq!(tr.len(), 1);
+        assert_eq!(tr.active().len(), 1, "a track the last detection frame matched is reported");
+        // One missed detection frame: still alive, but no longer drawn on a guess.
+        assert!(tr.update(&frame(200), &[]).is_empty());
+        tr.coast();
+        assert!(tr.active().is_empty());
+        assert_eq!(tr.finish().len(), 1);
+    }
+
+    #[test]
+    fn bad_shift_gate_is_named() {
+        let cfg = TrackConfig { max_shift_per_frame: -1.0, ..Default::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("track.max_shift_per_frame"));
     }
 }
