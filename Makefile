@@ -52,7 +52,7 @@ cross-check:
 	cross/check.sh
 
 # The .deb needs a default model: DEB_MODEL=path/to/model.onnx (vireid.* metadata).
-DEB_MODEL ?= engines/default.onnx
+DEB_MODEL ?= engines/vireid_default.onnx
 deb: build
 	@test -f "$(DEB_MODEL)" || { echo "deb: no model at $(DEB_MODEL): export one with training/ or pass DEB_MODEL=path/to/model.onnx" >&2; exit 1; }
 	mkdir -p target/deb-assets
