@@ -78,6 +78,21 @@ def test_channel_augment_replicates_one_channel():
     assert torch.equal(D.ChannelAugment(p=0.0)(x), x)
 
 
+def test_grey_jitter_changes_only_grey_images_and_can_invert():
+    random.seed(1)
+    colour = torch.rand(3, 8, 4)
+    assert torch.equal(D.GreyIntensityJitter(p=1.0)(colour), colour)
+    grey = torch.linspace(0, 1, 32).reshape(1, 8, 4).expand(3, -1, -1).clone()
+    inv = D.GreyIntensityJitter(p=1.0, p_invert=1.0)(grey)
+    assert inv.shape == grey.shape and torch.equal(inv[0], inv[2])
+    assert 0.0 <= inv.min() and inv.max() <= 1.0
+    # Inverted: the brightest input pixel is now the darkest.
+    assert inv[0].flatten()[-1] < inv[0].flatten()[0]
+    kept = D.GreyIntensityJitter(p=1.0, p_invert=0.0)(grey)
+    assert kept[0].flatten()[-1] > kept[0].flatten()[0]
+    assert torch.equal(D.GreyIntensityJitter(p=0.0)(grey), grey)
+
+
 def test_sampler_balance(tiny_sysu):
     samples, _ = D.load_train("sysu", tiny_sysu)
     p, k = 3, 4

@@ -10,6 +10,7 @@ Layouts read (the synthetic generators write the same ones):
 """
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -144,17 +145,42 @@ class ChannelAugment:
         return x[c:c + 1].expand(3, -1, -1).clone()
 
 
+class GreyIntensityJitter:
+    """For grey images only (thermal, and RGB after channel augmentation): random gamma and
+    contrast, and with probability p_invert the intensities inverted. A thermal image's grey
+    levels follow temperature and the ambient (a person is brighter or darker than the scene
+    depending on the weather), an RGB channel's follow dye colour: neither is shared between
+    modalities, so the jitter leaves outlines, garment boundaries and accessories as the cues."""
+
+    def __init__(self, p: float = 0.8, p_invert: float = 0.3):
+        self.p, self.p_invert = p, p_invert
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        grey = torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])
+        if not grey or random.random() >= self.p:
+            return x
+        y = x.clamp(0, 1) ** math.exp(random.uniform(-0.5, 0.5))
+        mean = y.mean()
+        y = ((y - mean) * random.uniform(0.6, 1.5) + mean).clamp(0, 1)
+        if random.random() < self.p_invert:
+            y = 1.0 - y
+        return y
+
+
 def eval_transform(height: int, width: int, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     return T.Compose([T.Resize((height, width)), T.ToTensor(), T.Normalize(mean, std)])
 
 
-def train_transforms(height: int, width: int, channel_aug: bool, erasing_p: float = 0.5):
+def train_transforms(height: int, width: int, channel_aug: bool, erasing_p: float = 0.5,
+                     grey_jitter: bool = False):
     """(rgb transform, thermal transform)."""
     def build(is_rgb: bool):
         steps = [T.Resize((height, width)), T.Pad(max(1, height // 28)),
                  T.RandomCrop((height, width)), T.RandomHorizontalFlip(), T.ToTensor()]
         if is_rgb and channel_aug:
             steps.append(ChannelAugment(0.5))
+        if grey_jitter:
+            steps.append(GreyIntensityJitter())
         steps += [T.Normalize(IMAGENET_MEAN, IMAGENET_STD), T.RandomErasing(p=erasing_p, value=0)]
         return T.Compose(steps)
     return build(True), build(False)

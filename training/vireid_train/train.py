@@ -51,7 +51,8 @@ def train(cfg: dict, resume: bool = True, log=print) -> dict:
     out = Path(t["out_dir"]); out.mkdir(parents=True, exist_ok=True)
     d = cfg["data"]
     samples, num_classes = D.load_train(d["dataset"], d["root"], d["trial"])
-    tf_rgb, tf_ir = D.train_transforms(d["height"], d["width"], bool(d["channel_aug"]), float(d["erasing_p"]))
+    tf_rgb, tf_ir = D.train_transforms(d["height"], d["width"], bool(d["channel_aug"]), float(d["erasing_p"]),
+                                       bool(d["grey_jitter"]))
     sampler = D.CrossModalIdentitySampler(samples, d["p"], d["k"], seed=t["seed"],
                                           batches=int(t["batches_per_epoch"]) or None)
     loader = DataLoader(D.ReIDDataset(samples, tf_rgb, tf_ir), batch_sampler=sampler,
