@@ -63,7 +63,7 @@ fn metrics_are_prometheus_text() {
     for line in [
         "vireid_frames_total{camera=\"gate-rgb\",modality=\"rgb\"} 5",
         "vireid_frames_dropped_total{camera=\"gate-rgb\",modality=\"rgb\"} 2",
-        "vireid_camera_up{camera=\"gate-thermal\",state=\"reconnecting\"} 0",
+        "vireid_camera_up{camera=\"gate-thermal\",state=\"retrying\"} 0",
         "vireid_detections_total 7",
         "vireid_day_night_links_total 1",
         "vireid_gallery_identities 2",
@@ -236,7 +236,7 @@ fn cameras_report_state() {
     let srv = start(MemoryGallery::seeded());
     let c = get(srv.addr, "/api/v1/cameras").json();
     assert_eq!(c[0]["name"], "gate-rgb");
-    assert_eq!(c[0]["state"], "streaming");
+    assert_eq!(c[0]["state"], "running");
     assert_eq!(c[0]["frames_in"], 5);
-    assert_eq!(c[1]["state"], "reconnecting");
+    assert_eq!(c[1]["state"], "retrying");
 }

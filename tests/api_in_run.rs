@@ -68,7 +68,7 @@ fn run_serves_the_api_with_live_camera_metrics() {
         assert!(Instant::now() < deadline, "the API in vireid run never showed frames from both cameras");
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert!(metrics.contains("vireid_camera_up{camera=\"cam-rgb\",state=\"streaming\"} 1"), "{metrics}");
+    assert!(metrics.contains("vireid_camera_up{camera=\"cam-rgb\",state=\"running\"} 1"), "{metrics}");
     assert_eq!(get(port, "/healthz", None).map(|r| r.0), Some(200));
     assert_eq!(get(port, "/api/v1/identities", None).map(|r| r.0), Some(401), "the gallery needs the token");
     let (status, body) = get(port, "/api/v1/identities", Some("sesame-0123456789abcdef")).unwrap();

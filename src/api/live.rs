@@ -6,13 +6,12 @@ use anyhow::{anyhow, Context, Result};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::metrics::CameraState as ApiCameraState;
 use super::{bind, serve_listener, ApiState, PipelineMetrics};
 use crate::config::Config;
 use crate::embed::{open_embedder, EmbedderSpec};
 use crate::gallery::api::GalleryApiHandle;
 use crate::gallery::runner::BackHalf;
-use crate::ingest::camera::{CameraState, StatsSnapshot};
+use crate::ingest::camera::StatsSnapshot;
 
 pub struct LiveApi {
     metrics: Arc<PipelineMetrics>,
@@ -55,13 +54,7 @@ impl LiveApi {
     /// Copies the cameras' counters into `/metrics` and the dashboard.
     pub fn update_cameras(&self, cameras: &[StatsSnapshot]) {
         for c in cameras {
-            let state = match c.state {
-                CameraState::Starting => ApiCameraState::Starting,
-                CameraState::Running => ApiCameraState::Streaming,
-                CameraState::Retrying => ApiCameraState::Reconnecting,
-                CameraState::Stopped => ApiCameraState::Ended,
-            };
-            self.metrics.camera_totals(&c.camera, state, c.frames, c.dropped);
+            self.metrics.camera_totals(&c.camera, c.state, c.frames, c.dropped);
         }
     }
 

@@ -18,26 +18,8 @@ use super::gallery::GalleryStats;
 /// Upper bounds (seconds) of the stage-latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-/// What a camera is doing, for the dashboard and `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CameraState {
-    Starting,
-    Streaming,
-    Reconnecting,
-    Ended,
-}
-
-impl CameraState {
-    fn as_str(self) -> &'static str {
-        match self {
-            CameraState::Starting => "starting",
-            CameraState::Streaming => "streaming",
-            CameraState::Reconnecting => "reconnecting",
-            CameraState::Ended => "ended",
-        }
-    }
-}
+/// What a camera is doing: ingest's own state, shown as is by the dashboard and `/metrics`.
+pub use crate::ingest::camera::CameraState;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CameraStatus {
@@ -101,7 +83,7 @@ impl PipelineMetrics {
         self.with_camera(camera, |c| {
             c.frames_in += 1;
             c.last_frame = Some(unix_now());
-            c.state = CameraState::Streaming;
+            c.state = CameraState::Running;
         });
     }
 
@@ -156,9 +138,9 @@ impl PipelineMetrics {
         for c in &cams {
             let _ = writeln!(text, "vireid_frames_dropped_total{{camera=\"{}\",modality=\"{}\"}} {}", esc(&c.name), c.modality, c.frames_dropped);
         }
-        let _ = writeln!(text, "# HELP vireid_camera_up 1 while the camera is streaming.\n# TYPE vireid_camera_up gauge");
+        let _ = writeln!(text, "# HELP vireid_camera_up 1 while the camera's frames are arriving.\n# TYPE vireid_camera_up gauge");
         for c in &cams {
-            let _ = writeln!(text, "vireid_camera_up{{camera=\"{}\",state=\"{}\"}} {}", esc(&c.name), c.state.as_str(), u8::from(c.state == CameraState::Streaming));
+            let _ = writeln!(text, "vireid_camera_up{{camera=\"{}\",state=\"{}\"}} {}", esc(&c.name), c.state.as_str(), u8::from(c.state == CameraState::Running));
         }
         for (name, help, v) in [
             ("vireid_detections_total", "Person detections.", &self.detections),

@@ -10,6 +10,9 @@ use super::{Gallery, QueryResult};
 use crate::embed::batcher::EmbeddedTrack;
 use crate::events::{EventSink, SightingEvent};
 
+/// How often expired crops are deleted while running.
+const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A request from another thread.
 pub enum GalleryRequest {
     Query { feature: Vec<f32>, top: usize, reply: Sender<Result<Vec<QueryResult>>> },
@@ -38,9 +41,14 @@ pub fn run_gallery_actor(
     observer: Option<Sender<SightingEvent>>,
 ) -> Result<GalleryActorStats> {
     let mut stats = GalleryActorStats::default();
-    if let Err(e) = gallery.purge_expired_crops() {
-        tracing::warn!("crop retention purge failed: {e:#}");
-    }
+    let purge = |gallery: &mut Gallery| {
+        if let Err(e) = gallery.purge_expired_crops() {
+            tracing::warn!("crop retention purge failed: {e:#}");
+        }
+    };
+    purge(&mut gallery);
+    // A service runs for months: crops age out while it runs, not only at start.
+    let retention_tick = crossbeam_channel::tick(RETENTION_SWEEP);
     let (mut tracks_open, mut requests_open) = (true, true);
     while tracks_open {
         let never_t = crossbeam_channel::never();
@@ -79,6 +87,7 @@ pub fn run_gallery_actor(
                 }
                 Err(_) => requests_open = false,
             },
+            recv(retention_tick) -> _ => purge(&mut gallery),
         }
     }
     Ok(stats)

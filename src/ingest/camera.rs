@@ -36,6 +36,15 @@ pub enum CameraState {
 }
 
 impl CameraState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraState::Starting => "starting",
+            CameraState::Running => "running",
+            CameraState::Retrying => "retrying",
+            CameraState::Stopped => "stopped",
+        }
+    }
+
     fn from_u8(v: u8) -> CameraState {
         match v {
             0 => CameraState::Starting,

@@ -241,7 +241,7 @@ pub fn start_with(gallery: Arc<dyn GalleryApi>) -> Server {
         metrics.frame_in("gate-rgb");
     }
     metrics.frames_dropped("gate-rgb", 2);
-    metrics.camera_state("gate-thermal", CameraState::Reconnecting);
+    metrics.camera_state("gate-thermal", CameraState::Retrying);
     let state = ApiState::new(gallery, metrics.clone(), TOKEN.to_string(), 1024);
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
