@@ -82,11 +82,17 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workdir", default="target/bench-embed")
     ap.add_argument("--vireid", default="target/release/vireid")
+    ap.add_argument("--size", default=f"{H}x{W}", help="input HxW (the default model uses 64x32)")
     a = ap.parse_args()
+    global H, W
+    try:
+        H, W = (int(v) for v in a.size.lower().split("x"))
+    except ValueError:
+        sys.exit(f"--size {a.size!r}: expected HxW, e.g. 288x144")
     os.makedirs(a.workdir, exist_ok=True)
-    fp32 = os.path.join(a.workdir, "resnet50_fp32.onnx")
-    pre = os.path.join(a.workdir, "resnet50_pre.onnx")
-    int8 = os.path.join(a.workdir, "resnet50_int8.onnx")
+    fp32 = os.path.join(a.workdir, f"resnet50_{H}x{W}_fp32.onnx")
+    pre = os.path.join(a.workdir, f"resnet50_{H}x{W}_pre.onnx")
+    int8 = os.path.join(a.workdir, f"resnet50_{H}x{W}_int8.onnx")
     model = build_model()
     if not os.path.exists(int8):
         export(model, fp32)
@@ -114,7 +120,7 @@ def main():
     v = json.loads(out.stdout.strip().splitlines()[-1])
     t_vireid = v["median_batch_ms"] / 1e3
     print(json.dumps({
-        "batch": a.batch, "threads": a.threads, "runs": a.runs,
+        "input": f"{H}x{W}", "batch": a.batch, "threads": a.threads, "runs": a.runs,
         "torch_fp32_ms": t_torch * 1e3, "ort_python_int8_ms": t_ort * 1e3, "vireid_int8_ms": t_vireid * 1e3,
         "vireid_crops_per_s": a.batch / t_vireid,
         "speedup_vs_torch_fp32": t_torch / t_vireid,

@@ -8,7 +8,7 @@
 # otherwise the colour-histogram baseline (clearly labelled: colour is not
 # shared between RGB and thermal, so it cannot make correct day/night links).
 #
-# Env: DEMO_DIR (default out/demo), DEMO_SECONDS (40), DEMO_PEOPLE (4), DEMO_SEED (3),
+# Env: DEMO_DIR (default out/demo), DEMO_SECONDS (40), DEMO_PEOPLE (4), DEMO_SEED (3), DEMO_MODEL,
 #      VIREID (default target/release/vireid).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ DIR=${DEMO_DIR:-out/demo}
 SECONDS_LEN=${DEMO_SECONDS:-40}
 PEOPLE=${DEMO_PEOPLE:-4}
 SEED=${DEMO_SEED:-3}
-MODEL=engines/vireid_default.onnx
+MODEL=${DEMO_MODEL:-engines/vireid_default.onnx}
 
 [ -x "$VIREID" ] || { echo "demo: $VIREID not built; run 'make build' first" >&2; exit 1; }
 if [ -z "${ORT_DYLIB_PATH:-}" ]; then
