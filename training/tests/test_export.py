@@ -66,7 +66,12 @@ def test_quantize_roundtrip_tiny_model(tmp_path):
     inits = {t.name: t for t in q.graph.initializer}
     assert any(n.op_type == "DequantizeLinear" and n.input[1] in inits and len(inits[n.input[1]].dims) == 1
                and inits[n.input[1]].dims[0] > 1 for n in q.graph.node)
+    # GeM pooling stays float: no quantized activation feeds it
+    dq_out = {o for n in q.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    tail = [n for n in q.graph.node if n.name.startswith("/pool/")]
+    assert tail and not any(i in dq_out for n in tail for i in n.input)
     md = read_metadata(int8)
+    assert md["vireid.quantization_activations"] == "uint8"
     assert md["vireid.quantization"] == "int8-qdq" and md["vireid.precision"] == "int8" and md["vireid.input_height"] == "32"
     # INT8 features stay close to FP32 on in-distribution crops
     from vireid_train.quantize import preprocess

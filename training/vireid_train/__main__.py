@@ -37,7 +37,7 @@ def _export(a):
 
 def _quantize(a):
     from .quantize import quantize
-    out = quantize(a.model, a.calibration, a.out, a.calibration_method)
+    out = quantize(a.model, a.calibration, a.out, a.calibration_method, a.activations)
     print(f"quantized {a.model} -> {out}")
 
 
@@ -114,6 +114,8 @@ def main(argv=None):
     q.add_argument("--calibration", required=True, help="list file of 'relpath rgb|thermal' lines")
     q.add_argument("--out", required=True)
     q.add_argument("--calibration-method", default="minmax", help="minmax | percentile | entropy")
+    q.add_argument("--activations", default="uint8",
+                   help="uint8 (asymmetric, CPU; default) | int8 (symmetric, for TensorRT)")
     q.set_defaults(fn=_quantize)
     v = sub.add_parser("evaluate", help="cross-modal evaluation of a checkpoint or ONNX model")
     v.add_argument("--checkpoint")

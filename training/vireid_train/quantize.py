@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                       quantize_static)
 from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -71,8 +72,25 @@ class CropReader(CalibrationDataReader):
         self.pos = 0
 
 
+def float_tail_nodes(model_path: str | Path) -> list[str]:
+    """Nodes kept in float: GeM pooling (x^p, mean, x^(1/p): an INT8 grid on x^3 loses almost
+    everything; measured mean FP32/INT8 feature cosine 0.26 with it quantized), the BNNeck,
+    and the two-stream stem mixing (multiplications by the 0/1 modality mask). They are a
+    handful of cheap element-wise ops after/before the convolutions, which stay INT8."""
+    graph = onnx.load(str(model_path)).graph
+    keep = []
+    for n in graph.node:
+        top_level = n.name.count("/") <= 1
+        if n.name.startswith(("/pool/", "/bnneck/")) or (top_level and n.op_type in ("Mul", "Sub", "Add")):
+            keep.append(n.name)
+    return keep
+
+
 def quantize(model_in: str | Path, calibration_list: str | Path, model_out: str | Path,
-             method: str = "minmax") -> Path:
+             method: str = "minmax", activations: str = "uint8") -> Path:
+    """activations: "uint8" (asymmetric; the CPU default, measured best: on the default model
+    FP32/INT8 feature cosine 0.87, ΔmAP -0.17, against 0.51 with symmetric int8) or "int8"
+    (symmetric, zero point 0: what TensorRT's explicit quantization requires)."""
     md = read_metadata(model_in)
     if "vireid.input_height" not in md:
         raise ValueError(f"{model_in}: no vireid.* metadata; export it with `python -m vireid_train export`")
@@ -83,16 +101,23 @@ def quantize(model_in: str | Path, calibration_list: str | Path, model_out: str 
                "entropy": CalibrationMethod.Entropy}
     if method not in methods:
         raise ValueError(f"--calibration-method {method!r}: choose one of {sorted(methods)}")
+    act_types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    if activations not in act_types:
+        raise ValueError(f"--activations {activations!r}: choose uint8 (CPU) or int8 (TensorRT)")
+    act_type = act_types[activations]
     model_out = Path(model_out)
     model_out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(model_in), str(pre), skip_symbolic_shape=True)
+        # Convolutions only (weights and their inputs): they are > 95 % of the work, and
+        # quantizing the residual Adds as well cost feature fidelity (cosine 0.82 vs 0.87).
         quantize_static(str(pre), str(model_out), CropReader(items, md), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[method],
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                        per_channel=True, activation_type=act_type, weight_type=QuantType.QInt8,
+                        calibrate_method=methods[method], nodes_to_exclude=float_tail_nodes(pre),
+                        op_types_to_quantize=["Conv"],
+                        extra_options={"ActivationSymmetric": activations == "int8", "WeightSymmetric": True,
                                        "CalibMovingAverage": method == "minmax"})
-    md.update({"vireid.precision": "int8", "vireid.quantization": "int8-qdq", "vireid.calibration": f"{len(items)} crops from {Path(calibration_list).name}"})
+    md.update({"vireid.precision": "int8", "vireid.quantization": "int8-qdq", "vireid.quantization_activations": activations, "vireid.calibration": f"{len(items)} crops from {Path(calibration_list).name}"})
     set_metadata(model_out, md)
     return model_out
