@@ -76,6 +76,7 @@ def timed(fn, runs):
 
 
 def main():
+    global H, W
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--runs", type=int, default=5)
@@ -84,7 +85,6 @@ def main():
     ap.add_argument("--vireid", default="target/release/vireid")
     ap.add_argument("--size", default=f"{H}x{W}", help="input HxW (the default model uses 64x32)")
     a = ap.parse_args()
-    global H, W
     try:
         H, W = (int(v) for v in a.size.lower().split("x"))
     except ValueError:
