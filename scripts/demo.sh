@@ -61,11 +61,12 @@ width = 0
 height = 0
 TOML
 # Same- and cross-modality thresholds for this embedder at a 1% false-match
-# rate, derived from a separate synthetic RGB/thermal dataset (RegDB layout,
-# other people than the scene's).
-echo "== deriving thresholds (vireid thresholds --far 0.01) on a synthetic RegDB-layout set"
-"$VIREID" --log warn synth regdb --out "$DIR/calib" --ids "${DEMO_CALIB_IDS:-30}" --seed 1001
-"$VIREID" --log warn thresholds --root "$DIR/calib" --far 0.01 "${EMBEDDER[@]}" | tee "$DIR/thresholds.toml"
+# rate, derived from crops of another synthetic scene (other people, other
+# seed) cut as loosely as the detector's boxes: dataset crops do not carry over.
+echo "== deriving thresholds (vireid thresholds --far 0.01) on crops of a calibration scene (other people)"
+"$VIREID" --log warn synth scene --out "$DIR/calib-scene" --seconds "$SECONDS_LEN" --people "${DEMO_CALIB_PEOPLE:-8}" --seed 1001 \
+  --width 960 --height 540 --crops "$DIR/calib"
+"$VIREID" --log warn thresholds --root "$DIR/calib" --far 0.01 --per-person-cam 24 "${EMBEDDER[@]}" | tee "$DIR/thresholds.toml"
 cat "$DIR/thresholds.toml" >> "$DIR/demo.toml"
 
 echo "== vireid run with $EMBEDDER_LABEL"

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-use crate::{api, detect, embed, events, gallery, ingest, track};
+use crate::{api, detect, embed, events, gallery, ingest, pair, track};
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +34,9 @@ pub struct Config {
     pub mqtt: events::mqtt::MqttConfig,
     #[serde(default)]
     pub api: api::ApiConfig,
+    /// Pairing of a box's RGB and thermal tracks that saw the same person.
+    #[serde(default)]
+    pub pair: pair::PairConfig,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -70,6 +73,7 @@ impl Config {
         self.events.validate().context("in [events]")?;
         self.mqtt.validate().context("in [mqtt]")?;
         self.api.validate().context("in [api]")?;
+        self.pair.validate().context("in [pair]")?;
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ pub mod bbox;
 pub mod ingest;
 pub mod detect;
 pub mod track;
+pub mod pair;
 pub mod pipeline;
 pub mod embed;
 pub mod gallery;

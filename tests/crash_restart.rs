@@ -42,6 +42,7 @@ fn embedded(i: u64) -> EmbeddedTrack {
             best_box: BBox::new(0., 0., 16., 32.),
             best_score: 1.0,
             crops: vec![tc],
+            path: vec![],
         },
         feature: f,
         crops_used: 1,
@@ -64,7 +65,7 @@ fn crash_child_writer() {
             }
         }
     });
-    run_gallery_actor(gallery, rx, req_rx, vec![sink], None).unwrap();
+    run_gallery_actor(gallery, rx, req_rx, vec![sink], None, vireid::pair::Pairer::disabled()).unwrap();
 }
 
 #[test]

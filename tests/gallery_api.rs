@@ -32,7 +32,7 @@ fn enrol_query_list_crop_forget_through_the_actor() {
     let gallery = Gallery::open(&GalleryConfig::default(), dir.path(), pipeline_embedder.dim()).unwrap();
     let (tracks_tx, tracks_rx) = crossbeam_channel::bounded(1);
     let (req_tx, req_rx) = crossbeam_channel::bounded(4);
-    let actor = std::thread::spawn(move || run_gallery_actor(gallery, tracks_rx, req_rx, vec![], None));
+    let actor = std::thread::spawn(move || run_gallery_actor(gallery, tracks_rx, req_rx, vec![], None, vireid::pair::Pairer::disabled()));
     let api = GalleryApiHandle::new(req_tx, &dir.path().join("gallery.db"), open_embedder(&spec, &cfg).unwrap()).unwrap();
 
     let red = api.enrol(UploadedImage { image: person([220, 30, 30]), modality: Modality::Rgb }, Some("red".into())).unwrap();

@@ -43,6 +43,7 @@ fn track(id: u64, modality: Modality, f: Array1<f32>) -> EmbeddedTrack {
         best_box: BBox::new(1., 2., 8., 16.),
         best_score: 0.9,
         crops: vec![tc],
+        path: vec![],
     };
     EmbeddedTrack { track: t, feature: f, crops_used: 1 }
 }
@@ -65,9 +66,10 @@ fn open_set_assignment_links_day_and_night_and_persists() {
     let n = g.record_sighting(&track(4, Modality::Thermal, feature(0, 0.1, Modality::Thermal))).unwrap();
     assert_eq!((n.identity_id, n.day_night_link, n.matched_modality), (a.identity_id, true, Some(Modality::Rgb)));
     assert!(n.similarity.unwrap() >= 0.45 && n.similarity.unwrap() < 0.8);
-    // Next night sighting of person 0 matches its new thermal exemplar: same-modality, no new link.
+    // Next night sighting of person 0 matches its new thermal exemplar (same modality), and
+    // is still a day/night link: the identity it joins is known from RGB.
     let n2 = g.record_sighting(&track(5, Modality::Thermal, feature(0, 0.15, Modality::Thermal))).unwrap();
-    assert_eq!((n2.identity_id, n2.day_night_link), (a.identity_id, false));
+    assert_eq!((n2.identity_id, n2.day_night_link, n2.matched_modality), (a.identity_id, true, Some(Modality::Thermal)));
     drop(g);
 
     // Reopen: everything is still there, and the index answers as before.
@@ -75,11 +77,50 @@ fn open_set_assignment_links_day_and_night_and_persists() {
     let ids = g.store().list_identities().unwrap();
     assert_eq!(ids.len(), 2);
     let p0 = ids.iter().find(|i| i.id == a.identity_id).unwrap();
-    assert_eq!((p0.rgb_sightings, p0.thermal_sightings, p0.links), (2, 2, 1));
+    assert_eq!((p0.rgb_sightings, p0.thermal_sightings, p0.links), (2, 2, 2));
     let q = g.query(feature(0, 0.0, Modality::Rgb).as_slice().unwrap(), 5).unwrap();
     assert_eq!(q[0].identity_id, a.identity_id);
     assert_eq!(q[0].sightings.len(), 4);
     assert!(q[0].sightings.iter().all(|s| s.crop_path.as_ref().is_some_and(|p| std::path::Path::new(p).exists())));
+}
+
+#[test]
+fn co_observed_tracks_share_an_identity_and_night_matches_link_to_day() {
+    use vireid::pair::{PairUnit, Partner};
+    let dir = tempfile::tempdir().unwrap();
+    // Cross-modality appearance matching off: links come only from co-observation.
+    let cfg = GalleryConfig { cross_modality_threshold: 1.0, ..config() };
+    let mut g = Gallery::open(&cfg, dir.path(), DIM).unwrap();
+    // By day both cameras see person 4: one pair, one new identity, both sightings filed under it.
+    let rgb = track(1, Modality::Rgb, feature(4, 0.0, Modality::Rgb));
+    let th = track(2, Modality::Thermal, feature(4, 0.0, Modality::Thermal));
+    let out = g.record_unit(PairUnit::Pair(Box::new(rgb), Box::new(th), 0.7));
+    let (a, b) = (out[0].1.as_ref().unwrap().clone(), out[1].1.as_ref().unwrap().clone());
+    assert_eq!((a.modality, b.modality), (Modality::Rgb, Modality::Thermal), "events in the order given");
+    assert!(a.new_identity && !b.new_identity && a.identity_id == b.identity_id);
+    assert_eq!((a.paired_sighting_id, b.paired_sighting_id), (Some(b.sighting_id), Some(a.sighting_id)));
+    assert!(!a.day_night_link && b.day_night_link, "the thermal sighting joins an identity known from RGB");
+    // The database agrees, both ways.
+    let rows = g.store().sightings_of(Some(a.identity_id)).unwrap();
+    assert_eq!(rows.iter().map(|r| r.paired_sighting_id).collect::<Vec<_>>(), vec![Some(b.sighting_id), Some(a.sighting_id)]);
+    // At night a thermal-only sighting of person 4 matches the day's thermal exemplar: a link to the day identity.
+    let n = g.record_sighting(&track(3, Modality::Thermal, feature(4, 0.1, Modality::Thermal))).unwrap();
+    assert_eq!((n.identity_id, n.day_night_link, n.matched_modality), (a.identity_id, true, Some(Modality::Thermal)));
+    // Without the pairing, the same night sighting would have started a new identity (cross off).
+    let lone_dir = tempfile::tempdir().unwrap();
+    let mut lone = Gallery::open(&cfg, lone_dir.path(), DIM).unwrap();
+    lone.record_sighting(&track(1, Modality::Rgb, feature(4, 0.0, Modality::Rgb))).unwrap();
+    assert!(lone.record_sighting(&track(3, Modality::Thermal, feature(4, 0.1, Modality::Thermal))).unwrap().new_identity);
+    // A late partner joins the recorded identity, whatever its own appearance says.
+    let partner = Partner { identity_id: a.identity_id, sighting_id: n.sighting_id, modality: Modality::Thermal, iou: 0.6 };
+    let late = g.record_unit(PairUnit::Single(Box::new(track(4, Modality::Rgb, feature(9, 0.0, Modality::Rgb))), Some(partner)));
+    let late = late[0].1.as_ref().unwrap();
+    assert_eq!((late.identity_id, late.paired_sighting_id, late.day_night_link), (a.identity_id, Some(n.sighting_id), true));
+    // A partner whose identity was forgotten meanwhile: matched by appearance instead (a new identity here).
+    g.forget(a.identity_id).unwrap();
+    let orphan = g.record_unit(PairUnit::Single(Box::new(track(5, Modality::Rgb, feature(11, 0.0, Modality::Rgb))), Some(partner)));
+    let orphan = orphan[0].1.as_ref().unwrap();
+    assert!(orphan.new_identity && orphan.paired_sighting_id.is_none());
 }
 
 #[test]

@@ -215,6 +215,7 @@ async fn gallery_events_go_out_as_new_then_end() {
         similarity: Some(0.61),
         matched_modality: Some(Modality::Rgb),
         day_night_link: true,
+        paired_sighting_id: None,
     };
     // The sink runs on the gallery's (non-async) thread.
     tokio::task::spawn_blocking(move || sink.emit(&event)).await.unwrap().unwrap();

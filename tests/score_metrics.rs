@@ -27,6 +27,7 @@ fn sighting(id: i64, identity: i64, m: Modality, pts: i64, x: f32, link: bool) -
         similarity: Some(0.5),
         matched_modality: None,
         day_night_link: link,
+        paired_sighting_id: None,
     }
 }
 
@@ -48,19 +49,25 @@ fn known_scene_gives_known_figures() {
         sighting(4, 10, Modality::Thermal, 905, 200.0, true),    // B night thermal wrongly linked to A's identity
         sighting(5, 30, Modality::Rgb, 100, 400.0, false),       // C
         sighting(6, 40, Modality::Rgb, 100, 700.0, false),       // nobody there: not attributed
+        sighting(7, 20, Modality::Thermal, 100, 200.0, true),    // B day thermal, paired with B's day rgb
     ];
     let r = score(&lines, &s, 0.3, 0.3);
-    assert_eq!(r.sightings, 6);
-    assert_eq!(r.attributed_sightings, 5);
-    // Appearances: A,B × {rgb,thermal} × {day,night} = 8, + C rgb day = 9; detected: A rgb day, A th night, B rgb day, B th night, C = 5.
-    assert_eq!((r.gt_appearances, r.detected_appearances), (9, 5));
-    assert!((r.detection_recall - 5.0 / 9.0).abs() < 1e-9);
-    // Identity 10 holds A, A, B → majority 2; 20: B; 30: C → purity 4/5.
-    assert!((r.identity_purity - 0.8).abs() < 1e-9, "{r:?}");
-    // People in both modalities: A and B; only A's rgb and thermal share an identity.
-    assert_eq!((r.people_in_both_modalities, r.people_linked), (2, 1));
-    // Identity 10: rgb {A:1} × thermal {A:1, B:1} → 2 pairs, 1 false.
-    assert_eq!((r.cross_modality_pairs, r.false_cross_modality_pairs), (2, 1));
-    assert!((r.false_link_rate - 0.5).abs() < 1e-9);
-    assert_eq!(r.link_events, 2);
+    assert_eq!(r.sightings, 7);
+    assert_eq!(r.attributed_sightings, 6);
+    // Appearances: A,B × {rgb,thermal} × {day,night} = 8, + C rgb day = 9;
+    // detected: A rgb day, A th night, B rgb day, B th day, B th night, C = 6.
+    assert_eq!((r.gt_appearances, r.detected_appearances), (9, 6));
+    assert!((r.detection_recall - 6.0 / 9.0).abs() < 1e-9);
+    // Identity 10 holds A, A, B → majority 2; 20: B, B; 30: C → purity 5/6.
+    assert!((r.identity_purity - 5.0 / 6.0).abs() < 1e-9, "{r:?}");
+    // People in both modalities: A and B, and both have rgb and thermal sightings sharing an
+    // identity (B only through the day pairing)...
+    assert_eq!((r.people_in_both_modalities, r.people_linked), (2, 2));
+    // ...but only A's night thermal sighting is linked to its day rgb identity.
+    assert_eq!((r.people_day_rgb_night_thermal, r.people_linked_night_to_day), (2, 1));
+    assert!((r.night_to_day_link_rate - 0.5).abs() < 1e-9);
+    // Identity 10: rgb {A:1} × thermal {A:1, B:1} → 2 pairs, 1 false; 20: {B} × {B} → 1 pair.
+    assert_eq!((r.cross_modality_pairs, r.false_cross_modality_pairs), (3, 1));
+    assert!((r.false_link_rate - 1.0 / 3.0).abs() < 1e-9);
+    assert_eq!(r.link_events, 3);
 }

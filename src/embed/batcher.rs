@@ -159,6 +159,7 @@ mod tests {
             best_box: BBox::new(0., 0., 4., 8.),
             best_score: 1.0,
             crops: vec![tc; n],
+            path: vec![],
         }
     }
 

@@ -61,8 +61,13 @@ pub struct SightingEvent {
     /// Cosine similarity of the deciding match (absent for a new identity).
     pub similarity: Option<f32>,
     pub matched_modality: Option<Modality>,
-    /// The match crossed modalities (thermal sighting ↔ identity known from RGB, or the reverse).
+    /// The identity joined is known from the other modality (a thermal sighting
+    /// of an identity seen in RGB, or the reverse), by appearance or co-observation.
     pub day_night_link: bool,
+    /// The sighting of the box's other modality that saw the same person at
+    /// the same time (see `crate::pair`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired_sighting_id: Option<i64>,
 }
 
 impl SightingEvent {
@@ -85,6 +90,7 @@ impl SightingEvent {
             similarity: row.similarity,
             matched_modality: row.matched_modality,
             day_night_link: row.day_night_link,
+            paired_sighting_id: row.paired_sighting_id,
         }
     }
 

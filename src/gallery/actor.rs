@@ -9,6 +9,10 @@ use crossbeam_channel::{select, Receiver, Sender};
 use super::{Gallery, QueryResult};
 use crate::embed::batcher::EmbeddedTrack;
 use crate::events::{EventSink, SightingEvent};
+use crate::pair::{PairUnit, Pairer};
+
+/// How often tracks held for a partner (`crate::pair`) are checked.
+const PAIR_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How often expired crops are deleted while running.
 const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -30,7 +34,8 @@ pub struct GalleryActorStats {
 }
 
 /// Runs until the track channel is closed (the pipeline has finished); every
-/// track received is recorded before this returns (the drain on shutdown).
+/// track received is recorded before this returns (the drain on shutdown),
+/// including those still waiting in `pairer` for a partner.
 /// Requests are served meanwhile; an API still holding a request sender does
 /// not keep the gallery alive past the pipeline (it then gets "shut down").
 pub fn run_gallery_actor(
@@ -39,6 +44,7 @@ pub fn run_gallery_actor(
     requests: Receiver<GalleryRequest>,
     mut sinks: Vec<Box<dyn EventSink>>,
     observer: Option<Sender<SightingEvent>>,
+    mut pairer: Pairer,
 ) -> Result<GalleryActorStats> {
     let mut stats = GalleryActorStats::default();
     let purge = |gallery: &mut Gallery| {
@@ -49,16 +55,13 @@ pub fn run_gallery_actor(
     purge(&mut gallery);
     // A service runs for months: crops age out while it runs, not only at start.
     let retention_tick = crossbeam_channel::tick(RETENTION_SWEEP);
-    let (mut tracks_open, mut requests_open) = (true, true);
-    while tracks_open {
-        let never_t = crossbeam_channel::never();
-        let never_r = crossbeam_channel::never();
-        let tr = if tracks_open { &tracks } else { &never_t };
-        let rr = if requests_open { &requests } else { &never_r };
-        select! {
-            recv(tr) -> msg => match msg {
-                Ok(et) => match gallery.record_sighting(&et) {
+    let pair_tick = crossbeam_channel::tick(PAIR_TICK);
+    let mut record = |gallery: &mut Gallery, pairer: &mut Pairer, units: Vec<PairUnit>| {
+        for unit in units {
+            for (et, result) in gallery.record_unit(unit) {
+                match result {
                     Ok(event) => {
+                        pairer.recorded(&et, event.identity_id, event.sighting_id);
                         stats.sightings += 1;
                         stats.new_identities += event.new_identity as u64;
                         stats.day_night_links += event.day_night_link as u64;
@@ -76,19 +79,41 @@ pub fn run_gallery_actor(
                         stats.failed += 1;
                         tracing::error!("cannot record sighting of track {} on {}: {e:#}", et.track.track_id, et.track.camera);
                     }
-                },
+                }
+            }
+        }
+    };
+    let (mut tracks_open, mut requests_open) = (true, true);
+    while tracks_open {
+        let never_r = crossbeam_channel::never();
+        let rr = if requests_open { &requests } else { &never_r };
+        select! {
+            recv(tracks) -> msg => match msg {
+                Ok(et) => {
+                    let units = pairer.push(et);
+                    record(&mut gallery, &mut pairer, units);
+                }
                 Err(_) => tracks_open = false,
             },
             recv(rr) -> msg => match msg {
                 Ok(GalleryRequest::Query { feature, top, reply }) => { let _ = reply.send(gallery.query(&feature, top)); }
-                Ok(GalleryRequest::Forget { identity_id, reply }) => { let _ = reply.send(gallery.forget(identity_id).map(|_| ())); }
+                Ok(GalleryRequest::Forget { identity_id, reply }) => {
+                    pairer.forget(identity_id);
+                    let _ = reply.send(gallery.forget(identity_id).map(|_| ()));
+                }
                 Ok(GalleryRequest::Enrol { label, modality, feature, image, reply }) => {
                     let _ = reply.send(gallery.enrol_image(label.as_deref(), modality, &feature, &image));
                 }
                 Err(_) => requests_open = false,
             },
+            recv(pair_tick) -> _ => {
+                let units = pairer.due(std::time::Instant::now());
+                record(&mut gallery, &mut pairer, units);
+            }
             recv(retention_tick) -> _ => purge(&mut gallery),
         }
     }
+    let units = pairer.drain();
+    record(&mut gallery, &mut pairer, units);
     Ok(stats)
 }

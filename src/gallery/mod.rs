@@ -28,9 +28,10 @@ pub mod runner;
 pub mod store;
 pub mod thresholds;
 
+use crate::pair::{PairUnit, Partner};
 use assign::{assign, Assignment, Thresholds};
 use index::{FeatureIndex, RowInfo};
-use store::{GalleryStore, SightingRow};
+use store::{GalleryStore, LinkVia, SightingRow};
 
 /// The `[gallery]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -143,16 +144,114 @@ impl Gallery {
         &self.index
     }
 
-    /// Assigns a track to an identity, stores the sighting (and its crop), and
-    /// returns the event to emit. The database commit happens before this
-    /// returns, so an emitted event always has its sighting on disk.
+    /// Assigns a track to an identity by appearance, stores the sighting (and
+    /// its crop), and returns the event to emit. The database commit happens
+    /// before this returns, so an emitted event always has its sighting on disk.
     pub fn record_sighting(&mut self, et: &EmbeddedTrack) -> Result<SightingEvent> {
+        let a = self.assign_by_appearance(et)?;
+        self.record_decided(et, &a, None)
+    }
+
+    /// Records what pairing (`crate::pair`) decided: a track alone (joining
+    /// its recorded partner's identity when it has one), or two tracks of one
+    /// person from a box's two modalities, filed under one identity.
+    pub fn record_unit(&mut self, unit: PairUnit) -> Vec<(Box<EmbeddedTrack>, Result<SightingEvent>)> {
+        match unit {
+            PairUnit::Single(et, None) => {
+                let r = self.record_sighting(&et);
+                vec![(et, r)]
+            }
+            PairUnit::Single(et, Some(partner)) => {
+                let r = self.record_joining(&et, &partner);
+                vec![(et, r)]
+            }
+            PairUnit::Pair(a, b, iou) => match self.record_pair(&a, &b, iou) {
+                Ok((ea, eb)) => vec![(a, Ok(ea)), (b, Ok(eb))],
+                Err(e) => {
+                    // Record each alone rather than lose both.
+                    tracing::warn!("cannot record paired tracks together ({e:#}); recording them one by one");
+                    let ra = self.record_sighting(&a);
+                    let rb = self.record_sighting(&b);
+                    vec![(a, ra), (b, rb)]
+                }
+            },
+        }
+    }
+
+    fn assign_by_appearance(&self, et: &EmbeddedTrack) -> Result<Assignment> {
+        let feature = et.feature.as_slice().context("feature is not contiguous")?;
+        if feature.len() != self.index.dim() {
+            bail!("feature has dimension {}, gallery expects {}", feature.len(), self.index.dim());
+        }
+        Ok(assign(&self.index, feature, et.track.modality, self.config.thresholds()))
+    }
+
+    /// How far an appearance match clears its threshold (`None`: no match).
+    fn margin(&self, a: &Assignment, modality: Modality) -> Option<f32> {
+        let t = self.config.thresholds();
+        let threshold = if a.matched_modality == Some(modality) { t.same_modality } else { t.cross_modality };
+        a.similarity.map(|s| s - threshold)
+    }
+
+    /// A track whose partner from the box's other modality is already stored:
+    /// it joins that identity (unless it has been forgotten meanwhile).
+    fn record_joining(&mut self, et: &EmbeddedTrack, partner: &Partner) -> Result<SightingEvent> {
+        if !self.store.identity_exists(partner.identity_id)? {
+            return self.record_sighting(et);
+        }
+        let a = Assignment {
+            identity_id: Some(partner.identity_id),
+            similarity: None,
+            matched_modality: Some(partner.modality),
+            day_night_link: partner.modality != et.track.modality,
+        };
+        let mut event = self.record_decided(et, &a, Some(partner.sighting_id))?;
+        self.store.set_paired(partner.sighting_id, event.sighting_id)?;
+        event.paired_sighting_id = Some(partner.sighting_id);
+        Ok(event)
+    }
+
+    /// Two tracks of one person: the one whose appearance match clears its
+    /// threshold by more decides the identity (a new one if neither matches);
+    /// the other joins it. Events come back in the order given.
+    fn record_pair(&mut self, a: &EmbeddedTrack, b: &EmbeddedTrack, iou: f32) -> Result<(SightingEvent, SightingEvent)> {
+        let (aa, ab) = (self.assign_by_appearance(a)?, self.assign_by_appearance(b)?);
+        let (ma, mb) = (self.margin(&aa, a.track.modality), self.margin(&ab, b.track.modality));
+        let a_leads = match (ma, mb) {
+            (Some(x), Some(y)) => x >= y,
+            (None, Some(_)) => false,
+            _ => true,
+        };
+        let (lead, lead_a, follow) = if a_leads { (a, &aa, b) } else { (b, &ab, a) };
+        let mut first = self.record_decided(lead, lead_a, None)?;
+        let joined = Assignment {
+            identity_id: Some(first.identity_id),
+            similarity: None,
+            matched_modality: Some(lead.track.modality),
+            day_night_link: lead.track.modality != follow.track.modality,
+        };
+        let mut second = self.record_decided(follow, &joined, Some(first.sighting_id))?;
+        self.store.set_paired(first.sighting_id, second.sighting_id)?;
+        first.paired_sighting_id = Some(second.sighting_id);
+        second.paired_sighting_id = Some(first.sighting_id);
+        tracing::debug!(iou, lead = %lead.track.camera, follow = %follow.track.camera, identity = first.identity_id, "paired tracks");
+        Ok(if a_leads { (first, second) } else { (second, first) })
+    }
+
+    /// Stores a sighting under a decided assignment. A sighting is a day/night
+    /// link when the identity it joins is known from the other modality
+    /// (an exemplar of it), whether the deciding match was across modalities,
+    /// within its own modality, or by co-observation.
+    fn record_decided(&mut self, et: &EmbeddedTrack, a: &Assignment, paired_with: Option<i64>) -> Result<SightingEvent> {
         let t = &et.track;
         let feature = et.feature.as_slice().context("feature is not contiguous")?;
         if feature.len() != self.index.dim() {
             bail!("feature has dimension {}, gallery expects {}", feature.len(), self.index.dim());
         }
-        let a: Assignment = assign(&self.index, feature, t.modality, self.config.thresholds());
+        let day_night_link = a.identity_id.is_some_and(|id| {
+            a.day_night_link || self.index.rows().iter().any(|r| r.identity_id == id && r.modality != t.modality)
+        });
+        let via = if paired_with.is_some() { LinkVia::CoObservation } else { LinkVia::Appearance };
         // Exemplar plan first: it reads only the index (a new identity has no exemplars yet).
         let (add_exemplar, removed) = match a.identity_id {
             Some(id) => self.plan_exemplar_update(id, t.modality, feature),
@@ -181,14 +280,13 @@ impl Gallery {
                 best_box: t.best_box,
                 similarity: a.similarity,
                 matched_modality: a.matched_modality,
-                day_night_link: a.day_night_link,
+                day_night_link,
                 crop_path: None,
+                paired_sighting_id: paired_with,
             };
             row.id = GalleryStore::insert_sighting(&tx, &row).map_err(ex)?;
-            if a.day_night_link {
-                let from = a.matched_modality.unwrap_or(t.modality.other());
-                GalleryStore::insert_link(&tx, identity_id, row.id, from, t.modality, a.similarity.unwrap_or(0.0))
-                    .map_err(ex)?;
+            if day_night_link {
+                GalleryStore::insert_link(&tx, identity_id, row.id, t.modality.other(), t.modality, a.similarity, via).map_err(ex)?;
             }
             if self.config.store_crops {
                 if let Some(best) = t.crops.first() {

@@ -53,6 +53,7 @@ impl BackHalf {
         let (emb_tx, emb_rx) = bounded(64);
         let (req_tx, req_rx) = bounded::<GalleryRequest>(16);
         let e = config.embed.clone();
+        let pairer = crate::pair::Pairer::new(config.pair.clone(), crate::pair::camera_places(&config.cameras));
         let embed_thread = std::thread::Builder::new()
             .name("embed".into())
             .spawn(move || {
@@ -61,7 +62,7 @@ impl BackHalf {
             .context("cannot spawn the embed thread")?;
         let actor_thread = std::thread::Builder::new()
             .name("gallery".into())
-            .spawn(move || run_gallery_actor(gallery, emb_rx, req_rx, sinks, None))
+            .spawn(move || run_gallery_actor(gallery, emb_rx, req_rx, sinks, None, pairer))
             .context("cannot spawn the gallery thread")?;
         Ok(BackHalf { tracks: Some(tracks_tx), requests: Some(req_tx), embed_thread, actor_thread })
     }

@@ -70,7 +70,29 @@ const MIGRATIONS: &[&str] = &[
         created_ns INTEGER NOT NULL
      );
      CREATE INDEX enrol_images_identity ON enrol_images(identity_id);",
+    // v3: co-observation pairing. A sighting's partner from the box's other
+    // modality (same person, same time), and how each day/night link was made.
+    "ALTER TABLE sightings ADD COLUMN paired_sighting_id INTEGER;
+     ALTER TABLE links ADD COLUMN via TEXT NOT NULL DEFAULT 'appearance';",
 ];
+
+/// How a day/night link was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkVia {
+    /// The track's feature matched the identity (its similarity is stored).
+    Appearance,
+    /// The box's other camera saw the same person at the same time (similarity stored as 0).
+    CoObservation,
+}
+
+impl LinkVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkVia::Appearance => "appearance",
+            LinkVia::CoObservation => "co_observation",
+        }
+    }
+}
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -101,6 +123,8 @@ pub struct SightingRow {
     pub matched_modality: Option<Modality>,
     pub day_night_link: bool,
     pub crop_path: Option<String>,
+    /// The sighting of the box's other modality that saw the same person at the same time.
+    pub paired_sighting_id: Option<i64>,
 }
 
 /// An identity with its counts, for `gallery list`.
@@ -272,8 +296,8 @@ impl GalleryStore {
     pub fn insert_sighting(tx: &rusqlite::Transaction, s: &SightingRow) -> rusqlite::Result<i64> {
         tx.execute(
             "INSERT INTO sightings (identity_id, camera, modality, track_id, start_ns, end_ns, start_pts_ns, end_pts_ns,
-                best_pts_ns, best_box, similarity, matched_modality, day_night_link, crop_path, created_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                best_pts_ns, best_box, similarity, matched_modality, day_night_link, crop_path, created_ns, paired_sighting_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 s.identity_id,
                 s.camera,
@@ -289,7 +313,8 @@ impl GalleryStore {
                 s.matched_modality.map(|m| m.as_str()),
                 s.day_night_link as i64,
                 s.crop_path,
-                now_ns()
+                now_ns(),
+                s.paired_sighting_id
             ],
         )?;
         Ok(tx.last_insert_rowid())
@@ -319,12 +344,21 @@ impl GalleryStore {
         sighting_id: i64,
         from: Modality,
         to: Modality,
-        similarity: f32,
+        similarity: Option<f32>,
+        via: LinkVia,
     ) -> rusqlite::Result<()> {
         tx.execute(
-            "INSERT INTO links (identity_id, sighting_id, from_modality, to_modality, similarity, created_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![identity_id, sighting_id, from.as_str(), to.as_str(), similarity, now_ns()],
+            "INSERT INTO links (identity_id, sighting_id, from_modality, to_modality, similarity, created_ns, via) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![identity_id, sighting_id, from.as_str(), to.as_str(), similarity.unwrap_or(0.0), now_ns(), via.as_str()],
         )?;
+        Ok(())
+    }
+
+    /// Records that a stored sighting has a partner from the box's other modality.
+    pub fn set_paired(&self, sighting_id: i64, paired_sighting_id: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE sightings SET paired_sighting_id = ?2 WHERE id = ?1", params![sighting_id, paired_sighting_id])
+            .map_err(|e| explain(&self.path, e))?;
         Ok(())
     }
 
@@ -363,7 +397,7 @@ impl GalleryStore {
 
     pub fn sightings_of(&self, identity_id: Option<i64>) -> Result<Vec<SightingRow>> {
         let sql = "SELECT id, identity_id, camera, modality, track_id, start_ns, end_ns, start_pts_ns, end_pts_ns, best_pts_ns,
-                best_box, similarity, matched_modality, day_night_link, crop_path
+                best_box, similarity, matched_modality, day_night_link, crop_path, paired_sighting_id
              FROM sightings WHERE (?1 IS NULL OR identity_id = ?1) ORDER BY id";
         let mut stmt = self.conn.prepare(sql)?;
         let rows = stmt.query_map(params![identity_id], |r| {
@@ -386,6 +420,7 @@ impl GalleryStore {
                 matched_modality: r.get::<_, Option<String>>(12)?.map(modality_of).transpose()?,
                 day_night_link: r.get::<_, i64>(13)? != 0,
                 crop_path: r.get(14)?,
+                paired_sighting_id: r.get(15)?,
             })
         })?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| explain(&self.path, e))

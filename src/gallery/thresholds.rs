@@ -133,6 +133,10 @@ pub struct ThresholdsArgs {
     /// Crops used per person and camera (bounds the cost on big datasets).
     #[arg(long, default_value_t = 4)]
     pub per_person_cam: usize,
+    /// Below this cross-modality true-match rate at the target FAR, cross-modality
+    /// appearance matching is turned off (threshold 1.0).
+    #[arg(long, default_value_t = 0.2)]
+    pub min_cross_tmr: f64,
     #[command(flatten)]
     pub embedder: EmbedderArgs,
 }
@@ -176,7 +180,20 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
         "# cross-modality: FMR {:.4} over {} impostor pairs, TMR {:.3} over {} genuine pairs",
         cross.false_match_rate, cross.impostor_pairs, cross.true_match_rate, cross.genuine_pairs
     );
-    println!("[gallery]\nsame_modality_threshold = {:.4}\ncross_modality_threshold = {:.4}", same.threshold, cross.threshold);
+    // An embedder that finds few true cross-modality pairs at the target FAR
+    // would make mostly wrong day/night links at any threshold that finds more:
+    // leave those links to co-observation pairing ([pair]) instead.
+    let cross_threshold = if cross.true_match_rate < args.min_cross_tmr {
+        println!(
+            "# cross-modality TMR {:.3} < --min-cross-tmr {}: this embedder cannot link across modalities by appearance \
+             at this FAR; threshold set to 1.0 (off), day/night links come from co-observation pairing",
+            cross.true_match_rate, args.min_cross_tmr
+        );
+        1.0
+    } else {
+        cross.threshold
+    };
+    println!("[gallery]\nsame_modality_threshold = {:.4}\ncross_modality_threshold = {:.4}", same.threshold, cross_threshold);
     Ok(())
 }
 

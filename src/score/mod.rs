@@ -12,6 +12,10 @@
 //!   majority person is their own person;
 //! * day/night link rate — share of people present in both modalities whose RGB
 //!   and thermal sightings share at least one gallery identity;
+//! * night→day link rate — the product's point, and stricter: share of people
+//!   seen in RGB by day and in thermal at night whose night thermal sightings
+//!   share a gallery identity with their day RGB sightings (a link made only
+//!   while both cameras saw them by day does not count here);
 //! * false-link rate — among pairs (RGB sighting, thermal sighting) put in the
 //!   same gallery identity, the share that are two different people.
 
@@ -38,6 +42,9 @@ pub struct Score {
     pub people_in_both_modalities: usize,
     pub people_linked: usize,
     pub day_night_link_rate: f64,
+    pub people_day_rgb_night_thermal: usize,
+    pub people_linked_night_to_day: usize,
+    pub night_to_day_link_rate: f64,
     pub cross_modality_pairs: usize,
     pub false_cross_modality_pairs: usize,
     pub false_link_rate: f64,
@@ -111,6 +118,18 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
             !a.is_disjoint(b)
         })
         .count();
+    // Night→day: thermal sightings at night against RGB sightings by day.
+    let mut ids_seg: HashMap<(u64, Modality, &str), HashSet<i64>> = HashMap::new();
+    for (s, p, seg) in &attributed {
+        ids_seg.entry((*p, s.modality, *seg)).or_default().insert(s.identity_id);
+    }
+    let (mut night_day, mut night_day_linked) = (0usize, 0usize);
+    for p in present.keys() {
+        if let (Some(day), Some(night)) = (ids_seg.get(&(*p, Modality::Rgb, "day")), ids_seg.get(&(*p, Modality::Thermal, "night"))) {
+            night_day += 1;
+            night_day_linked += !day.is_disjoint(night) as usize;
+        }
+    }
     // False links: cross-modality pairs inside one identity that are two people.
     let mut counts: HashMap<(i64, Modality), HashMap<u64, usize>> = HashMap::new();
     for (s, p, _) in &attributed {
@@ -142,6 +161,9 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
         people_in_both_modalities: both.len(),
         people_linked: linked,
         day_night_link_rate: ratio(linked, both.len()),
+        people_day_rgb_night_thermal: night_day,
+        people_linked_night_to_day: night_day_linked,
+        night_to_day_link_rate: ratio(night_day_linked, night_day),
         cross_modality_pairs: pairs,
         false_cross_modality_pairs: false_pairs,
         false_link_rate: ratio(false_pairs, pairs),
@@ -180,6 +202,12 @@ pub fn run_score(args: &ScoreArgs) -> Result<()> {
     println!("detection recall    {:.1}% ({}/{} person×modality×segment appearances)", 100.0 * s.detection_recall, s.detected_appearances, s.gt_appearances);
     println!("identities          {} (purity {:.1}%)", s.identities, 100.0 * s.identity_purity);
     println!("day/night link rate {:.1}% ({}/{} people seen in both modalities)", 100.0 * s.day_night_link_rate, s.people_linked, s.people_in_both_modalities);
+    println!(
+        "night→day link rate {:.1}% ({}/{} people seen in RGB by day and thermal at night)",
+        100.0 * s.night_to_day_link_rate,
+        s.people_linked_night_to_day,
+        s.people_day_rgb_night_thermal
+    );
     println!("false-link rate     {:.1}% ({}/{} cross-modality sighting pairs)", 100.0 * s.false_link_rate, s.false_cross_modality_pairs, s.cross_modality_pairs);
     println!("link events         {}", s.link_events);
     Ok(())

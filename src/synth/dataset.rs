@@ -96,7 +96,7 @@ fn check_ids(ids: u32, min: u32) -> Result<()> {
     Ok(())
 }
 
-fn save_jpeg(img: &image::RgbImage, path: &Path) -> Result<()> {
+pub(crate) fn save_jpeg(img: &image::RgbImage, path: &Path) -> Result<()> {
     let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, JPEG_QUALITY)

@@ -21,6 +21,7 @@ pub mod ground_truth;
 pub mod identity;
 pub mod render;
 pub mod scene;
+pub mod scene_crops;
 pub mod sensor;
 pub mod sheet;
 

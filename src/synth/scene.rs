@@ -28,6 +28,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::identity::Identity;
+use super::scene_crops::CameraImage;
 use super::render::{render_person, Environment, Placement, Pose, View};
 use super::sensor::{rgb_image, thermal_image, Backdrop, Canvas, RgbLook, ThermalLook};
 use super::{ensure_out_dir, rng_for};
@@ -43,12 +44,14 @@ pub struct SceneOptions {
     pub height: u32,
     /// Distinct identities; each walks through both segments.
     pub people: u32,
+    /// Also write labelled crops of the people here (`scene_crops`), for `vireid thresholds`.
+    pub crops_dir: Option<PathBuf>,
 }
 
 impl SceneOptions {
     /// The pipeline benchmark's format: 1280×720 at 10 fps.
     pub fn new(out_dir: impl Into<PathBuf>, seconds: f32, seed: u64) -> SceneOptions {
-        SceneOptions { out_dir: out_dir.into(), seconds, seed, fps: 10, width: 1280, height: 720, people: 6 }
+        SceneOptions { out_dir: out_dir.into(), seconds, seed, fps: 10, width: 1280, height: 720, people: 6, crops_dir: None }
     }
 
     fn validate(&self) -> Result<()> {
@@ -80,6 +83,8 @@ pub struct SceneSummary {
     pub people: u32,
     pub walks: usize,
     pub ground_truth_lines: usize,
+    /// Labelled crops written (with `crops_dir`).
+    pub crops_written: Option<usize>,
 }
 
 /// One pass of one identity across the frame.
@@ -408,6 +413,7 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
     let progress = super::progress_bar(frames as u64, "scene frames");
     let mut cover = vec![0.0f32; (opt.width * opt.height) as usize];
     let mut gt_lines = 0usize;
+    let mut crops = opt.crops_dir.clone().map(super::scene_crops::SceneCropWriter::new).transpose()?;
     for (segment, f0, f1, ambient_c, backdrop, rgb_look) in segments {
         let mut base = Canvas::new(opt.width, opt.height);
         backdrop.paint(&mut base);
@@ -422,10 +428,19 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
             for (camera, offset) in [("rgb", [0, 0]), ("thermal", THERMAL_OFFSET)] {
                 let mut canvas = base.clone();
                 let seen = draw_people(&mut canvas, &people, t, env, offset, &mut cover, segment == "day");
+                let boxes: Vec<(u32, [u32; 4], f32)> = seen.iter().map(|s| (s.person_id, s.bbox, s.visible)).collect();
                 if camera == "rgb" {
-                    rgb_writer.push(rgb_image(&canvas, rgb_look, &mut frame_rng).into_raw(), frame, opt.fps)?;
+                    let image = rgb_image(&canvas, rgb_look, &mut frame_rng);
+                    if let Some(c) = crops.as_mut() {
+                        c.offer(segment, frame, CameraImage::Rgb(&image), &boxes)?;
+                    }
+                    rgb_writer.push(image.into_raw(), frame, opt.fps)?;
                 } else {
-                    thermal_writer.push(thermal_image(&canvas, thermal_look, &mut frame_rng).into_raw(), frame, opt.fps)?;
+                    let image = thermal_image(&canvas, thermal_look, &mut frame_rng);
+                    if let Some(c) = crops.as_mut() {
+                        c.offer(segment, frame, CameraImage::Thermal(&image), &boxes)?;
+                    }
+                    thermal_writer.push(image.into_raw(), frame, opt.fps)?;
                 }
                 for s in seen {
                     let line = GtLine { camera, frame, pts_ns, person_id: s.person_id, segment, bbox: s.bbox, visible: s.visible };
@@ -438,6 +453,7 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
         }
     }
     progress.finish_and_clear();
+    let crops_written = crops.map(|c| c.finish()).transpose()?;
     rgb_writer.finish()?;
     thermal_writer.finish()?;
     gt.flush().with_context(|| format!("cannot write {}", gt_path.display()))?;
@@ -467,6 +483,7 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
         people: opt.people,
         walks: walks.len(),
         ground_truth_lines: gt_lines,
+        crops_written,
     })
 }
 
@@ -490,6 +507,9 @@ pub struct SceneArgs {
     pub width: u32,
     #[arg(long, default_value_t = 720)]
     pub height: u32,
+    /// Also write labelled person crops (RegDB layout) here, for `vireid thresholds --root`.
+    #[arg(long)]
+    pub crops: Option<PathBuf>,
 }
 
 pub fn run(args: &SceneArgs) -> Result<()> {
@@ -501,8 +521,12 @@ pub fn run(args: &SceneArgs) -> Result<()> {
         width: args.width,
         height: args.height,
         people: args.people,
+        crops_dir: args.crops.clone(),
     };
     let s = render_scene(&opt)?;
+    if let (Some(n), Some(dir)) = (s.crops_written, &args.crops) {
+        println!("wrote {n} labelled crops to {} (RegDB layout)", dir.display());
+    }
     println!(
         "wrote {} and {} ({} frames each, {} day), {} ground-truth lines in {}, {} walks by {} people",
         s.rgb_video.display(),

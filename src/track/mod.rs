@@ -11,6 +11,7 @@
 
 pub mod crops;
 pub mod kalman;
+pub mod path;
 
 use anyhow::{bail, Result};
 use serde::Deserialize;
@@ -52,6 +53,8 @@ pub struct FinishedTrack {
     pub best_score: f32,
     /// Best crops, best first (bounded by config).
     pub crops: Vec<TrackCrop>,
+    /// Where and when it was seen (bounded), for pairing across a box's cameras.
+    pub path: Vec<path::PathPoint>,
 }
 
 /// The `[track]` section.
@@ -123,6 +126,7 @@ struct Track {
     start_time: SystemTime,
     end_time: SystemTime,
     crops: crops::BestCrops,
+    path: path::TrackPath,
 }
 
 /// The tracker of one camera.
@@ -224,6 +228,7 @@ impl Tracker {
                         t.confirmed = true;
                     }
                     t.crops.offer(frame, d, &self.config);
+                    t.path.offer(frame.pts_ns, crate::gallery::ns_of(frame.wall_time), &d.bbox, frame.width, frame.height);
                     if t.confirmed {
                         self.active.push(ActiveTrack { track_id: t.id, bbox: d.bbox, score: d.score });
                     }
@@ -271,9 +276,11 @@ impl Tracker {
                 start_time: frame.wall_time,
                 end_time: frame.wall_time,
                 crops: crops::BestCrops::new(self.config.crops_per_track),
+                path: path::TrackPath::new(path::TrackPath::DEFAULT_CAPACITY),
             };
             self.next_id += 1;
             t.crops.offer(frame, d, &self.config);
+            t.path.offer(frame.pts_ns, crate::gallery::ns_of(frame.wall_time), &d.bbox, frame.width, frame.height);
             if t.confirmed {
                 self.active.push(ActiveTrack { track_id: t.id, bbox: d.bbox, score: d.score });
             }
@@ -321,6 +328,7 @@ impl Tracker {
             best_box,
             best_score,
             crops,
+            path: t.path.into_points(),
         }
     }
 }

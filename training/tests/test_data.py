@@ -93,6 +93,20 @@ def test_grey_jitter_changes_only_grey_images_and_can_invert():
     assert torch.equal(D.GreyIntensityJitter(p=0.0)(grey), grey)
 
 
+def test_low_light_darkens_desaturates_and_stays_in_range():
+    random.seed(2)
+    torch.manual_seed(2)
+    red = torch.zeros(3, 16, 8)
+    red[0] = 0.9
+    night = D.LowLight(p=1.0)(red)
+    assert night.shape == red.shape and 0.0 <= night.min() and night.max() <= 1.0
+    # A fraction of the light: the red channel's mean drops below 0.6 of the day's.
+    assert night[0].mean() < 0.6 * 0.9
+    # Most colour gone: red/green contrast is far smaller than by day (0.9).
+    assert (night[0] - night[1]).mean() < 0.4 * 0.9
+    assert torch.equal(D.LowLight(p=0.0)(red), red)
+
+
 def test_sampler_balance(tiny_sysu):
     samples, _ = D.load_train("sysu", tiny_sysu)
     p, k = 3, 4

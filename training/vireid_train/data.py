@@ -167,16 +167,40 @@ class GreyIntensityJitter:
         return y
 
 
+class LowLight:
+    """For RGB images only: with probability p, the look of the same camera at night under
+    warm street lighting, as `vireid synth scene` renders it and as a real colour camera
+    gives it: a fraction of the light, a sodium/LED cast, most of the colour gone (the
+    sensor's chroma denoise) and sensor noise. The night RGB camera still sees people,
+    and a box pairs its night sightings with the day's."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p <= 0 or random.random() >= self.p:
+            return x
+        gain = random.uniform(0.3, 0.6)
+        cast = torch.tensor([1.0, 0.85, 0.6]).view(3, 1, 1)
+        y = x * cast * gain
+        lum = 0.3 * y[0] + 0.59 * y[1] + 0.11 * y[2]
+        y = lum + (y - lum) * random.uniform(0.15, 0.4)
+        y = y + torch.randn_like(y[:1]) * random.uniform(0.02, 0.06)
+        return y.clamp(0, 1)
+
+
 def eval_transform(height: int, width: int, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     return T.Compose([T.Resize((height, width)), T.ToTensor(), T.Normalize(mean, std)])
 
 
 def train_transforms(height: int, width: int, channel_aug: bool, erasing_p: float = 0.5,
-                     grey_jitter: bool = False):
+                     grey_jitter: bool = False, low_light: float = 0.0):
     """(rgb transform, thermal transform)."""
     def build(is_rgb: bool):
         steps = [T.Resize((height, width)), T.Pad(max(1, height // 28)),
                  T.RandomCrop((height, width)), T.RandomHorizontalFlip(), T.ToTensor()]
+        if is_rgb and low_light > 0:
+            steps.append(LowLight(low_light))
         if is_rgb and channel_aug:
             steps.append(ChannelAugment(0.5))
         if grey_jitter:

@@ -52,7 +52,7 @@ def train(cfg: dict, resume: bool = True, log=print) -> dict:
     d = cfg["data"]
     samples, num_classes = D.load_train(d["dataset"], d["root"], d["trial"])
     tf_rgb, tf_ir = D.train_transforms(d["height"], d["width"], bool(d["channel_aug"]), float(d["erasing_p"]),
-                                       bool(d["grey_jitter"]))
+                                       bool(d["grey_jitter"]), float(d["low_light"]))
     sampler = D.CrossModalIdentitySampler(samples, d["p"], d["k"], seed=t["seed"],
                                           batches=int(t["batches_per_epoch"]) or None)
     loader = DataLoader(D.ReIDDataset(samples, tf_rgb, tf_ir), batch_sampler=sampler,
