@@ -112,12 +112,9 @@ pub struct EmbedWorkerStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bbox::BBox;
     use crate::modality::Modality;
-    use crate::track::TrackCrop;
     use ndarray::Array2;
     use std::sync::Arc;
-    use std::time::SystemTime;
 
     /// Feature = mean pixel value per channel: enough to check routing and batching.
     struct MeanColour {
@@ -145,22 +142,7 @@ mod tests {
     }
 
     fn track(id: u64, camera: &str, colour: [u8; 3], n: usize) -> FinishedTrack {
-        let crop = Crop::new(image::RgbImage::from_pixel(4, 8, image::Rgb(colour)), Modality::Rgb);
-        let tc = TrackCrop { crop, bbox: BBox::new(0., 0., 4., 8.), score: 1.0, sharpness: 1.0, pts_ns: None };
-        FinishedTrack {
-            track_id: id,
-            camera: Arc::from(camera),
-            modality: Modality::Rgb,
-            first_pts_ns: None,
-            last_pts_ns: None,
-            start_time: SystemTime::now(),
-            end_time: SystemTime::now(),
-            hits: 3,
-            best_box: BBox::new(0., 0., 4., 8.),
-            best_score: 1.0,
-            crops: vec![tc; n],
-            path: vec![],
-        }
+        FinishedTrack::for_test(id, camera, Modality::Rgb, colour, n)
     }
 
     #[test]

@@ -282,10 +282,7 @@ impl Pairer {
 mod tests {
     use super::*;
     use crate::bbox::BBox;
-    use crate::embed::Crop;
-    use crate::track::{FinishedTrack, TrackCrop};
-    use std::sync::Arc;
-    use std::time::SystemTime;
+    use crate::track::FinishedTrack;
 
     /// A path walking right at `speed` (frame widths per second) from `x0`, 10 fps.
     fn walk(x0: f32, speed: f32, start_s: f32, secs: f32, dx: f32) -> Vec<PathPoint> {
@@ -299,26 +296,8 @@ mod tests {
     }
 
     fn track(camera: &str, modality: Modality, id: u64, path: Vec<PathPoint>) -> EmbeddedTrack {
-        let crop = Crop::new(image::RgbImage::from_pixel(4, 8, image::Rgb([9, 9, 9])), modality);
-        let tc = TrackCrop { crop, bbox: BBox::new(0., 0., 4., 8.), score: 1.0, sharpness: 1.0, pts_ns: None };
-        EmbeddedTrack {
-            track: FinishedTrack {
-                track_id: id,
-                camera: Arc::from(camera),
-                modality,
-                first_pts_ns: None,
-                last_pts_ns: None,
-                start_time: SystemTime::now(),
-                end_time: SystemTime::now(),
-                hits: 3,
-                best_box: BBox::new(0., 0., 4., 8.),
-                best_score: 1.0,
-                crops: vec![tc],
-                path,
-            },
-            feature: ndarray::Array1::zeros(4),
-            crops_used: 1,
-        }
+        let track = FinishedTrack { path, ..FinishedTrack::for_test(id, camera, modality, [9, 9, 9], 1) };
+        EmbeddedTrack { track, feature: ndarray::Array1::zeros(4), crops_used: 1 }
     }
 
     fn places(rgb_source: &str) -> HashMap<String, CameraPlace> {

@@ -57,6 +57,29 @@ pub struct FinishedTrack {
     pub path: Vec<path::PathPoint>,
 }
 
+#[cfg(test)]
+impl FinishedTrack {
+    /// A small finished track for unit tests: `n` identical 4×8 crops of `colour`, no path.
+    pub(crate) fn for_test(id: u64, camera: &str, modality: Modality, colour: [u8; 3], n: usize) -> FinishedTrack {
+        let crop = Crop::new(image::RgbImage::from_pixel(4, 8, image::Rgb(colour)), modality);
+        let tc = TrackCrop { crop, bbox: BBox::new(0., 0., 4., 8.), score: 1.0, sharpness: 1.0, pts_ns: None };
+        FinishedTrack {
+            track_id: id,
+            camera: Arc::from(camera),
+            modality,
+            first_pts_ns: None,
+            last_pts_ns: None,
+            start_time: SystemTime::now(),
+            end_time: SystemTime::now(),
+            hits: 3,
+            best_box: BBox::new(0., 0., 4., 8.),
+            best_score: 1.0,
+            crops: vec![tc; n],
+            path: vec![],
+        }
+    }
+}
+
 /// The `[track]` section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
