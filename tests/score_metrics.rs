@@ -51,6 +51,13 @@ fn known_scene_gives_known_figures() {
         sighting(6, 40, Modality::Rgb, 100, 700.0, false),       // nobody there: not attributed
         sighting(7, 20, Modality::Thermal, 100, 200.0, true),    // B day thermal, paired with B's day rgb
     ];
+    let mut s = s;
+    // B's day rgb and day thermal sightings were paired by co-observation (correctly); A's day rgb
+    // was paired with B's night thermal (wrongly, and at another time: the score only checks persons).
+    s[2].paired_sighting_id = Some(7);
+    s[6].paired_sighting_id = Some(3);
+    s[0].paired_sighting_id = Some(4);
+    s[3].paired_sighting_id = Some(1);
     let r = score(&lines, &s, 0.3, 0.3);
     assert_eq!(r.sightings, 7);
     assert_eq!(r.attributed_sightings, 6);
@@ -70,4 +77,6 @@ fn known_scene_gives_known_figures() {
     assert_eq!((r.cross_modality_pairs, r.false_cross_modality_pairs), (3, 1));
     assert!((r.false_link_rate - 1.0 / 3.0).abs() < 1e-9);
     assert_eq!(r.link_events, 3);
+    assert_eq!((r.co_observation_pairs, r.co_observation_pairs_correct), (2, 1));
+    assert!((r.pair_precision - 0.5).abs() < 1e-9);
 }

@@ -16,6 +16,8 @@
 //!   seen in RGB by day and in thermal at night whose night thermal sightings
 //!   share a gallery identity with their day RGB sightings (a link made only
 //!   while both cameras saw them by day does not count here);
+//! * pair precision — among co-observation pairs (`paired_sighting_id`) whose
+//!   two sightings are both attributed, the share that are one person;
 //! * false-link rate — among pairs (RGB sighting, thermal sighting) put in the
 //!   same gallery identity, the share that are two different people.
 
@@ -45,6 +47,9 @@ pub struct Score {
     pub people_day_rgb_night_thermal: usize,
     pub people_linked_night_to_day: usize,
     pub night_to_day_link_rate: f64,
+    pub co_observation_pairs: usize,
+    pub co_observation_pairs_correct: usize,
+    pub pair_precision: f64,
     pub cross_modality_pairs: usize,
     pub false_cross_modality_pairs: usize,
     pub false_link_rate: f64,
@@ -130,6 +135,20 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
             night_day_linked += !day.is_disjoint(night) as usize;
         }
     }
+    // Co-observation pairs, each once whichever side names the other (a late
+    // partner's event names the earlier sighting, whose own event named another).
+    let person_of: HashMap<i64, u64> = attributed.iter().map(|(s, p, _)| (s.sighting_id, *p)).collect();
+    let co: HashSet<(i64, i64)> = attributed
+        .iter()
+        .filter_map(|(s, _, _)| s.paired_sighting_id.map(|q| (s.sighting_id.min(q), s.sighting_id.max(q))))
+        .collect();
+    let (mut co_pairs, mut co_correct) = (0usize, 0usize);
+    for (a, b) in &co {
+        if let (Some(pa), Some(pb)) = (person_of.get(a), person_of.get(b)) {
+            co_pairs += 1;
+            co_correct += (pa == pb) as usize;
+        }
+    }
     // False links: cross-modality pairs inside one identity that are two people.
     let mut counts: HashMap<(i64, Modality), HashMap<u64, usize>> = HashMap::new();
     for (s, p, _) in &attributed {
@@ -164,6 +183,9 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
         people_day_rgb_night_thermal: night_day,
         people_linked_night_to_day: night_day_linked,
         night_to_day_link_rate: ratio(night_day_linked, night_day),
+        co_observation_pairs: co_pairs,
+        co_observation_pairs_correct: co_correct,
+        pair_precision: ratio(co_correct, co_pairs),
         cross_modality_pairs: pairs,
         false_cross_modality_pairs: false_pairs,
         false_link_rate: ratio(false_pairs, pairs),
@@ -208,6 +230,7 @@ pub fn run_score(args: &ScoreArgs) -> Result<()> {
         s.people_linked_night_to_day,
         s.people_day_rgb_night_thermal
     );
+    println!("pair precision      {:.1}% ({}/{} co-observation pairs are one person)", 100.0 * s.pair_precision, s.co_observation_pairs_correct, s.co_observation_pairs);
     println!("false-link rate     {:.1}% ({}/{} cross-modality sighting pairs)", 100.0 * s.false_link_rate, s.false_cross_modality_pairs, s.cross_modality_pairs);
     println!("link events         {}", s.link_events);
     Ok(())
