@@ -56,6 +56,9 @@ impl PairConfig {
         if !(self.min_shared > 0.0 && self.min_shared <= 1.0) {
             bail!("pair.min_shared = {} must be within 0..=1 (e.g. 0.5)", self.min_shared);
         }
+        if self.max_time_gap_ms == 0 || self.max_time_gap_ms > 10_000 {
+            bail!("pair.max_time_gap_ms = {} must be within 1..=10000 (about one frame interval, e.g. 250)", self.max_time_gap_ms);
+        }
         if self.hold_ms > 60_000 {
             bail!("pair.hold_ms = {} is over a minute: sightings would be held back that long (e.g. 3000)", self.hold_ms);
         }
@@ -327,6 +330,15 @@ mod tests {
         // Wall clock is used when asked (here both clocks agree).
         assert!(co_observation(&a, &shifted, Clock::Wall, &c).is_some());
         assert_eq!(co_observation(&[], &a, Clock::Pts, &c), None);
+    }
+
+    #[test]
+    fn bad_pair_config_is_named() {
+        let bad = PairConfig { max_time_gap_ms: u64::MAX, ..PairConfig::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("pair.max_time_gap_ms"));
+        let bad = PairConfig { min_iou: 1.5, ..PairConfig::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("pair.min_iou"));
+        assert!(PairConfig::default().validate().is_ok());
     }
 
     #[test]
