@@ -74,6 +74,48 @@ const MIGRATIONS: &[&str] = &[
     // modality (same person, same time), and how each day/night link was made.
     "ALTER TABLE sightings ADD COLUMN paired_sighting_id INTEGER;
      ALTER TABLE links ADD COLUMN via TEXT NOT NULL DEFAULT 'appearance';",
+    // v4: identity and sighting ids are never reused. Without AUTOINCREMENT,
+    // forgetting the newest identity handed its id to the next person, and
+    // events already sent out would name the wrong one. SQLite cannot add
+    // AUTOINCREMENT in place: rebuild both tables (run with foreign keys off,
+    // so dropping the old table cascades nowhere; checked before commit).
+    "CREATE TABLE identities_v4 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        label TEXT,
+        enrolled INTEGER NOT NULL DEFAULT 0,
+        created_ns INTEGER NOT NULL,
+        first_modality TEXT NOT NULL
+     );
+     INSERT INTO identities_v4 (id, label, enrolled, created_ns, first_modality)
+        SELECT id, label, enrolled, created_ns, first_modality FROM identities;
+     DROP TABLE identities;
+     ALTER TABLE identities_v4 RENAME TO identities;
+     CREATE TABLE sightings_v4 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+        camera TEXT NOT NULL,
+        modality TEXT NOT NULL,
+        track_id INTEGER NOT NULL,
+        start_ns INTEGER NOT NULL,
+        end_ns INTEGER NOT NULL,
+        start_pts_ns INTEGER,
+        end_pts_ns INTEGER,
+        best_pts_ns INTEGER,
+        best_box TEXT NOT NULL,
+        similarity REAL,
+        matched_modality TEXT,
+        day_night_link INTEGER NOT NULL DEFAULT 0,
+        crop_path TEXT,
+        created_ns INTEGER NOT NULL,
+        paired_sighting_id INTEGER
+     );
+     INSERT INTO sightings_v4 SELECT id, identity_id, camera, modality, track_id, start_ns, end_ns, start_pts_ns,
+        end_pts_ns, best_pts_ns, best_box, similarity, matched_modality, day_night_link, crop_path, created_ns,
+        paired_sighting_id FROM sightings;
+     DROP TABLE sightings;
+     ALTER TABLE sightings_v4 RENAME TO sightings;
+     CREATE INDEX sightings_identity ON sightings(identity_id);
+     CREATE INDEX sightings_created ON sightings(created_ns);",
 ];
 
 /// How a day/night link was made.
@@ -212,7 +254,8 @@ impl GalleryStore {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!("gallery database {} is not in WAL mode ({mode})", p.display());
         }
-        self.conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").map_err(|e| explain(&p, e))?;
+        // Foreign keys stay off while migrating (a table rebuild must not cascade); on after.
+        self.conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;").map_err(|e| explain(&p, e))?;
         if version > SCHEMA_VERSION {
             bail!(
                 "gallery database {} has schema version {version}, newer than this vireid understands ({SCHEMA_VERSION}): \
@@ -233,10 +276,22 @@ impl GalleryStore {
         for v in version..SCHEMA_VERSION {
             let tx = self.conn.transaction().map_err(|e| explain(&p, e))?;
             tx.execute_batch(MIGRATIONS[v as usize]).map_err(|e| explain(&p, e))?;
+            let dangling: i64 = tx
+                .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+                .map_err(|e| explain(&p, e))?;
+            if dangling > 0 {
+                bail!(
+                    "gallery database {}: migrating to schema v{} would leave {dangling} rows pointing at missing identities or sightings; \
+                     that migration was rolled back: move the file aside or restore a backup",
+                    p.display(),
+                    v + 1
+                );
+            }
             tx.pragma_update(None, "user_version", v + 1).map_err(|e| explain(&p, e))?;
             tx.commit().map_err(|e| explain(&p, e))?;
             tracing::info!("gallery database {} migrated to schema v{}", p.display(), v + 1);
         }
+        self.conn.execute_batch("PRAGMA foreign_keys=ON;").map_err(|e| explain(&p, e))?;
         // Integrity of the pages we will read: cheap and catches a damaged file early.
         let check: String = self.conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| explain(&p, e))?;
         if check != "ok" {
@@ -484,5 +539,59 @@ impl GalleryStore {
             .optional()
             .map(|o| o.flatten())
             .map_err(|e| explain(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A v3 database (as vireid 0.1 wrote it) migrates with every row kept,
+    /// and from then on a forgotten identity's id is never handed out again.
+    #[test]
+    fn v3_database_migrates_and_ids_are_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gallery.db");
+        {
+            let mut c = Connection::open(&path).unwrap();
+            let tx = c.transaction().unwrap();
+            for m in &MIGRATIONS[..3] {
+                tx.execute_batch(m).unwrap();
+            }
+            tx.execute_batch(
+                "PRAGMA user_version = 3;
+                 INSERT INTO identities (id, created_ns, first_modality) VALUES (1, 1, 'rgb'), (2, 2, 'thermal');
+                 INSERT INTO features (identity_id, modality, dim, vector, created_ns) VALUES (1, 'rgb', 1, x'0000803f', 1);
+                 INSERT INTO sightings (id, identity_id, camera, modality, track_id, start_ns, end_ns, best_box, created_ns, paired_sighting_id)
+                    VALUES (1, 1, 'rgb', 'rgb', 7, 1, 2, '[0,0,1,1]', 3, 2), (2, 2, 'thermal', 'thermal', 8, 1, 2, '[0,0,1,1]', 3, 1);
+                 INSERT INTO links (identity_id, sighting_id, from_modality, to_modality, similarity, created_ns, via)
+                    VALUES (2, 2, 'thermal', 'rgb', 0.0, 3, 'co_observation');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut store = GalleryStore::open(&path, Duration::from_secs(1)).unwrap();
+        let version: i64 = store.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(store.counts().unwrap(), (2, 2, 1), "identities, sightings, links all kept");
+        let paired: Option<i64> = store.conn().query_row("SELECT paired_sighting_id FROM sightings WHERE id = 2", [], |r| r.get(0)).unwrap();
+        assert_eq!(paired, Some(1));
+        assert_eq!(store.load_features().unwrap().len(), 1);
+        // Forgetting still cascades through the rebuilt tables.
+        store.forget(2).unwrap();
+        assert_eq!(store.counts().unwrap(), (1, 1, 0));
+        // The newest identity (2) and sighting (2) were forgotten: the next ones are 3, not 2 again.
+        let tx = store.transaction().unwrap();
+        assert_eq!(GalleryStore::insert_identity(&tx, None, false, Modality::Rgb).unwrap(), 3);
+        let row: i64 = tx
+            .query_row(
+                "INSERT INTO sightings (identity_id, camera, modality, track_id, start_ns, end_ns, best_box, created_ns)
+                 VALUES (3, 'rgb', 'rgb', 9, 1, 2, '[0,0,1,1]', 4) RETURNING id",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(row, 3);
+        tx.commit().unwrap();
     }
 }

@@ -41,6 +41,25 @@ def test_init_weights_loads_local_state_dict(tmp_path):
     assert all(k.startswith(("pool", "bnneck", "classifier")) for k in missing)
 
 
+def test_init_checkpoint_takes_backbone_not_classifier(tmp_path):
+    old = ReIDNet(7, arch="resnet10", two_stream=True)
+    with torch.no_grad():
+        old.pool.p.fill_(4.5)   # a trained-looking value the new model must inherit
+    path = tmp_path / "last.pt"
+    torch.save({"model": old.state_dict(), "num_classes": 7}, path)
+    new = ReIDNet(3, arch="resnet10", two_stream=True)
+    new.load_backbone(str(path))
+    assert torch.equal(new.stems[1][0].weight, old.stems[1][0].weight)
+    assert torch.equal(new.layer4[0].conv1.weight, old.layer4[0].conv1.weight)
+    assert new.pool.p.item() == 4.5
+    assert new.classifier.weight.shape == (3, new.embedding_dim)   # new classes, new head
+    with pytest.raises(ValueError, match="model.two_stream"):
+        ReIDNet(3, arch="resnet10", two_stream=False).load_backbone(str(path))
+    torch.save(old.state_dict(), tmp_path / "bare.pt")
+    with pytest.raises(ValueError, match="not a vireid_train checkpoint"):
+        new.load_backbone(str(tmp_path / "bare.pt"))
+
+
 @pytest.mark.parametrize("method", ["baseline", "lba"])
 def test_tiny_model_overfits_tiny_set(tiny_sysu, method):
     torch.manual_seed(0)

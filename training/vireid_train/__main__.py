@@ -16,6 +16,8 @@ def _train(a):
     overrides = list(a.set or [])
     if a.init_weights:
         overrides.append(f"model.init_weights={a.init_weights}")
+    if a.init_checkpoint:
+        overrides.append(f"model.init_checkpoint={a.init_checkpoint}")
     if a.out_dir:
         overrides.append(f"train.out_dir={a.out_dir}")
     train(load_config(a.config, overrides), resume=not a.no_resume)
@@ -99,6 +101,8 @@ def main(argv=None):
     t.add_argument("--config", required=True)
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     t.add_argument("--init-weights", help="local torchvision ImageNet state dict (.pth); never downloaded")
+    t.add_argument("--init-checkpoint", help="fine-tune: start from the backbone of an earlier run's last.pt "
+                   "(same arch and stems; the classifier is new)")
     t.add_argument("--out-dir")
     t.add_argument("--no-resume", action="store_true")
     t.set_defaults(fn=_train)

@@ -8,7 +8,7 @@ from pathlib import Path
 DEFAULTS = {
     "data": {"dataset": "sysu", "root": "", "trial": 1, "height": 288, "width": 144, "p": 8, "k": 4,
              "channel_aug": False, "grey_jitter": False, "low_light": 0.0, "erasing_p": 0.5, "workers": 0},
-    "model": {"arch": "resnet50", "two_stream": False, "gem_p": 3.0, "init_weights": ""},
+    "model": {"arch": "resnet50", "two_stream": False, "gem_p": 3.0, "init_weights": "", "init_checkpoint": ""},
     "method": {"name": "baseline"},
     "train": {"epochs": 60, "lr": 3.5e-4, "weight_decay": 5e-4, "warmup_epochs": 5, "seed": 0,
               "threads": 2, "batches_per_epoch": 0, "log_every": 10, "eval_every": 0, "eval_trials": 10,

@@ -121,6 +121,21 @@ class ReIDNet(nn.Module):
                              f"is it a torchvision {self.arch} state dict?")
         return result.missing_keys
 
+    def load_backbone(self, path: str) -> None:
+        """Start from an earlier vireid_train checkpoint: every weight but the identity classifier,
+        whose classes belong to the old training set."""
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(ck, dict) or "model" not in ck:
+            raise ValueError(f"--init-checkpoint {path}: not a vireid_train checkpoint (no 'model' entry)")
+        state = {k: v for k, v in ck["model"].items() if not k.startswith("classifier.")}
+        mine = self.state_dict()
+        wrong = [k for k, v in state.items() if k not in mine or mine[k].shape != v.shape]
+        missing = [k for k in mine if k not in state and not k.startswith("classifier.")]
+        if wrong or missing:
+            raise ValueError(f"--init-checkpoint {path}: its network differs from this config's "
+                             f"(e.g. {(wrong + missing)[:3]}); match model.arch and model.two_stream")
+        self.load_state_dict(state, strict=False)
+
 
 class EmbeddingGraph(nn.Module):
     """What is exported: images (+ per-row modality for two-stream models) → BNNeck embedding.

@@ -58,9 +58,14 @@ def train(cfg: dict, resume: bool = True, log=print) -> dict:
     loader = DataLoader(D.ReIDDataset(samples, tf_rgb, tf_ir), batch_sampler=sampler,
                         num_workers=int(d["workers"]))
     model = build_model(cfg, num_classes)
+    if cfg["model"]["init_weights"] and cfg["model"]["init_checkpoint"]:
+        raise ValueError("model.init_weights and model.init_checkpoint both set: choose one starting point")
     if cfg["model"]["init_weights"]:
         missing = model.load_imagenet(cfg["model"]["init_weights"])
         log(f"init: ImageNet weights from {cfg['model']['init_weights']} ({len(missing)} head keys new)")
+    elif cfg["model"]["init_checkpoint"]:
+        model.load_backbone(cfg["model"]["init_checkpoint"])
+        log(f"init: fine-tuning the backbone of {cfg['model']['init_checkpoint']} (new classifier)")
     else:
         log("init: from scratch (no --init-weights)")
     method = Method(cfg["method"]["name"], {k: v for k, v in cfg["method"].items() if k != "name"},
