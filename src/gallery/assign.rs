@@ -26,39 +26,114 @@ pub struct Assignment {
     pub day_night_link: bool,
 }
 
-/// Picks the identity whose best exemplar clears its threshold by the widest
-/// margin (margins, not raw scores, make same- and cross-modality matches
-/// comparable); no identity above threshold → a new identity.
-pub fn assign(index: &FeatureIndex, feature: &[f32], modality: Modality, t: Thresholds) -> Assignment {
-    let new = Assignment { identity_id: None, similarity: None, matched_modality: None, day_night_link: false };
-    if index.is_empty() {
-        return new;
+impl Assignment {
+    pub fn new_identity() -> Assignment {
+        Assignment { identity_id: None, similarity: None, matched_modality: None, day_night_link: false }
     }
-    let scores = index.scores(feature);
-    // Best score per (identity, same/cross).
-    let mut best: HashMap<(i64, bool), f32> = HashMap::new();
-    for (s, r) in scores.iter().zip(index.rows()) {
-        let key = (r.identity_id, r.modality == modality);
-        let e = best.entry(key).or_insert(f32::MIN);
-        if *s > *e {
-            *e = *s;
+}
+
+impl Thresholds {
+    /// A cross-modality threshold of 1 or more turns cross-modality matching
+    /// off (`vireid thresholds` writes 1.0 for an embedder that cannot do it).
+    pub fn cross_enabled(&self) -> bool {
+        self.cross_modality < 1.0
+    }
+}
+
+/// One identity's best exemplar for a query, and how far it clears its threshold.
+#[derive(Debug, Clone, Copy)]
+struct Evidence {
+    margin: f32,
+    score: f32,
+    same: bool,
+}
+
+/// Per identity, the comparable exemplar that clears its threshold by the
+/// most (or misses it by the least). Margins, not raw scores, make same- and
+/// cross-modality matches comparable. Cross-modality exemplars count only
+/// while cross-modality matching is on.
+fn evidence(index: &FeatureIndex, feature: &[f32], modality: Modality, t: Thresholds) -> HashMap<i64, Evidence> {
+    let mut best: HashMap<i64, Evidence> = HashMap::new();
+    if index.is_empty() {
+        return best;
+    }
+    for (s, r) in index.scores(feature).into_iter().zip(index.rows()) {
+        let same = r.modality == modality;
+        if !same && !t.cross_enabled() {
+            continue;
+        }
+        let margin = s - if same { t.same_modality } else { t.cross_modality };
+        let e = best.entry(r.identity_id).or_insert(Evidence { margin: f32::MIN, score: s, same });
+        if margin > e.margin {
+            *e = Evidence { margin, score: s, same };
         }
     }
-    let mut choice: Option<(f32, i64, bool, f32)> = None; // (margin, id, same, score)
-    for ((id, same), s) in best {
-        let margin = s - if same { t.same_modality } else { t.cross_modality };
-        if margin >= 0.0 && choice.is_none_or(|(m, cid, _, _)| margin > m || (margin == m && id < cid)) {
-            choice = Some((margin, id, same, s));
+    best
+}
+
+fn assignment(id: i64, e: Evidence, modality: Modality) -> Assignment {
+    Assignment {
+        identity_id: Some(id),
+        similarity: Some(e.score),
+        matched_modality: Some(if e.same { modality } else { modality.other() }),
+        day_night_link: !e.same,
+    }
+}
+
+/// Picks the identity whose best exemplar clears its threshold by the widest
+/// margin; no identity above threshold → a new identity.
+pub fn assign(index: &FeatureIndex, feature: &[f32], modality: Modality, t: Thresholds) -> Assignment {
+    let mut choice: Option<(i64, Evidence)> = None;
+    for (id, e) in evidence(index, feature, modality, t) {
+        if e.margin >= 0.0 && choice.is_none_or(|(cid, c)| e.margin > c.margin || (e.margin == c.margin && id < cid)) {
+            choice = Some((id, e));
         }
     }
     match choice {
-        None => new,
-        Some((_, id, same, s)) => Assignment {
-            identity_id: Some(id),
-            similarity: Some(s),
-            matched_modality: Some(if same { modality } else { modality.other() }),
-            day_night_link: !same,
-        },
+        None => Assignment::new_identity(),
+        Some((id, e)) => assignment(id, e, modality),
+    }
+}
+
+/// Which of a co-observed pair's two tracks decides its identity, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairAssignment {
+    /// The first track of the pair decides (else the second).
+    pub first_leads: bool,
+    /// The deciding track's assignment; the other track joins its identity.
+    pub lead: Assignment,
+}
+
+/// One identity for two tracks of one person (a box's RGB and thermal views at
+/// the same time). Both observations vote: an identity's support is the sum of
+/// both tracks' margins to it, counting a track only where it has a comparable
+/// exemplar. So a confident match of one view is vetoed when the other view of
+/// the same person clearly disagrees, which is what a single track cannot
+/// notice (a dim night RGB crop can look like anyone). The identity needs a
+/// track above threshold and non-negative support; the track with the larger
+/// margin leads. None qualifies → a new identity, led by the first track.
+pub fn assign_pair(index: &FeatureIndex, first: (&[f32], Modality), second: (&[f32], Modality), t: Thresholds) -> PairAssignment {
+    let (ea, eb) = (evidence(index, first.0, first.1, t), evidence(index, second.0, second.1, t));
+    // (support, identity, first leads, the leading track's evidence)
+    let mut choice: Option<(f32, i64, bool, Evidence)> = None;
+    for id in ea.keys().chain(eb.keys().filter(|id| !ea.contains_key(id))) {
+        let (a, b) = (ea.get(id).copied(), eb.get(id).copied());
+        let (first_leads, lead) = match (a, b) {
+            (Some(a), Some(b)) if b.margin > a.margin => (false, b),
+            (Some(a), _) => (true, a),
+            (None, Some(b)) => (false, b),
+            (None, None) => continue,
+        };
+        let support = a.map_or(0.0, |e| e.margin) + b.map_or(0.0, |e| e.margin);
+        if lead.margin >= 0.0 && support >= 0.0 && choice.is_none_or(|(s, cid, _, _)| support > s || (support == s && *id < cid)) {
+            choice = Some((support, *id, first_leads, lead));
+        }
+    }
+    match choice {
+        None => PairAssignment { first_leads: true, lead: Assignment::new_identity() },
+        Some((_, id, first_leads, e)) => {
+            PairAssignment { first_leads, lead: assignment(id, e, if first_leads { first.1 } else { second.1 }) }
+        }
     }
 }
 
@@ -88,5 +163,32 @@ mod tests {
         let a = assign(&idx, &unit(&[0.1, 1.0, 0.0]), Modality::Thermal, t);
         assert_eq!((a.identity_id, a.day_night_link), (Some(20), false));
         assert!(assign(&FeatureIndex::new(3), &q, Modality::Rgb, t).identity_id.is_none());
+    }
+
+    #[test]
+    fn a_pair_needs_both_views_to_agree() {
+        let mut idx = FeatureIndex::new(3);
+        // Identity 10: day RGB and day thermal exemplars. Identity 20: an RGB exemplar only.
+        idx.push(RowInfo { feature_id: 1, identity_id: 10, modality: Modality::Rgb }, &unit(&[1.0, 0.0, 0.0]));
+        idx.push(RowInfo { feature_id: 2, identity_id: 10, modality: Modality::Thermal }, &unit(&[0.0, 1.0, 0.0]));
+        idx.push(RowInfo { feature_id: 3, identity_id: 20, modality: Modality::Rgb }, &unit(&[0.0, 0.0, 1.0]));
+        idx.push(RowInfo { feature_id: 4, identity_id: 20, modality: Modality::Thermal }, &unit(&[1.0, 0.0, 1.0]));
+        let t = Thresholds { same_modality: 0.6, cross_modality: 1.0 }; // cross-modality matching off
+        // A dim night RGB track looks like 20 (cos 0.86 to 20, 0.51 to 10) but its thermal
+        // partner is clearly 10 (cos 0.99) and clearly not 20 (cos 0.07).
+        let rgb = unit(&[0.6, 0.0, 1.0]);
+        let thermal = unit(&[0.1, 1.0, 0.0]);
+        assert_eq!(assign(&idx, &rgb, Modality::Rgb, t).identity_id, Some(20), "alone, the RGB track would pick 20");
+        let p = assign_pair(&idx, (&rgb, Modality::Rgb), (&thermal, Modality::Thermal), t);
+        assert_eq!((p.first_leads, p.lead.identity_id, p.lead.matched_modality), (false, Some(10), Some(Modality::Thermal)));
+        assert!(!p.lead.day_night_link && p.lead.similarity.is_some_and(|s| s > 0.99));
+        // Both views agree on 20: 20, led by the RGB track with the larger margin.
+        let p = assign_pair(&idx, (&unit(&[0.05, 0.0, 1.0]), Modality::Rgb), (&unit(&[1.0, 0.3, 1.0]), Modality::Thermal), t);
+        assert_eq!((p.lead.identity_id, p.first_leads), (Some(20), true));
+        // The RGB view clears the threshold for both (cos 0.74 to 10, 0.67 to 20), the thermal
+        // view contradicts both → a new identity.
+        let p = assign_pair(&idx, (&unit(&[1.0, 0.0, 0.9]), Modality::Rgb), (&unit(&[0.0, 0.2, -1.0]), Modality::Thermal), t);
+        assert_eq!(p.lead.identity_id, None, "{p:?}");
+        assert_eq!(assign_pair(&FeatureIndex::new(3), (&rgb, Modality::Rgb), (&thermal, Modality::Thermal), t).lead, Assignment::new_identity());
     }
 }

@@ -29,7 +29,7 @@ pub mod store;
 pub mod thresholds;
 
 use crate::pair::{PairUnit, Partner};
-use assign::{assign, Assignment, Thresholds};
+use assign::{assign, assign_pair, Assignment, Thresholds};
 use index::{FeatureIndex, RowInfo};
 use store::{GalleryStore, LinkVia, SightingRow};
 
@@ -178,19 +178,16 @@ impl Gallery {
         }
     }
 
-    fn assign_by_appearance(&self, et: &EmbeddedTrack) -> Result<Assignment> {
+    fn checked_feature<'a>(&self, et: &'a EmbeddedTrack) -> Result<&'a [f32]> {
         let feature = et.feature.as_slice().context("feature is not contiguous")?;
         if feature.len() != self.index.dim() {
             bail!("feature has dimension {}, gallery expects {}", feature.len(), self.index.dim());
         }
-        Ok(assign(&self.index, feature, et.track.modality, self.config.thresholds()))
+        Ok(feature)
     }
 
-    /// How far an appearance match clears its threshold (`None`: no match).
-    fn margin(&self, a: &Assignment, modality: Modality) -> Option<f32> {
-        let t = self.config.thresholds();
-        let threshold = if a.matched_modality == Some(modality) { t.same_modality } else { t.cross_modality };
-        a.similarity.map(|s| s - threshold)
+    fn assign_by_appearance(&self, et: &EmbeddedTrack) -> Result<Assignment> {
+        Ok(assign(&self.index, self.checked_feature(et)?, et.track.modality, self.config.thresholds()))
     }
 
     /// A track whose partner from the box's other modality is already stored:
@@ -211,18 +208,15 @@ impl Gallery {
         Ok(event)
     }
 
-    /// Two tracks of one person: the one whose appearance match clears its
-    /// threshold by more decides the identity (a new one if neither matches);
-    /// the other joins it. Events come back in the order given.
+    /// Two tracks of one person: both views vote on the identity
+    /// ([`assign_pair`]); the track with the stronger match leads (a new
+    /// identity if none qualifies) and the other joins it. Events come back in
+    /// the order given.
     fn record_pair(&mut self, a: &EmbeddedTrack, b: &EmbeddedTrack, iou: f32) -> Result<(SightingEvent, SightingEvent)> {
-        let (aa, ab) = (self.assign_by_appearance(a)?, self.assign_by_appearance(b)?);
-        let (ma, mb) = (self.margin(&aa, a.track.modality), self.margin(&ab, b.track.modality));
-        let a_leads = match (ma, mb) {
-            (Some(x), Some(y)) => x >= y,
-            (None, Some(_)) => false,
-            _ => true,
-        };
-        let (lead, lead_a, follow) = if a_leads { (a, &aa, b) } else { (b, &ab, a) };
+        let (fa, fb) = (self.checked_feature(a)?, self.checked_feature(b)?);
+        let p = assign_pair(&self.index, (fa, a.track.modality), (fb, b.track.modality), self.config.thresholds());
+        let a_leads = p.first_leads;
+        let (lead, lead_a, follow) = if a_leads { (a, &p.lead, b) } else { (b, &p.lead, a) };
         let mut first = self.record_decided(lead, lead_a, None)?;
         let joined = Assignment {
             identity_id: Some(first.identity_id),
@@ -244,10 +238,7 @@ impl Gallery {
     /// within its own modality, or by co-observation.
     fn record_decided(&mut self, et: &EmbeddedTrack, a: &Assignment, paired_with: Option<i64>) -> Result<SightingEvent> {
         let t = &et.track;
-        let feature = et.feature.as_slice().context("feature is not contiguous")?;
-        if feature.len() != self.index.dim() {
-            bail!("feature has dimension {}, gallery expects {}", feature.len(), self.index.dim());
-        }
+        let feature = self.checked_feature(et)?;
         let day_night_link = a.identity_id.is_some_and(|id| {
             a.day_night_link || self.index.rows().iter().any(|r| r.identity_id == id && r.modality != t.modality)
         });
