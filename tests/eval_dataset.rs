@@ -165,13 +165,7 @@ fn sysu_through_the_cli_with_an_onnx_model() {
         .unwrap();
     assert!(status.success(), "tests/embed_models.py failed");
     let bin = env!("CARGO_BIN_EXE_vireid");
-    let root = dir.path().join("sysu");
-    let out = std::process::Command::new(bin)
-        .args(["synth", "sysu", "--ids", "25", "--images-per-cam", "2", "--width", "32", "--height", "64", "--seed", "9", "--out"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "synth: {}", String::from_utf8_lossy(&out.stderr));
+    let root = synth_sysu(dir.path(), &["--ids", "25", "--images-per-cam", "2", "--width", "32", "--height", "64", "--seed", "9"]);
     let report_dir = dir.path().join("report");
     let out = std::process::Command::new(bin)
         .args(["eval", "dataset", "--protocol", "sysu", "--mode", "indoor", "--shots", "1", "--trials", "3", "--seed", "40", "--quiet", "--distance", "euclidean"])
@@ -202,13 +196,7 @@ fn sysu_through_the_cli_with_an_onnx_model() {
 fn sysu_through_the_cli_with_the_colorhist_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_vireid");
-    let root = dir.path().join("sysu");
-    let out = std::process::Command::new(bin)
-        .args(["synth", "sysu", "--ids", "25", "--images-per-cam", "3", "--width", "48", "--height", "96", "--seed", "4", "--out"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "synth: {}", String::from_utf8_lossy(&out.stderr));
+    let root = synth_sysu(dir.path(), &["--ids", "25", "--images-per-cam", "3", "--width", "48", "--height", "96", "--seed", "4"]);
     let report_dir = dir.path().join("report");
     let out = std::process::Command::new(bin)
         .args(["eval", "dataset", "--protocol", "sysu", "--mode", "all", "--shots", "1", "--quiet", "--baseline", "colorhist", "--flip"])
@@ -227,4 +215,18 @@ fn sysu_through_the_cli_with_the_colorhist_baseline() {
     assert!(map > 0.0 && map <= 1.0, "mAP {map}");
     let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
     assert!(md.contains("+ flip") && md.contains("all-search, single-shot"), "{md}");
+}
+
+/// `vireid synth sysu ARGS --out DIR/sysu`; returns the dataset root.
+fn synth_sysu(dir: &Path, args: &[&str]) -> std::path::PathBuf {
+    let root = dir.join("sysu");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vireid"))
+        .args(["synth", "sysu"])
+        .args(args)
+        .arg("--out")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "synth: {}", String::from_utf8_lossy(&out.stderr));
+    root
 }
