@@ -1,6 +1,6 @@
 """Probe: in a rendered scene, how well the model matches a person's crops
 across segments and cameras (averaged features, ground-truth boxes). Usage:
-  .venv/bin/python training/scripts/scene_probe.py SCENE_DIR MODEL.onnx [SHEET.png]
+  .venv/bin/python training/scripts/scene_probe.py SCENE_DIR MODEL.onnx|RUN/last.pt [SHEET.png]
 """
 # Quick probe: in a demo scene, how well does the model match a person's night
 # thermal crops to day thermal (T->T) vs to day RGB (T->V)?
@@ -22,11 +22,21 @@ for cam in ['rgb', 'thermal']:
             c = im[max(y,0):y+h, max(x,0):x+w]
             if c.size: crops[(cam, g['segment'], g['person_id'])].append(c)
         f += 1
-s = ort.InferenceSession(model)
 mean = np.array([0.485,0.456,0.406],np.float32); std=np.array([0.229,0.224,0.225],np.float32)
+if model.endswith('.pt'):  # a training checkpoint (vireid_train), run in PyTorch
+    import torch
+    from vireid_train.train import load_checkpoint
+    net, _ = load_checkpoint(model)
+    def run(x, mod):
+        with torch.no_grad():
+            return net(torch.from_numpy(x), mod)['bn'].numpy()
+else:
+    s = ort.InferenceSession(model)
+    def run(x, mod):
+        return s.run(None, {'images': x, 'modality': np.full(len(x), mod, np.float32)})[0]
 def emb(cs, mod):
     x = np.stack([(cv2.resize(cv2.cvtColor(c, cv2.COLOR_BGR2RGB), (32, 64)).astype(np.float32)/255 - mean)/std for c in cs]).transpose(0,3,1,2)
-    f = s.run(None, {'images': x, 'modality': np.full(len(cs), mod, np.float32)})[0]
+    f = run(x, mod)
     f = f / np.linalg.norm(f, axis=1, keepdims=True); m = f.mean(0); return m/np.linalg.norm(m)
 feats = {k: emb(v, 0 if k[0]=='rgb' else 1) for k, v in crops.items() if len(v) >= 2}
 pids = sorted({k[2] for k in feats})
