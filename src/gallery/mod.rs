@@ -205,6 +205,7 @@ impl Gallery {
         let mut event = self.record_decided(et, &a, Some(partner.sighting_id))?;
         self.store.set_paired(partner.sighting_id, event.sighting_id)?;
         event.paired_sighting_id = Some(partner.sighting_id);
+        tracing::debug!(iou = partner.iou, camera = %et.track.camera, identity = partner.identity_id, sightings = ?(partner.sighting_id, event.sighting_id), "joined a recorded partner");
         Ok(event)
     }
 
@@ -228,7 +229,7 @@ impl Gallery {
         self.store.set_paired(first.sighting_id, second.sighting_id)?;
         first.paired_sighting_id = Some(second.sighting_id);
         second.paired_sighting_id = Some(first.sighting_id);
-        tracing::debug!(iou, lead = %lead.track.camera, follow = %follow.track.camera, identity = first.identity_id, "paired tracks");
+        tracing::debug!(iou, lead = %lead.track.camera, follow = %follow.track.camera, identity = first.identity_id, sightings = ?(first.sighting_id, second.sighting_id), "paired tracks");
         Ok(if a_leads { (first, second) } else { (second, first) })
     }
 
