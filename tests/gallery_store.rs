@@ -121,6 +121,15 @@ fn co_observed_tracks_share_an_identity_and_night_matches_link_to_day() {
     let orphan = g.record_unit(PairUnit::Single(Box::new(track(5, Modality::Rgb, feature(11, 0.0, Modality::Rgb))), Some(partner)));
     let orphan = orphan[0].1.as_ref().unwrap();
     assert!(orphan.new_identity && orphan.paired_sighting_id.is_none());
+    // A pair with a malformed feature: the good track is stored exactly once, the bad one fails with its reason.
+    let before = g.store().counts().unwrap().1;
+    let bad = track(7, Modality::Thermal, Array1::<f32>::zeros(DIM + 1));
+    let out = g.record_unit(PairUnit::Pair(Box::new(track(6, Modality::Rgb, feature(12, 0.0, Modality::Rgb))), Box::new(bad), 0.7));
+    let good = out[0].1.as_ref().unwrap();
+    assert!(good.paired_sighting_id.is_none());
+    let err = format!("{:#}", out[1].1.as_ref().unwrap_err());
+    assert!(err.contains("dimension"), "{err}");
+    assert_eq!(g.store().counts().unwrap().1, before + 1, "one sighting stored, not two");
 }
 
 #[test]

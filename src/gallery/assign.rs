@@ -30,6 +30,11 @@ impl Assignment {
     pub fn new_identity() -> Assignment {
         Assignment { identity_id: None, similarity: None, matched_modality: None, day_night_link: false }
     }
+
+    /// Joining the identity of a co-observed partner track (no appearance match decided it).
+    pub fn joining(identity_id: i64, partner: Modality, own: Modality) -> Assignment {
+        Assignment { identity_id: Some(identity_id), similarity: None, matched_modality: Some(partner), day_night_link: partner != own }
+    }
 }
 
 impl Thresholds {
@@ -54,19 +59,13 @@ struct Evidence {
 /// while cross-modality matching is on.
 fn evidence(index: &FeatureIndex, feature: &[f32], modality: Modality, t: Thresholds) -> HashMap<i64, Evidence> {
     let mut best: HashMap<i64, Evidence> = HashMap::new();
-    if index.is_empty() {
-        return best;
-    }
     for (s, r) in index.scores(feature).into_iter().zip(index.rows()) {
         let same = r.modality == modality;
         if !same && !t.cross_enabled() {
             continue;
         }
-        let margin = s - if same { t.same_modality } else { t.cross_modality };
-        let e = best.entry(r.identity_id).or_insert(Evidence { margin: f32::MIN, score: s, same });
-        if margin > e.margin {
-            *e = Evidence { margin, score: s, same };
-        }
+        let e = Evidence { margin: s - if same { t.same_modality } else { t.cross_modality }, score: s, same };
+        best.entry(r.identity_id).and_modify(|b| if e.margin > b.margin { *b = e }).or_insert(e);
     }
     best
 }

@@ -165,16 +165,10 @@ impl Gallery {
                 let r = self.record_joining(&et, &partner);
                 vec![(et, r)]
             }
-            PairUnit::Pair(a, b, iou) => match self.record_pair(&a, &b, iou) {
-                Ok((ea, eb)) => vec![(a, Ok(ea)), (b, Ok(eb))],
-                Err(e) => {
-                    // Record each alone rather than lose both.
-                    tracing::warn!("cannot record paired tracks together ({e:#}); recording them one by one");
-                    let ra = self.record_sighting(&a);
-                    let rb = self.record_sighting(&b);
-                    vec![(a, ra), (b, rb)]
-                }
-            },
+            PairUnit::Pair(a, b, iou) => {
+                let (ra, rb) = self.record_pair(&a, &b, iou);
+                vec![(a, ra), (b, rb)]
+            }
         }
     }
 
@@ -196,14 +190,9 @@ impl Gallery {
         if !self.store.identity_exists(partner.identity_id)? {
             return self.record_sighting(et);
         }
-        let a = Assignment {
-            identity_id: Some(partner.identity_id),
-            similarity: None,
-            matched_modality: Some(partner.modality),
-            day_night_link: partner.modality != et.track.modality,
-        };
-        let mut event = self.record_decided(et, &a, Some(partner.sighting_id))?;
-        self.store.set_paired(partner.sighting_id, event.sighting_id)?;
+        let joined = Assignment::joining(partner.identity_id, partner.modality, et.track.modality);
+        let mut event = self.record_decided(et, &joined, Some(partner.sighting_id))?;
+        self.note_partner(partner.sighting_id, event.sighting_id);
         event.paired_sighting_id = Some(partner.sighting_id);
         tracing::debug!(iou = partner.iou, camera = %et.track.camera, identity = partner.identity_id, sightings = ?(partner.sighting_id, event.sighting_id), "joined a recorded partner");
         Ok(event)
@@ -211,26 +200,49 @@ impl Gallery {
 
     /// Two tracks of one person: both views vote on the identity
     /// ([`assign_pair`]); the track with the stronger match leads (a new
-    /// identity if none qualifies) and the other joins it. Events come back in
-    /// the order given.
-    fn record_pair(&mut self, a: &EmbeddedTrack, b: &EmbeddedTrack, iou: f32) -> Result<(SightingEvent, SightingEvent)> {
-        let (fa, fb) = (self.checked_feature(a)?, self.checked_feature(b)?);
-        let p = assign_pair(&self.index, (fa, a.track.modality), (fb, b.track.modality), self.config.thresholds());
-        let a_leads = p.first_leads;
-        let (lead, lead_a, follow) = if a_leads { (a, &p.lead, b) } else { (b, &p.lead, a) };
-        let mut first = self.record_decided(lead, lead_a, None)?;
-        let joined = Assignment {
-            identity_id: Some(first.identity_id),
-            similarity: None,
-            matched_modality: Some(lead.track.modality),
-            day_night_link: lead.track.modality != follow.track.modality,
+    /// identity if none qualifies) and the other joins it. Results come back
+    /// in the order given. Each track is stored once whatever fails: if the
+    /// lead cannot be stored the other is recorded on its own.
+    fn record_pair(&mut self, a: &EmbeddedTrack, b: &EmbeddedTrack, iou: f32) -> (Result<SightingEvent>, Result<SightingEvent>) {
+        let p = match (self.checked_feature(a), self.checked_feature(b)) {
+            (Ok(fa), Ok(fb)) => assign_pair(&self.index, (fa, a.track.modality), (fb, b.track.modality), self.config.thresholds()),
+            // A malformed feature: each on its own, the bad one failing with its own error.
+            _ => return (self.record_sighting(a), self.record_sighting(b)),
         };
-        let mut second = self.record_decided(follow, &joined, Some(first.sighting_id))?;
-        self.store.set_paired(first.sighting_id, second.sighting_id)?;
-        first.paired_sighting_id = Some(second.sighting_id);
-        second.paired_sighting_id = Some(first.sighting_id);
-        tracing::debug!(iou, lead = %lead.track.camera, follow = %follow.track.camera, identity = first.identity_id, sightings = ?(first.sighting_id, second.sighting_id), "paired tracks");
-        Ok(if a_leads { (first, second) } else { (second, first) })
+        let (lead, follow) = if p.first_leads { (a, b) } else { (b, a) };
+        let mut lead_r = self.record_decided(lead, &p.lead, None);
+        let mut follow_r = match &lead_r {
+            Ok(first) => {
+                let joined = Assignment::joining(first.identity_id, lead.track.modality, follow.track.modality);
+                self.record_decided(follow, &joined, Some(first.sighting_id))
+            }
+            Err(_) => self.record_sighting(follow),
+        };
+        if let (Ok(first), Ok(second)) = (&mut lead_r, &mut follow_r) {
+            second.paired_sighting_id = Some(first.sighting_id);
+            if self.note_partner(first.sighting_id, second.sighting_id) {
+                first.paired_sighting_id = Some(second.sighting_id);
+            }
+            tracing::debug!(iou, lead = %lead.track.camera, follow = %follow.track.camera, identity = first.identity_id, sightings = ?(first.sighting_id, second.sighting_id), "paired tracks");
+        }
+        if p.first_leads {
+            (lead_r, follow_r)
+        } else {
+            (follow_r, lead_r)
+        }
+    }
+
+    /// Notes on the stored sighting `sighting_id` the partner that joined it.
+    /// Both are stored whatever happens here and the partner's own row names
+    /// this one, so a failure is logged, not returned (false).
+    fn note_partner(&self, sighting_id: i64, partner_id: i64) -> bool {
+        match self.store.set_paired(sighting_id, partner_id) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("sighting {sighting_id} is stored but its partner {partner_id} could not be noted on it: {e:#}");
+                false
+            }
+        }
     }
 
     /// Stores a sighting under a decided assignment. A sighting is a day/night

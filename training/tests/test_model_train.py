@@ -58,6 +58,11 @@ def test_init_checkpoint_takes_backbone_not_classifier(tmp_path):
     torch.save(old.state_dict(), tmp_path / "bare.pt")
     with pytest.raises(ValueError, match="not a vireid_train checkpoint"):
         new.load_backbone(str(tmp_path / "bare.pt"))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot be read as a checkpoint"):
+        new.load_backbone(str(tmp_path / "junk.pt"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        new.load_backbone(str(tmp_path / "missing.pt"))
 
 
 @pytest.mark.parametrize("method", ["baseline", "lba"])

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -124,7 +126,12 @@ class ReIDNet(nn.Module):
     def load_backbone(self, path: str) -> None:
         """Start from an earlier vireid_train checkpoint: every weight but the identity classifier,
         whose classes belong to the old training set."""
-        ck = torch.load(path, map_location="cpu", weights_only=False)
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--init-checkpoint {path} does not exist (train writes <out_dir>/last.pt)")
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # a truncated or foreign file: pickle, zip or torch errors
+            raise ValueError(f"--init-checkpoint {path}: cannot be read as a checkpoint ({err})") from err
         if not isinstance(ck, dict) or "model" not in ck:
             raise ValueError(f"--init-checkpoint {path}: not a vireid_train checkpoint (no 'model' entry)")
         state = {k: v for k, v in ck["model"].items() if not k.startswith("classifier.")}
