@@ -11,6 +11,10 @@ use crate::modality::Modality;
 pub struct Thresholds {
     pub same_modality: f32,
     pub cross_modality: f32,
+    /// The chosen identity must clear the runner-up by at least this much
+    /// (margin, or a pair's support); closer is ambiguous → a new identity.
+    #[serde(default)]
+    pub min_gap: f32,
 }
 
 /// The decision for one track.
@@ -82,16 +86,22 @@ fn assignment(id: i64, e: Evidence, modality: Modality) -> Assignment {
 /// Picks the identity whose best exemplar clears its threshold by the widest
 /// margin; no identity above threshold → a new identity.
 pub fn assign(index: &FeatureIndex, feature: &[f32], modality: Modality, t: Thresholds) -> Assignment {
-    let mut choice: Option<(i64, Evidence)> = None;
-    for (id, e) in evidence(index, feature, modality, t) {
-        if e.margin >= 0.0 && choice.is_none_or(|(cid, c)| e.margin > c.margin || (e.margin == c.margin && id < cid)) {
-            choice = Some((id, e));
-        }
-    }
-    match choice {
+    let mut ranked: Vec<(f32, i64, Evidence)> = evidence(index, feature, modality, t).into_iter().map(|(id, e)| (e.margin, id, e)).collect();
+    match clear_winner(&mut ranked, t.min_gap) {
         None => Assignment::new_identity(),
-        Some((id, e)) => assignment(id, e, modality),
+        Some((_, id, e)) => assignment(id, e, modality),
     }
+}
+
+/// The best-scored candidate (ties to the lower identity id) if it scores at
+/// least 0 and clears the runner-up by `min_gap`. Splitting one person into
+/// two identities costs a link; merging two people costs every sighting of
+/// both, so an ambiguous choice starts a new identity.
+fn clear_winner<T: Copy>(ranked: &mut [(f32, i64, T)], min_gap: f32) -> Option<(f32, i64, T)> {
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let best = *ranked.first()?;
+    let clear = ranked.get(1).is_none_or(|second| best.0 - second.0 >= min_gap);
+    (best.0 >= 0.0 && clear).then_some(best)
 }
 
 /// Which of a co-observed pair's two tracks decides its identity, and how.
@@ -113,8 +123,8 @@ pub struct PairAssignment {
 /// margin leads. None qualifies → a new identity, led by the first track.
 pub fn assign_pair(index: &FeatureIndex, first: (&[f32], Modality), second: (&[f32], Modality), t: Thresholds) -> PairAssignment {
     let (ea, eb) = (evidence(index, first.0, first.1, t), evidence(index, second.0, second.1, t));
-    // (support, identity, first leads, the leading track's evidence)
-    let mut choice: Option<(f32, i64, bool, Evidence)> = None;
+    // (support, identity, (first leads, the leading track's evidence))
+    let mut ranked: Vec<(f32, i64, (bool, Evidence))> = vec![];
     for id in ea.keys().chain(eb.keys().filter(|id| !ea.contains_key(id))) {
         let (a, b) = (ea.get(id).copied(), eb.get(id).copied());
         let (first_leads, lead) = match (a, b) {
@@ -124,13 +134,12 @@ pub fn assign_pair(index: &FeatureIndex, first: (&[f32], Modality), second: (&[f
             (None, None) => continue,
         };
         let support = a.map_or(0.0, |e| e.margin) + b.map_or(0.0, |e| e.margin);
-        if lead.margin >= 0.0 && support >= 0.0 && choice.is_none_or(|(s, cid, _, _)| support > s || (support == s && *id < cid)) {
-            choice = Some((support, *id, first_leads, lead));
-        }
+        // An identity no track clears cannot be chosen, but it still counts as a runner-up.
+        ranked.push((if lead.margin >= 0.0 { support } else { support.min(-f32::EPSILON) }, *id, (first_leads, lead)));
     }
-    match choice {
+    match clear_winner(&mut ranked, t.min_gap) {
         None => PairAssignment { first_leads: true, lead: Assignment::new_identity() },
-        Some((_, id, first_leads, e)) => {
+        Some((_, id, (first_leads, e))) => {
             PairAssignment { first_leads, lead: assignment(id, e, if first_leads { first.1 } else { second.1 }) }
         }
     }
@@ -151,7 +160,7 @@ mod tests {
         let mut idx = FeatureIndex::new(3);
         idx.push(RowInfo { feature_id: 1, identity_id: 10, modality: Modality::Rgb }, &unit(&[1.0, 0.0, 0.0]));
         idx.push(RowInfo { feature_id: 2, identity_id: 20, modality: Modality::Thermal }, &unit(&[0.0, 1.0, 0.0]));
-        let t = Thresholds { same_modality: 0.8, cross_modality: 0.5 };
+        let t = Thresholds { same_modality: 0.8, cross_modality: 0.5, min_gap: 0.0 };
         // cos 0.707 to identity 10 (rgb): below same threshold for an rgb query → new identity.
         let q = unit(&[1.0, 0.0, 1.0]);
         assert_eq!(assign(&idx, &q, Modality::Rgb, t).identity_id, None);
@@ -172,7 +181,7 @@ mod tests {
         idx.push(RowInfo { feature_id: 2, identity_id: 10, modality: Modality::Thermal }, &unit(&[0.0, 1.0, 0.0]));
         idx.push(RowInfo { feature_id: 3, identity_id: 20, modality: Modality::Rgb }, &unit(&[0.0, 0.0, 1.0]));
         idx.push(RowInfo { feature_id: 4, identity_id: 20, modality: Modality::Thermal }, &unit(&[1.0, 0.0, 1.0]));
-        let t = Thresholds { same_modality: 0.6, cross_modality: 1.0 }; // cross-modality matching off
+        let t = Thresholds { same_modality: 0.6, cross_modality: 1.0, min_gap: 0.0 }; // cross-modality matching off
         // A dim night RGB track looks like 20 (cos 0.86 to 20, 0.51 to 10) but its thermal
         // partner is clearly 10 (cos 0.99) and clearly not 20 (cos 0.07).
         let rgb = unit(&[0.6, 0.0, 1.0]);
@@ -189,5 +198,29 @@ mod tests {
         let p = assign_pair(&idx, (&unit(&[1.0, 0.0, 0.9]), Modality::Rgb), (&unit(&[0.0, 0.2, -1.0]), Modality::Thermal), t);
         assert_eq!(p.lead.identity_id, None, "{p:?}");
         assert_eq!(assign_pair(&FeatureIndex::new(3), (&rgb, Modality::Rgb), (&thermal, Modality::Thermal), t).lead, Assignment::new_identity());
+    }
+
+    #[test]
+    fn an_ambiguous_best_match_starts_a_new_identity() {
+        let mut idx = FeatureIndex::new(3);
+        idx.push(RowInfo { feature_id: 1, identity_id: 10, modality: Modality::Rgb }, &unit(&[1.0, 0.0, 0.0]));
+        idx.push(RowInfo { feature_id: 2, identity_id: 20, modality: Modality::Rgb }, &unit(&[0.0, 1.0, 0.0]));
+        // cos 0.80 to 10 and 0.60 to 20, both above 0.5.
+        let clear = unit(&[0.8, 0.6, 0.0]);
+        // cos 0.74 to 10 and 0.67 to 20: 0.07 apart.
+        let close = unit(&[0.74, 0.67, 0.0]);
+        let t = |min_gap| Thresholds { same_modality: 0.5, cross_modality: 1.0, min_gap };
+        assert_eq!(assign(&idx, &close, Modality::Rgb, t(0.0)).identity_id, Some(10), "no gap asked: the best");
+        assert_eq!(assign(&idx, &close, Modality::Rgb, t(0.1)).identity_id, None, "0.07 apart is ambiguous at 0.1");
+        assert_eq!(assign(&idx, &clear, Modality::Rgb, t(0.1)).identity_id, Some(10), "0.2 apart is clear");
+        // The runner-up counts even below threshold: 0.74 vs 0.67 at threshold 0.7.
+        let t7 = Thresholds { same_modality: 0.7, cross_modality: 1.0, min_gap: 0.1 };
+        assert_eq!(assign(&idx, &close, Modality::Rgb, t7).identity_id, None);
+        // A pair: both views close between 10 and 20 → new; the thermal view has no
+        // thermal exemplars, so the RGB view decides alone.
+        let p = assign_pair(&idx, (&close, Modality::Rgb), (&unit(&[0.0, 0.0, 1.0]), Modality::Thermal), t(0.1));
+        assert_eq!(p.lead.identity_id, None);
+        let p = assign_pair(&idx, (&clear, Modality::Rgb), (&unit(&[0.0, 0.0, 1.0]), Modality::Thermal), t(0.1));
+        assert_eq!((p.lead.identity_id, p.first_leads), (Some(10), true));
     }
 }

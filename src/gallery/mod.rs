@@ -43,6 +43,9 @@ pub struct GalleryConfig {
     pub same_modality_threshold: f32,
     /// Minimum cosine similarity to join through an exemplar of the other modality (a day/night link).
     pub cross_modality_threshold: f32,
+    /// How far (cosine) the best identity must clear the runner-up; closer is
+    /// ambiguous and starts a new identity (a wrong merge costs far more than a split).
+    pub min_gap: f32,
     /// Exemplar features kept per identity and modality (a bounded, diverse set).
     pub exemplars_per_modality: usize,
     /// Keep each sighting's best crop as a JPEG under `<state_dir>/crops/`.
@@ -59,6 +62,7 @@ impl Default for GalleryConfig {
             db: None,
             same_modality_threshold: 0.6,
             cross_modality_threshold: 0.4,
+            min_gap: 0.05,
             exemplars_per_modality: 8,
             store_crops: true,
             crop_retention_days: 30.0,
@@ -74,6 +78,9 @@ impl GalleryConfig {
                 bail!("gallery.{k} = {v} must be a cosine similarity between -1 and 1");
             }
         }
+        if !(0.0..=1.0).contains(&self.min_gap) {
+            bail!("gallery.min_gap = {} must be a cosine difference within 0..=1 (e.g. 0.05; 0 = always take the best)", self.min_gap);
+        }
         if self.exemplars_per_modality == 0 {
             bail!("gallery.exemplars_per_modality must be at least 1");
         }
@@ -88,7 +95,7 @@ impl GalleryConfig {
     }
 
     pub fn thresholds(&self) -> Thresholds {
-        Thresholds { same_modality: self.same_modality_threshold, cross_modality: self.cross_modality_threshold }
+        Thresholds { same_modality: self.same_modality_threshold, cross_modality: self.cross_modality_threshold, min_gap: self.min_gap }
     }
 }
 

@@ -1,7 +1,16 @@
 //! `vireid thresholds`: derive the same- and cross-modality thresholds from a
 //! labelled dataset (SYSU-MM01 or RegDB layout, e.g. from `vireid synth`) at a
-//! target false-match rate: the threshold is the (1 − FAR) quantile of
-//! similarities between crops of *different* people, per pair kind.
+//! target false-match rate, per pair kind.
+//!
+//! By default (`--level track`) the false-match rate is that of the gallery's
+//! own decision: a track's feature is the mean of a few crops
+//! (`embed.crops_per_track`), and it is compared with each *identity* through
+//! the best of that identity's exemplars. So the calibration groups each
+//! person's crops into track-sized sets, and an impostor score is the best
+//! score of a query set against all sets of one other person. A threshold
+//! taken from single crop pairs (`--level crop`) is far too permissive for
+//! that decision: with many exemplars per identity, 1 % per crop pair is many
+//! times 1 % per identity.
 
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -122,6 +131,98 @@ fn next_up(x: f32) -> f32 {
     f32::from_bits(if x >= 0.0 { bits + 1 } else if x == 0.0 { 1 } else { bits - 1 })
 }
 
+/// The unit a threshold's false-match rate is counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Level {
+    Track,
+    Crop,
+}
+
+/// Genuine and impostor scores of one pair kind.
+#[derive(Debug, Default)]
+struct Scores {
+    genuine: Vec<f32>,
+    impostor: Vec<f32>,
+}
+
+/// Scores of single crop pairs: (same-modality, cross-modality).
+fn crop_pair_scores(imgs: &[LabelledImage], sims: &ndarray::Array2<f32>) -> (Scores, Scores) {
+    let (mut same, mut cross) = (Scores::default(), Scores::default());
+    for i in 0..imgs.len() {
+        for j in i + 1..imgs.len() {
+            let kind = if imgs[i].modality == imgs[j].modality { &mut same } else { &mut cross };
+            let s = sims[[i, j]];
+            if imgs[i].person == imgs[j].person {
+                kind.genuine.push(s)
+            } else {
+                kind.impostor.push(s)
+            }
+        }
+    }
+    (same, cross)
+}
+
+/// One person's track-sized set of crops of one modality, as one feature.
+struct TrackSet {
+    person: String,
+    modality: Modality,
+    feature: ndarray::Array1<f32>,
+}
+
+/// Groups each person's crops of one modality, in file-name order (a scene's
+/// crops are named by segment and frame, so a set holds neighbouring frames
+/// like a track does), into sets of `size`; each set's feature is the mean of
+/// its crops' features, re-normalised (as the embed worker aggregates a track).
+/// A person's last, smaller set is kept only if it has at least half the crops.
+fn track_sets(imgs: &[LabelledImage], feats: &ndarray::Array2<f32>, size: usize) -> Vec<TrackSet> {
+    let mut groups: std::collections::BTreeMap<(&str, bool), Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, img) in imgs.iter().enumerate() {
+        groups.entry((img.person.as_str(), img.modality == Modality::Thermal)).or_default().push(i);
+    }
+    let mut out = vec![];
+    for ((person, _), mut idx) in groups {
+        idx.sort_by(|a, b| imgs[*a].path.cmp(&imgs[*b].path));
+        for chunk in idx.chunks(size.max(1)) {
+            if chunk.len() * 2 < size {
+                continue;
+            }
+            let rows = feats.select(ndarray::Axis(0), chunk);
+            out.push(TrackSet { person: person.to_string(), modality: imgs[chunk[0]].modality, feature: crate::embed::batcher::aggregate(rows.view()) });
+        }
+    }
+    out
+}
+
+/// Scores of the gallery's decision: a query set against one identity is the
+/// best score over that identity's sets (its exemplars) of the pair kind's
+/// modality. Genuine: against the query person's *other* sets. Returns
+/// (same-modality, cross-modality).
+fn track_identity_scores(sets: &[TrackSet]) -> (Scores, Scores) {
+    let (mut same, mut cross) = (Scores::default(), Scores::default());
+    let people: std::collections::BTreeSet<&str> = sets.iter().map(|s| s.person.as_str()).collect();
+    for (qi, q) in sets.iter().enumerate() {
+        for kind_same in [true, false] {
+            let kind = if kind_same { &mut same } else { &mut cross };
+            for p in &people {
+                let best = sets
+                    .iter()
+                    .enumerate()
+                    .filter(|(gi, g)| *gi != qi && g.person == *p && (g.modality == q.modality) == kind_same)
+                    .map(|(_, g)| q.feature.dot(&g.feature))
+                    .fold(None, |b: Option<f32>, s| Some(b.map_or(s, |b| b.max(s))));
+                if let Some(best) = best {
+                    if *p == q.person {
+                        kind.genuine.push(best)
+                    } else {
+                        kind.impostor.push(best)
+                    }
+                }
+            }
+        }
+    }
+    (same, cross)
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ThresholdsArgs {
     /// Dataset folder in SYSU-MM01 or RegDB layout.
@@ -137,6 +238,13 @@ pub struct ThresholdsArgs {
     /// appearance matching is turned off (threshold 1.0).
     #[arg(long, default_value_t = 0.2)]
     pub min_cross_tmr: f64,
+    /// What one false match is: `track` (a track-sized mean of crops against one
+    /// identity's best exemplar, as the gallery decides) or `crop` (one crop pair).
+    #[arg(long, value_enum, default_value_t = Level::Track)]
+    pub level: Level,
+    /// Crops averaged into one track feature (default: the config's embed.crops_per_track).
+    #[arg(long)]
+    pub track_crops: Option<usize>,
     #[command(flatten)]
     pub embedder: EmbedderArgs,
 }
@@ -154,30 +262,39 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
     }
     let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
     let feats = ndarray::concatenate(ndarray::Axis(0), &views)?;
-    let sims = feats.dot(&feats.t());
-    let (mut gs, mut is_, mut gc, mut ic) = (vec![], vec![], vec![], vec![]);
-    for i in 0..imgs.len() {
-        for j in i + 1..imgs.len() {
-            let s = sims[[i, j]];
-            let same_person = imgs[i].person == imgs[j].person;
-            match (imgs[i].modality == imgs[j].modality, same_person) {
-                (true, true) => gs.push(s),
-                (true, false) => is_.push(s),
-                (false, true) => gc.push(s),
-                (false, false) => ic.push(s),
-            }
+    let (same_scores, cross_scores, unit) = match args.level {
+        Level::Crop => {
+            let (s, c) = crop_pair_scores(&imgs, &feats.dot(&feats.t()));
+            (s, c, "crop pairs".to_string())
         }
-    }
-    let same = threshold_at_far(&gs, &is_, args.far).context("same-modality pairs")?;
-    let cross = threshold_at_far(&gc, &ic, args.far).context("cross-modality pairs")?;
+        Level::Track => {
+            let size = args.track_crops.unwrap_or(config.embed.crops_per_track);
+            if size == 0 {
+                bail!("--track-crops must be at least 1");
+            }
+            let sets = track_sets(&imgs, &feats, size);
+            let (s, c) = track_identity_scores(&sets);
+            (s, c, format!("track-to-identity decisions ({} sets of {size} crops)", sets.len()))
+        }
+    };
+    let same = threshold_at_far(&same_scores.genuine, &same_scores.impostor, args.far)
+        .context("same-modality pairs (each person needs at least two track-sized sets of crops per modality; or use --level crop)")?;
+    let cross = threshold_at_far(&cross_scores.genuine, &cross_scores.impostor, args.far).context("cross-modality pairs")?;
     let people: std::collections::HashSet<&str> = imgs.iter().map(|i| i.person.as_str()).collect();
-    println!("# {} crops of {} people from {}, embedder {}, target FAR {}", imgs.len(), people.len(), args.root.display(), embedder.name(), args.far);
     println!(
-        "# same-modality : FMR {:.4} over {} impostor pairs, TMR {:.3} over {} genuine pairs",
+        "# {} crops of {} people from {}, embedder {}, target FAR {} per {unit}",
+        imgs.len(),
+        people.len(),
+        args.root.display(),
+        embedder.name(),
+        args.far
+    );
+    println!(
+        "# same-modality : FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine scores",
         same.false_match_rate, same.impostor_pairs, same.true_match_rate, same.genuine_pairs
     );
     println!(
-        "# cross-modality: FMR {:.4} over {} impostor pairs, TMR {:.3} over {} genuine pairs",
+        "# cross-modality: FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine scores",
         cross.false_match_rate, cross.impostor_pairs, cross.true_match_rate, cross.genuine_pairs
     );
     // An embedder that finds few true cross-modality pairs at the target FAR
@@ -209,5 +326,64 @@ mod tests {
         assert!(t.false_match_rate <= 0.01 && t.false_match_rate >= 0.009, "{t:?}");
         assert!((t.true_match_rate - 2.0 / 3.0).abs() < 1e-9);
         assert!(threshold_at_far(&[], &impostor, 0.01).is_err());
+    }
+
+    fn img(person: &str, modality: Modality, name: &str) -> LabelledImage {
+        LabelledImage { person: person.into(), modality, path: PathBuf::from(format!("{person}/{name}")) }
+    }
+
+    #[test]
+    fn track_sets_average_neighbouring_crops_and_score_against_identities() {
+        // Person a: two RGB sets (day_1+day_2 → e0, night_1+night_2 → e1) and one thermal set;
+        // person b: two RGB sets, both along e2.
+        let imgs = vec![
+            img("a", Modality::Rgb, "night_2.jpg"),
+            img("a", Modality::Rgb, "day_1.jpg"),
+            img("a", Modality::Rgb, "night_1.jpg"),
+            img("a", Modality::Rgb, "day_2.jpg"),
+            img("a", Modality::Thermal, "day_1.jpg"),
+            img("a", Modality::Thermal, "day_2.jpg"),
+            img("b", Modality::Rgb, "day_1.jpg"),
+            img("b", Modality::Rgb, "day_2.jpg"),
+            img("b", Modality::Rgb, "day_3.jpg"),
+            img("b", Modality::Rgb, "day_4.jpg"),
+            img("b", Modality::Rgb, "day_5.jpg"), // alone in its set of 2: half a set, kept
+        ];
+        let f = ndarray::array![
+            [0.0, 1.0, 0.0], // a night_2
+            [1.0, 0.0, 0.0], // a day_1
+            [0.0, 1.0, 0.0], // a night_1
+            [1.0, 0.0, 0.0], // a day_2
+            [0.6, 0.8, 0.0], // a thermal
+            [0.6, 0.8, 0.0],
+            [0.0, 0.0, 1.0], // b
+            [0.0, 0.0, 1.0],
+            [0.0, 0.0, 1.0],
+            [0.0, 0.0, 1.0],
+            [0.0, 0.6, 0.8],
+        ];
+        let sets = track_sets(&imgs, &f, 2);
+        let a_rgb: Vec<&TrackSet> = sets.iter().filter(|s| s.person == "a" && s.modality == Modality::Rgb).collect();
+        assert_eq!(a_rgb.len(), 2, "day and night crops are not mixed in one set");
+        assert!((a_rgb[0].feature[0] - 1.0).abs() < 1e-6 && (a_rgb[1].feature[1] - 1.0).abs() < 1e-6);
+        assert_eq!(sets.iter().filter(|s| s.person == "b").count(), 3, "a last set of half the size is kept");
+        let sets4 = track_sets(&imgs, &f, 4);
+        assert_eq!(sets4.iter().filter(|s| s.person == "a" && s.modality == Modality::Thermal).count(), 1, "2 of 4 crops are a set");
+        assert_eq!(sets4.iter().filter(|s| s.person == "b").count(), 1, "1 of 4 crops is not");
+        let (same, cross) = track_identity_scores(&sets);
+        // Same modality: a's two RGB sets are orthogonal (genuine 0 each way); b's sets: b1~b2 = 1,
+        // b3 best against b1 = 0.8. Impostors: per query, one best score per other person.
+        let mut g = same.genuine.clone();
+        g.sort_by(f32::total_cmp);
+        assert_eq!(g.len(), 5);
+        assert!(g[0].abs() < 1e-6 && g[1].abs() < 1e-6 && (g[2] - 0.8).abs() < 1e-6 && (g[4] - 1.0).abs() < 1e-6, "{g:?}");
+        // a's thermal set has no other thermal set of a: no same-modality genuine score of its own,
+        // and no other person has thermal sets: no same-modality impostor either.
+        assert_eq!(same.impostor.len(), 5, "{:?}", same.impostor);
+        // Its best impostor is a's night set against b3 (0.6).
+        assert!((same.impostor.iter().copied().fold(f32::MIN, f32::max) - 0.6).abs() < 1e-6);
+        // Cross: a thermal vs a RGB best = 0.8 (night set); and the RGB sets against a's thermal.
+        assert!(cross.genuine.iter().any(|s| (s - 0.8).abs() < 1e-6) && cross.genuine.len() == 3);
+        assert_eq!(cross.impostor.len(), 4, "a thermal vs b, and b's three sets vs a thermal");
     }
 }

@@ -101,6 +101,10 @@ pub struct TrackConfig {
     pub max_shift_per_frame: f32,
 }
 
+/// Frames since a track's last match beyond which the centre-distance gate
+/// stops growing (at the default 0.25 heights a frame: one box height).
+const CENTRE_GATE_MAX_FRAMES: u32 = 4;
+
 impl Default for TrackConfig {
     fn default() -> Self {
         TrackConfig { iou_threshold: 0.3, min_hits: 3, max_age: 20, crops_per_track: 5, crop_min_height: 32.0, max_shift_per_frame: 0.25 }
@@ -210,14 +214,17 @@ impl Tracker {
         // Second chance by centre distance for what IoU left unmatched: a track
         // whose velocity is not known yet (just born) or that coasted over
         // skipped frames can be a whole box width from its person, with no
-        // overlap at all. The gate grows with the frames since its last match.
+        // overlap at all. The gate grows with the frames since its last match,
+        // but only up to `CENTRE_GATE_MAX_FRAMES`: a track lost for longer is
+        // left to the IoU stage, else it grabs whoever enters anywhere in the
+        // frame (an identity switch that links two people downstream).
         let mut near: Vec<(f32, usize, usize)> = Vec::new();
         for (ti, t) in self.tracks.iter().enumerate() {
             if track_det[ti].is_some() {
                 continue;
             }
             let (tx, ty) = t.predicted.center();
-            let gate = self.config.max_shift_per_frame * t.predicted.h * t.since_match.max(1) as f32;
+            let gate = self.config.max_shift_per_frame * t.predicted.h * t.since_match.clamp(1, CENTRE_GATE_MAX_FRAMES) as f32;
             for (di, d) in dets.iter().enumerate() {
                 let (dx, dy) = d.bbox.center();
                 let dist = (tx - dx).hypot(ty - dy);
@@ -488,6 +495,28 @@ mod tests {
             }
             assert!(iou_only.active().is_empty());
         }
+    }
+
+    #[test]
+    fn a_lost_track_does_not_take_a_newcomer_across_the_frame() {
+        // A walker leaves at the right edge; 1.5 s later someone enters at the
+        // left, 200 px (two box heights) from where the old track was last.
+        let mut tr = Tracker::new(Arc::from("cam"), Modality::Thermal, TrackConfig::default());
+        let mut first = None;
+        for i in 0..6u64 {
+            tr.update(&frame(i), &[det(200.0 + 5.0 * i as f32, 40.0)]);
+            first = first.or(tr.active().first().map(|t| t.track_id));
+        }
+        let first = first.expect("the walker is confirmed");
+        for i in 6..21u64 {
+            tr.update(&frame(i), &[]);
+        }
+        for i in 21..26u64 {
+            tr.update(&frame(i), &[det(25.0 + 5.0 * (i - 21) as f32, 40.0)]);
+        }
+        let ids: Vec<u64> = tr.active().iter().map(|t| t.track_id).collect();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_ne!(ids[0], first, "the newcomer is a new track, not the lost walker's");
     }
 
     #[test]
