@@ -231,9 +231,10 @@ pub struct ThresholdsArgs {
     /// Target false-match rate per pair kind.
     #[arg(long, default_value_t = 0.01)]
     pub far: f64,
-    /// Crops used per person and camera (bounds the cost on big datasets).
-    #[arg(long, default_value_t = 4)]
-    pub per_person_cam: usize,
+    /// Crops used per person and camera (bounds the cost on big datasets; default
+    /// 4 per crop pair, or four track-sized sets per track decision).
+    #[arg(long)]
+    pub per_person_cam: Option<usize>,
     /// Below this cross-modality true-match rate at the target FAR, cross-modality
     /// appearance matching is turned off (threshold 1.0).
     #[arg(long, default_value_t = 0.2)]
@@ -253,8 +254,16 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
     if !(args.far > 0.0 && args.far < 1.0) {
         bail!("--far {} must be between 0 and 1 (e.g. 0.01)", args.far);
     }
-    let imgs = read_labelled(&args.root, args.per_person_cam.max(1))?;
     let (mut embedder, config) = args.embedder.open()?;
+    let track_crops = args.track_crops.unwrap_or(config.embed.crops_per_track);
+    if track_crops == 0 {
+        bail!("--track-crops must be at least 1");
+    }
+    let per_person_cam = args.per_person_cam.unwrap_or(match args.level {
+        Level::Crop => 4,
+        Level::Track => 4 * track_crops,
+    });
+    let imgs = read_labelled(&args.root, per_person_cam.max(1))?;
     let mut rows = vec![];
     for chunk in imgs.chunks(config.embed.max_batch.max(1)) {
         let crops = chunk.iter().map(|i| load_crop(&i.path, i.modality)).collect::<Result<Vec<_>>>()?;
@@ -268,10 +277,7 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
             (s, c, "crop pairs".to_string())
         }
         Level::Track => {
-            let size = args.track_crops.unwrap_or(config.embed.crops_per_track);
-            if size == 0 {
-                bail!("--track-crops must be at least 1");
-            }
+            let size = track_crops;
             let sets = track_sets(&imgs, &feats, size);
             let (s, c) = track_identity_scores(&sets);
             (s, c, format!("track-to-identity decisions ({} sets of {size} crops)", sets.len()))

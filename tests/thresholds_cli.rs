@@ -1,0 +1,53 @@
+//! `vireid thresholds` through the binary on a synthetic RegDB-layout set:
+//! both calibration levels print a usable `[gallery]` snippet, and bad input
+//! gets a clear, non-zero exit.
+
+use std::process::Command;
+
+fn vireid(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vireid")).args(["--log", "warn"]).args(args).output().unwrap()
+}
+
+fn threshold(stdout: &str, key: &str) -> f32 {
+    let line = stdout.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key} in:\n{stdout}"));
+    line.split('=').nth(1).unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn track_and_crop_level_thresholds_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("regdb");
+    let r = root.to_str().unwrap();
+    let out = vireid(&["synth", "regdb", "--out", r, "--ids", "12", "--seed", "5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let run = |extra: &[&str]| {
+        let mut a = vec!["thresholds", "--root", r, "--far", "0.05", "--baseline", "colorhist"];
+        a.extend_from_slice(extra);
+        vireid(&a)
+    };
+    let track = run(&[]);
+    let track_out = String::from_utf8_lossy(&track.stdout).to_string();
+    assert!(track.status.success(), "{}", String::from_utf8_lossy(&track.stderr));
+    assert!(track_out.contains("per track-to-identity decisions"), "{track_out}");
+    let crop = run(&["--level", "crop"]);
+    let crop_out = String::from_utf8_lossy(&crop.stdout).to_string();
+    assert!(crop.status.success() && crop_out.contains("per crop pairs"), "{crop_out}");
+    for out in [&track_out, &crop_out] {
+        let same = threshold(out, "same_modality_threshold");
+        assert!((-1.0..=1.0).contains(&same), "{out}");
+        let cross = threshold(out, "cross_modality_threshold");
+        assert!((-1.0..=1.0).contains(&cross), "{out}");
+    }
+    // A best-of-several-sets score is higher than a single crop pair's: the
+    // track-level same-modality threshold is the stricter one.
+    assert!(threshold(&track_out, "same_modality_threshold") > threshold(&crop_out, "same_modality_threshold"), "{track_out}\n{crop_out}");
+
+    // One set per person and modality leaves no genuine score: a clear error naming the fix.
+    let few = run(&["--per-person-cam", "4", "--track-crops", "4"]);
+    let err = String::from_utf8_lossy(&few.stderr);
+    assert!(!few.status.success() && err.contains("track-sized sets") && !err.contains("panicked"), "{err}");
+    let zero = run(&["--track-crops", "0"]);
+    let err = String::from_utf8_lossy(&zero.stderr);
+    assert!(!zero.status.success() && err.contains("--track-crops") && !err.contains("panicked"), "{err}");
+}
