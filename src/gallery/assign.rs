@@ -9,7 +9,12 @@ use crate::modality::Modality;
 /// cross-modality pairs of the same person, so each kind has its own.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Thresholds {
+    /// RGB↔RGB (and thermal↔thermal unless `same_thermal` differs).
     pub same_modality: f32,
+    /// Thermal↔thermal: grey silhouettes tell people apart less well than
+    /// colour, so their impostor scores run higher.
+    #[serde(default)]
+    pub same_thermal: Option<f32>,
     pub cross_modality: f32,
     /// The chosen identity must clear the runner-up by at least this much
     /// (margin, or a pair's support); closer is ambiguous → a new identity.
@@ -42,6 +47,14 @@ impl Assignment {
 }
 
 impl Thresholds {
+    /// The threshold for a pair of crops of one modality.
+    pub fn same(&self, m: Modality) -> f32 {
+        match m {
+            Modality::Thermal => self.same_thermal.unwrap_or(self.same_modality),
+            Modality::Rgb => self.same_modality,
+        }
+    }
+
     /// A cross-modality threshold of 1 or more turns cross-modality matching
     /// off (`vireid thresholds` writes 1.0 for an embedder that cannot do it).
     pub fn cross_enabled(&self) -> bool {
@@ -68,7 +81,7 @@ fn evidence(index: &FeatureIndex, feature: &[f32], modality: Modality, t: Thresh
         if !same && !t.cross_enabled() {
             continue;
         }
-        let e = Evidence { margin: s - if same { t.same_modality } else { t.cross_modality }, score: s, same };
+        let e = Evidence { margin: s - if same { t.same(modality) } else { t.cross_modality }, score: s, same };
         best.entry(r.identity_id).and_modify(|b| if e.margin > b.margin { *b = e }).or_insert(e);
     }
     best
@@ -160,7 +173,7 @@ mod tests {
         let mut idx = FeatureIndex::new(3);
         idx.push(RowInfo { feature_id: 1, identity_id: 10, modality: Modality::Rgb }, &unit(&[1.0, 0.0, 0.0]));
         idx.push(RowInfo { feature_id: 2, identity_id: 20, modality: Modality::Thermal }, &unit(&[0.0, 1.0, 0.0]));
-        let t = Thresholds { same_modality: 0.8, cross_modality: 0.5, min_gap: 0.0 };
+        let t = Thresholds { same_modality: 0.8, same_thermal: None, cross_modality: 0.5, min_gap: 0.0 };
         // cos 0.707 to identity 10 (rgb): below same threshold for an rgb query → new identity.
         let q = unit(&[1.0, 0.0, 1.0]);
         assert_eq!(assign(&idx, &q, Modality::Rgb, t).identity_id, None);
@@ -170,6 +183,11 @@ mod tests {
         // A thermal feature close to thermal identity 20: same-modality, no link.
         let a = assign(&idx, &unit(&[0.1, 1.0, 0.0]), Modality::Thermal, t);
         assert_eq!((a.identity_id, a.day_night_link), (Some(20), false));
+        // Thermal's own threshold: cos 0.995 clears 0.99, cos 0.98 does not; RGB keeps 0.8.
+        let strict = Thresholds { same_thermal: Some(0.99), ..t };
+        assert_eq!(assign(&idx, &unit(&[0.1, 1.0, 0.0]), Modality::Thermal, strict).identity_id, Some(20));
+        assert_eq!(assign(&idx, &unit(&[0.2, 1.0, 0.0]), Modality::Thermal, strict).identity_id, None);
+        assert_eq!(assign(&idx, &unit(&[1.0, 0.3, 0.0]), Modality::Rgb, strict).identity_id, Some(10));
         assert!(assign(&FeatureIndex::new(3), &q, Modality::Rgb, t).identity_id.is_none());
     }
 
@@ -181,7 +199,7 @@ mod tests {
         idx.push(RowInfo { feature_id: 2, identity_id: 10, modality: Modality::Thermal }, &unit(&[0.0, 1.0, 0.0]));
         idx.push(RowInfo { feature_id: 3, identity_id: 20, modality: Modality::Rgb }, &unit(&[0.0, 0.0, 1.0]));
         idx.push(RowInfo { feature_id: 4, identity_id: 20, modality: Modality::Thermal }, &unit(&[1.0, 0.0, 1.0]));
-        let t = Thresholds { same_modality: 0.6, cross_modality: 1.0, min_gap: 0.0 }; // cross-modality matching off
+        let t = Thresholds { same_modality: 0.6, same_thermal: None, cross_modality: 1.0, min_gap: 0.0 }; // cross-modality matching off
         // A dim night RGB track looks like 20 (cos 0.86 to 20, 0.51 to 10) but its thermal
         // partner is clearly 10 (cos 0.99) and clearly not 20 (cos 0.07).
         let rgb = unit(&[0.6, 0.0, 1.0]);
@@ -209,12 +227,12 @@ mod tests {
         let clear = unit(&[0.8, 0.6, 0.0]);
         // cos 0.74 to 10 and 0.67 to 20: 0.07 apart.
         let close = unit(&[0.74, 0.67, 0.0]);
-        let t = |min_gap| Thresholds { same_modality: 0.5, cross_modality: 1.0, min_gap };
+        let t = |min_gap| Thresholds { same_modality: 0.5, same_thermal: None, cross_modality: 1.0, min_gap };
         assert_eq!(assign(&idx, &close, Modality::Rgb, t(0.0)).identity_id, Some(10), "no gap asked: the best");
         assert_eq!(assign(&idx, &close, Modality::Rgb, t(0.1)).identity_id, None, "0.07 apart is ambiguous at 0.1");
         assert_eq!(assign(&idx, &clear, Modality::Rgb, t(0.1)).identity_id, Some(10), "0.2 apart is clear");
         // The runner-up counts even below threshold: 0.74 vs 0.67 at threshold 0.7.
-        let t7 = Thresholds { same_modality: 0.7, cross_modality: 1.0, min_gap: 0.1 };
+        let t7 = Thresholds { same_modality: 0.7, same_thermal: None, cross_modality: 1.0, min_gap: 0.1 };
         assert_eq!(assign(&idx, &close, Modality::Rgb, t7).identity_id, None);
         // A pair: both views close between 10 and 20 → new; the thermal view has no
         // thermal exemplars, so the RGB view decides alone.

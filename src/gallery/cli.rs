@@ -192,7 +192,7 @@ pub fn run_query(args: &QueryArgs) -> Result<()> {
     }
     let t = cfg.gallery.thresholds();
     for r in &results {
-        let thr = if r.matched_modality == args.modality { t.same_modality } else { t.cross_modality };
+        let thr = if r.matched_modality == args.modality { t.same(args.modality) } else { t.cross_modality };
         let rgb = r.sightings.iter().filter(|s| s.modality == Modality::Rgb).count();
         let th = r.sightings.len() - rgb;
         println!(

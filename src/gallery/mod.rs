@@ -41,6 +41,9 @@ pub struct GalleryConfig {
     pub db: Option<PathBuf>,
     /// Minimum cosine similarity to join an identity through an exemplar of the same modality.
     pub same_modality_threshold: f32,
+    /// Thermal↔thermal threshold when it differs from `same_modality_threshold`
+    /// (`vireid thresholds` calibrates each modality on its own).
+    pub same_modality_threshold_thermal: Option<f32>,
     /// Minimum cosine similarity to join through an exemplar of the other modality (a day/night link).
     pub cross_modality_threshold: f32,
     /// How far (cosine) the best identity must clear the runner-up; closer is
@@ -61,6 +64,7 @@ impl Default for GalleryConfig {
         GalleryConfig {
             db: None,
             same_modality_threshold: 0.6,
+            same_modality_threshold_thermal: None,
             cross_modality_threshold: 0.4,
             min_gap: 0.05,
             exemplars_per_modality: 8,
@@ -73,7 +77,11 @@ impl Default for GalleryConfig {
 
 impl GalleryConfig {
     pub fn validate(&self) -> Result<()> {
-        for (k, v) in [("same_modality_threshold", self.same_modality_threshold), ("cross_modality_threshold", self.cross_modality_threshold)] {
+        for (k, v) in [
+            ("same_modality_threshold", self.same_modality_threshold),
+            ("same_modality_threshold_thermal", self.same_modality_threshold_thermal.unwrap_or(0.0)),
+            ("cross_modality_threshold", self.cross_modality_threshold),
+        ] {
             if !(-1.0..=1.0).contains(&v) {
                 bail!("gallery.{k} = {v} must be a cosine similarity between -1 and 1");
             }
@@ -95,7 +103,10 @@ impl GalleryConfig {
     }
 
     pub fn thresholds(&self) -> Thresholds {
-        Thresholds { same_modality: self.same_modality_threshold, cross_modality: self.cross_modality_threshold, min_gap: self.min_gap }
+        Thresholds {
+            same_modality: self.same_modality_threshold,
+            same_thermal: self.same_modality_threshold_thermal,
+            cross_modality: self.cross_modality_threshold, min_gap: self.min_gap }
     }
 }
 

@@ -145,12 +145,30 @@ struct Scores {
     impostor: Vec<f32>,
 }
 
-/// Scores of single crop pairs: (same-modality, cross-modality).
-fn crop_pair_scores(imgs: &[LabelledImage], sims: &ndarray::Array2<f32>) -> (Scores, Scores) {
-    let (mut same, mut cross) = (Scores::default(), Scores::default());
+/// Scores per pair kind: RGB↔RGB, thermal↔thermal, RGB↔thermal.
+#[derive(Debug, Default)]
+struct Kinds {
+    rgb: Scores,
+    thermal: Scores,
+    cross: Scores,
+}
+
+impl Kinds {
+    fn of(&mut self, a: Modality, b: Modality) -> &mut Scores {
+        match (a, b) {
+            (Modality::Rgb, Modality::Rgb) => &mut self.rgb,
+            (Modality::Thermal, Modality::Thermal) => &mut self.thermal,
+            _ => &mut self.cross,
+        }
+    }
+}
+
+/// Scores of single crop pairs.
+fn crop_pair_scores(imgs: &[LabelledImage], sims: &ndarray::Array2<f32>) -> Kinds {
+    let mut kinds = Kinds::default();
     for i in 0..imgs.len() {
         for j in i + 1..imgs.len() {
-            let kind = if imgs[i].modality == imgs[j].modality { &mut same } else { &mut cross };
+            let kind = kinds.of(imgs[i].modality, imgs[j].modality);
             let s = sims[[i, j]];
             if imgs[i].person == imgs[j].person {
                 kind.genuine.push(s)
@@ -159,7 +177,7 @@ fn crop_pair_scores(imgs: &[LabelledImage], sims: &ndarray::Array2<f32>) -> (Sco
             }
         }
     }
-    (same, cross)
+    kinds
 }
 
 /// One person's track-sized set of crops of one modality, as one feature.
@@ -194,20 +212,19 @@ fn track_sets(imgs: &[LabelledImage], feats: &ndarray::Array2<f32>, size: usize)
 }
 
 /// Scores of the gallery's decision: a query set against one identity is the
-/// best score over that identity's sets (its exemplars) of the pair kind's
-/// modality. Genuine: against the query person's *other* sets. Returns
-/// (same-modality, cross-modality).
-fn track_identity_scores(sets: &[TrackSet]) -> (Scores, Scores) {
-    let (mut same, mut cross) = (Scores::default(), Scores::default());
+/// best score over that identity's sets (its exemplars) of one modality.
+/// Genuine: against the query person's *other* sets.
+fn track_identity_scores(sets: &[TrackSet]) -> Kinds {
+    let mut kinds = Kinds::default();
     let people: std::collections::BTreeSet<&str> = sets.iter().map(|s| s.person.as_str()).collect();
     for (qi, q) in sets.iter().enumerate() {
-        for kind_same in [true, false] {
-            let kind = if kind_same { &mut same } else { &mut cross };
+        for exemplars in [Modality::Rgb, Modality::Thermal] {
+            let kind = kinds.of(q.modality, exemplars);
             for p in &people {
                 let best = sets
                     .iter()
                     .enumerate()
-                    .filter(|(gi, g)| *gi != qi && g.person == *p && (g.modality == q.modality) == kind_same)
+                    .filter(|(gi, g)| *gi != qi && g.person == *p && g.modality == exemplars)
                     .map(|(_, g)| q.feature.dot(&g.feature))
                     .fold(None, |b: Option<f32>, s| Some(b.map_or(s, |b| b.max(s))));
                 if let Some(best) = best {
@@ -220,7 +237,7 @@ fn track_identity_scores(sets: &[TrackSet]) -> (Scores, Scores) {
             }
         }
     }
-    (same, cross)
+    kinds
 }
 
 #[derive(Debug, clap::Args)]
@@ -271,21 +288,22 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
     }
     let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
     let feats = ndarray::concatenate(ndarray::Axis(0), &views)?;
-    let (same_scores, cross_scores, unit) = match args.level {
-        Level::Crop => {
-            let (s, c) = crop_pair_scores(&imgs, &feats.dot(&feats.t()));
-            (s, c, "crop pairs".to_string())
-        }
+    let (kinds, unit) = match args.level {
+        Level::Crop => (crop_pair_scores(&imgs, &feats.dot(&feats.t())), "crop pairs".to_string()),
         Level::Track => {
-            let size = track_crops;
-            let sets = track_sets(&imgs, &feats, size);
-            let (s, c) = track_identity_scores(&sets);
-            (s, c, format!("track-to-identity decisions ({} sets of {size} crops)", sets.len()))
+            let sets = track_sets(&imgs, &feats, track_crops);
+            let n = sets.len();
+            (track_identity_scores(&sets), format!("track-to-identity decisions ({n} sets of {track_crops} crops)"))
         }
     };
-    let same = threshold_at_far(&same_scores.genuine, &same_scores.impostor, args.far)
-        .context("same-modality pairs (each person needs at least two track-sized sets of crops per modality; or use --level crop)")?;
-    let cross = threshold_at_far(&cross_scores.genuine, &cross_scores.impostor, args.far).context("cross-modality pairs")?;
+    let too_few = match args.level {
+        Level::Track => "each person needs at least two track-sized sets of crops per modality; or use --level crop",
+        Level::Crop => "each person needs at least two crops per modality",
+    };
+    let rgb = threshold_at_far(&kinds.rgb.genuine, &kinds.rgb.impostor, args.far).with_context(|| format!("RGB↔RGB scores ({too_few})"))?;
+    let thermal =
+        threshold_at_far(&kinds.thermal.genuine, &kinds.thermal.impostor, args.far).with_context(|| format!("thermal↔thermal scores ({too_few})"))?;
+    let cross = threshold_at_far(&kinds.cross.genuine, &kinds.cross.impostor, args.far).context("RGB↔thermal scores")?;
     let people: std::collections::HashSet<&str> = imgs.iter().map(|i| i.person.as_str()).collect();
     println!(
         "# {} crops of {} people from {}, embedder {}, target FAR {} per {unit}",
@@ -295,14 +313,12 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
         embedder.name(),
         args.far
     );
-    println!(
-        "# same-modality : FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine scores",
-        same.false_match_rate, same.impostor_pairs, same.true_match_rate, same.genuine_pairs
-    );
-    println!(
-        "# cross-modality: FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine scores",
-        cross.false_match_rate, cross.impostor_pairs, cross.true_match_rate, cross.genuine_pairs
-    );
+    for (name, t) in [("RGB↔RGB        ", &rgb), ("thermal↔thermal", &thermal), ("RGB↔thermal    ", &cross)] {
+        println!(
+            "# {name}: FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine scores",
+            t.false_match_rate, t.impostor_pairs, t.true_match_rate, t.genuine_pairs
+        );
+    }
     // An embedder that finds few true cross-modality pairs at the target FAR
     // would make mostly wrong day/night links at any threshold that finds more:
     // leave those links to co-observation pairing ([pair]) instead.
@@ -316,7 +332,10 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
     } else {
         cross.threshold
     };
-    println!("[gallery]\nsame_modality_threshold = {:.4}\ncross_modality_threshold = {:.4}", same.threshold, cross_threshold);
+    println!(
+        "[gallery]\nsame_modality_threshold = {:.4}\nsame_modality_threshold_thermal = {:.4}\ncross_modality_threshold = {:.4}",
+        rgb.threshold, thermal.threshold, cross_threshold
+    );
     Ok(())
 }
 
@@ -376,7 +395,9 @@ mod tests {
         let sets4 = track_sets(&imgs, &f, 4);
         assert_eq!(sets4.iter().filter(|s| s.person == "a" && s.modality == Modality::Thermal).count(), 1, "2 of 4 crops are a set");
         assert_eq!(sets4.iter().filter(|s| s.person == "b").count(), 1, "1 of 4 crops is not");
-        let (same, cross) = track_identity_scores(&sets);
+        let kinds = track_identity_scores(&sets);
+        let (same, cross) = (&kinds.rgb, &kinds.cross);
+        assert!(kinds.thermal.genuine.is_empty() && kinds.thermal.impostor.is_empty(), "one thermal set, of one person");
         // Same modality: a's two RGB sets are orthogonal (genuine 0 each way); b's sets: b1~b2 = 1,
         // b3 best against b1 = 0.8. Impostors: per query, one best score per other person.
         let mut g = same.genuine.clone();
