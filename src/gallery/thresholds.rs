@@ -263,6 +263,11 @@ pub struct ThresholdsArgs {
     /// Crops averaged into one track feature (default: the config's embed.crops_per_track).
     #[arg(long)]
     pub track_crops: Option<usize>,
+    /// Write a thermal↔thermal threshold of its own. By default one
+    /// same-modality threshold is written, the stricter of the two, so that
+    /// neither modality exceeds the target FAR.
+    #[arg(long)]
+    pub per_modality: bool,
     #[command(flatten)]
     pub embedder: EmbedderArgs,
 }
@@ -332,10 +337,13 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
     } else {
         cross.threshold
     };
-    println!(
-        "[gallery]\nsame_modality_threshold = {:.4}\nsame_modality_threshold_thermal = {:.4}\ncross_modality_threshold = {:.4}",
-        rgb.threshold, thermal.threshold, cross_threshold
-    );
+    println!("[gallery]");
+    if args.per_modality {
+        println!("same_modality_threshold = {:.4}\nsame_modality_threshold_thermal = {:.4}", rgb.threshold, thermal.threshold);
+    } else {
+        println!("same_modality_threshold = {:.4}", rgb.threshold.max(thermal.threshold));
+    }
+    println!("cross_modality_threshold = {cross_threshold:.4}");
     Ok(())
 }
 
