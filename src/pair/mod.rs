@@ -34,7 +34,8 @@ pub struct PairConfig {
     /// Mean IoU of the two tracks' frame-relative boxes at the same instants
     /// (the sensors sit side by side, so their views differ by a few pixels).
     pub min_iou: f32,
-    /// Share of the shorter track's path that the other track covers in time.
+    /// Share of the shorter track's path that the other track covers in time
+    /// (and of the longer track's time span that the two share).
     pub min_shared: f32,
     /// Two path points are "the same instant" within this many milliseconds.
     pub max_time_gap_ms: u64,
@@ -127,7 +128,14 @@ pub fn co_observation(a: &[PathPoint], b: &[PathPoint], clock: Clock, config: &P
             iou_sum += p.rel_box.iou(&long[j].rel_box);
         }
     }
-    let enough = shared >= 3.min(short.len()) && shared as f32 >= config.min_shared * short.len() as f32;
+    // The longer track must mostly be this person too: a track that went on
+    // with somebody else after a crossing covers its partner's time but not
+    // the other way round, and pairing it would file two people as one.
+    let span = |p: &[PathPoint]| (instant_ns(&p[0], clock), instant_ns(&p[p.len() - 1], clock));
+    let ((s0, s1), (l0, l1)) = (span(short), span(long));
+    let overlap = (s1.min(l1) - s0.max(l0)).max(0) as f32;
+    let long_covered = l1 <= l0 || overlap >= config.min_shared * (l1 - l0) as f32;
+    let enough = long_covered && shared >= 3.min(short.len()) && shared as f32 >= config.min_shared * short.len() as f32;
     let iou = iou_sum / shared.max(1) as f32;
     (enough && iou >= config.min_iou).then_some(iou)
 }
@@ -330,6 +338,22 @@ mod tests {
         // Wall clock is used when asked (here both clocks agree).
         assert!(co_observation(&a, &shifted, Clock::Wall, &c).is_some());
         assert_eq!(co_observation(&[], &a, Clock::Pts, &c), None);
+    }
+
+    #[test]
+    fn a_track_that_went_on_with_someone_else_does_not_pair() {
+        let c = PairConfig::default();
+        let rgb = walk(0.1, 0.1, 0.0, 4.0, 0.0);
+        // The thermal tracker followed the same walk, then took over another person for 6 s more:
+        // it covers all of the RGB track's time, but the RGB track covers only 40 % of its own.
+        let mut switched = walk(0.1, 0.1, 0.05, 4.0, 0.01);
+        switched.extend(walk(0.6, -0.05, 4.05, 6.0, 0.0));
+        assert_eq!(co_observation(&rgb, &switched, Clock::Pts, &c), None);
+        assert_eq!(co_observation(&switched, &rgb, Clock::Pts, &c), None, "either order");
+        // Two seconds more (the person lingers in view of one camera only): still 2/3 covered, pairs.
+        let mut lingered = walk(0.1, 0.1, 0.05, 4.0, 0.01);
+        lingered.extend(walk(0.5, 0.0, 4.05, 2.0, 0.0));
+        assert!(co_observation(&rgb, &lingered, Clock::Pts, &c).is_some());
     }
 
     #[test]
