@@ -97,7 +97,8 @@ fn assignment(id: i64, e: Evidence, modality: Modality) -> Assignment {
 }
 
 /// Picks the identity whose best exemplar clears its threshold by the widest
-/// margin; no identity above threshold → a new identity.
+/// margin; no identity above threshold, or a runner-up within `min_gap` of
+/// it → a new identity.
 pub fn assign(index: &FeatureIndex, feature: &[f32], modality: Modality, t: Thresholds) -> Assignment {
     let mut ranked: Vec<(f32, i64, Evidence)> = evidence(index, feature, modality, t).into_iter().map(|(id, e)| (e.margin, id, e)).collect();
     match clear_winner(&mut ranked, t.min_gap) {
