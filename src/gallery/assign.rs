@@ -147,9 +147,10 @@ pub fn assign_pair(index: &FeatureIndex, first: (&[f32], Modality), second: (&[f
             (None, Some(b)) => (false, b),
             (None, None) => continue,
         };
+        // Support ≥ 0 (what a winner needs) implies a track clears its threshold;
+        // an identity neither clears has negative support but still counts as a runner-up.
         let support = a.map_or(0.0, |e| e.margin) + b.map_or(0.0, |e| e.margin);
-        // An identity no track clears cannot be chosen, but it still counts as a runner-up.
-        ranked.push((if lead.margin >= 0.0 { support } else { support.min(-f32::EPSILON) }, *id, (first_leads, lead)));
+        ranked.push((support, *id, (first_leads, lead)));
     }
     match clear_winner(&mut ranked, t.min_gap) {
         None => PairAssignment { first_leads: true, lead: Assignment::new_identity() },

@@ -106,7 +106,9 @@ impl GalleryConfig {
         Thresholds {
             same_modality: self.same_modality_threshold,
             same_thermal: self.same_modality_threshold_thermal,
-            cross_modality: self.cross_modality_threshold, min_gap: self.min_gap }
+            cross_modality: self.cross_modality_threshold,
+            min_gap: self.min_gap,
+        }
     }
 }
 

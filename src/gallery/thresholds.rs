@@ -213,31 +213,42 @@ fn track_sets(imgs: &[LabelledImage], feats: &ndarray::Array2<f32>, size: usize)
 
 /// Scores of the gallery's decision: a query set against one identity is the
 /// best score over that identity's sets (its exemplars) of one modality.
-/// Genuine: against the query person's *other* sets.
-fn track_identity_scores(sets: &[TrackSet]) -> Kinds {
+/// Genuine: against the query person's *other* sets. One matrix product, then
+/// one pass per query set: quadratic in sets, whatever the number of people.
+fn track_identity_scores(sets: &[TrackSet]) -> Result<Kinds> {
     let mut kinds = Kinds::default();
-    let people: std::collections::BTreeSet<&str> = sets.iter().map(|s| s.person.as_str()).collect();
+    if sets.is_empty() {
+        return Ok(kinds);
+    }
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let person: Vec<usize> = sets.iter().map(|s| { let n = index.len(); *index.entry(s.person.as_str()).or_insert(n) }).collect();
+    let views: Vec<_> = sets.iter().map(|s| s.feature.view().insert_axis(ndarray::Axis(0))).collect();
+    let feats = ndarray::concatenate(ndarray::Axis(0), &views).context("track-set features of different dimensions")?;
+    let sims = feats.dot(&feats.t());
+    const MODALITIES: [Modality; 2] = [Modality::Rgb, Modality::Thermal];
     for (qi, q) in sets.iter().enumerate() {
-        for exemplars in [Modality::Rgb, Modality::Thermal] {
-            let kind = kinds.of(q.modality, exemplars);
-            for p in &people {
-                let best = sets
-                    .iter()
-                    .enumerate()
-                    .filter(|(gi, g)| *gi != qi && g.person == *p && g.modality == exemplars)
-                    .map(|(_, g)| q.feature.dot(&g.feature))
-                    .fold(None, |b: Option<f32>, s| Some(b.map_or(s, |b| b.max(s))));
-                if let Some(best) = best {
-                    if *p == q.person {
-                        kind.genuine.push(best)
+        // Best score per (person, exemplar modality).
+        let mut best = vec![[f32::NEG_INFINITY; 2]; index.len()];
+        for (gi, g) in sets.iter().enumerate() {
+            if gi != qi {
+                let b = &mut best[person[gi]][(g.modality == Modality::Thermal) as usize];
+                *b = b.max(sims[[qi, gi]]);
+            }
+        }
+        for (p, per_modality) in best.iter().enumerate() {
+            for (m, score) in MODALITIES.iter().zip(per_modality) {
+                if score.is_finite() {
+                    let kind = kinds.of(q.modality, *m);
+                    if p == person[qi] {
+                        kind.genuine.push(*score)
                     } else {
-                        kind.impostor.push(best)
+                        kind.impostor.push(*score)
                     }
                 }
             }
         }
     }
-    kinds
+    Ok(kinds)
 }
 
 #[derive(Debug, clap::Args)]
@@ -298,7 +309,7 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
         Level::Track => {
             let sets = track_sets(&imgs, &feats, track_crops);
             let n = sets.len();
-            (track_identity_scores(&sets), format!("track-to-identity decisions ({n} sets of {track_crops} crops)"))
+            (track_identity_scores(&sets)?, format!("track-to-identity decisions ({n} sets of {track_crops} crops)"))
         }
     };
     let too_few = match args.level {
@@ -403,7 +414,7 @@ mod tests {
         let sets4 = track_sets(&imgs, &f, 4);
         assert_eq!(sets4.iter().filter(|s| s.person == "a" && s.modality == Modality::Thermal).count(), 1, "2 of 4 crops are a set");
         assert_eq!(sets4.iter().filter(|s| s.person == "b").count(), 1, "1 of 4 crops is not");
-        let kinds = track_identity_scores(&sets);
+        let kinds = track_identity_scores(&sets).unwrap();
         let (same, cross) = (&kinds.rgb, &kinds.cross);
         assert!(kinds.thermal.genuine.is_empty() && kinds.thermal.impostor.is_empty(), "one thermal set, of one person");
         // Same modality: a's two RGB sets are orthogonal (genuine 0 each way); b's sets: b1~b2 = 1,
