@@ -130,7 +130,7 @@ fn sysu_end_to_end_report_cache_flip_and_rerank() {
 fn regdb_end_to_end_both_directions() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("regdb");
-    vireid::synth::dataset::write_regdb(&root, 6, 3).unwrap();
+    vireid::synth::dataset::write_regdb(&root, 6, 3, Default::default()).unwrap();
     let seen = Arc::new(AtomicUsize::new(0));
     let mut embedder = StripeLuma { crops_seen: seen.clone() };
     for direction in [Direction::V2t, Direction::T2v] {

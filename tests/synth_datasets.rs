@@ -56,7 +56,9 @@ fn sysu_layout_and_same_seed_same_bytes() {
     // camN/NNNN/NNNN.jpg; every id in ≥1 RGB cam and ≥1 IR cam (3 or 6); IR crops grey.
     let mut rgb_ids = std::collections::HashSet::new();
     let mut ir_ids = std::collections::HashSet::new();
-    for path in ta.keys().filter(|p| !p.starts_with("exp/")) {
+    let attributes = String::from_utf8(ta["attributes.csv"].clone()).unwrap();
+    assert_eq!(attributes.lines().count(), 1 + 12, "attributes.csv: a header and one row per identity");
+    for path in ta.keys().filter(|p| !p.starts_with("exp/") && *p != "attributes.csv") {
         let parts: Vec<&str> = path.split('/').collect();
         assert_eq!(parts.len(), 3, "{path}");
         let cam: u32 = parts[0].strip_prefix("cam").unwrap().parse().unwrap();
@@ -119,6 +121,58 @@ fn regdb_layout() {
     let thermal = std::fs::read_dir(out.join("Thermal/1")).unwrap().count();
     let visible = std::fs::read_dir(out.join("Visible/1")).unwrap().count();
     assert_eq!((thermal, visible), (10, 10));
+}
+
+#[test]
+fn regdb_paired_sized_with_attributes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("regdb");
+    let o = out.to_str().unwrap();
+    run_ok(&["synth", "regdb", "--out", o, "--ids", "4", "--seed", "2", "--images", "3", "--width", "48", "--height", "96", "--paired"]);
+    let pairs = std::fs::read_to_string(out.join("idx/pairs.txt")).unwrap();
+    let pairs: Vec<(&str, &str)> = pairs.lines().filter(|l| !l.starts_with('#')).map(|l| l.split_once(' ').unwrap()).collect();
+    assert_eq!(pairs.len(), 4 * 3, "one pair per identity and instant");
+    for (v, t) in &pairs {
+        assert!(v.starts_with("Visible/") && t.starts_with("Thermal/"), "{v} {t}");
+        assert_eq!(v.split('/').nth(1), t.split('/').nth(1), "a pair is one person");
+        let (vi, ti) = (image::open(out.join(v)).unwrap().to_luma8(), image::open(out.join(t)).unwrap().to_luma8());
+        assert_eq!(vi.dimensions(), (48, 96));
+        assert_eq!(ti.dimensions(), (48, 96));
+    }
+    // Paired crops share the person's outline: a thermal crop is closer (in
+    // its edge map) to its own instant's RGB crop than to the person's other instants.
+    let edges = |p: &str| {
+        let img = image::open(out.join(p)).unwrap().to_luma8();
+        let mut e = Vec::new();
+        for y in 0..img.height() {
+            for x in 1..img.width() {
+                e.push((img.get_pixel(x, y)[0] as f32 - img.get_pixel(x - 1, y)[0] as f32).abs().min(40.0));
+            }
+        }
+        e
+    };
+    let corr = |a: &[f32], b: &[f32]| {
+        let (ma, mb) = (a.iter().sum::<f32>() / a.len() as f32, b.iter().sum::<f32>() / b.len() as f32);
+        let cov: f32 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f32 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f32 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        cov / (va * vb).sqrt()
+    };
+    let (mut same, mut other) = (0.0, 0.0);
+    for (i, (v, t)) in pairs.iter().enumerate() {
+        let j = if i % 3 == 2 { i - 2 } else { i + 1 }; // another instant of the same person
+        same += corr(&edges(v), &edges(t));
+        other += corr(&edges(pairs[j].0), &edges(t));
+    }
+    assert!(same > other + 0.5, "paired instants should align: {same} vs {other}");
+    let csv = std::fs::read_to_string(out.join("attributes.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("id,female:2,"), "{}", lines[0]);
+    assert_eq!(lines.len(), 1 + 4);
+    assert_eq!(std::fs::read_dir(out.join("Thermal/1")).unwrap().count(), 3);
+    // bad sizes and counts are clear errors
+    assert!(run_err(&["synth", "regdb", "--out", o, "--ids", "4", "--images", "0"]).contains("--images"));
+    assert!(run_err(&["synth", "regdb", "--out", o, "--ids", "4", "--width", "8"]).contains("--width"));
 }
 
 #[test]

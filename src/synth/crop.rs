@@ -26,18 +26,41 @@ impl CropSensor {
     }
 }
 
+/// A person placed in front of a camera's backdrop, before any sensor has
+/// looked at it: what two co-registered sensors of one box share.
+struct CropScene {
+    canvas: Canvas,
+    ambient_c: f32,
+}
+
 /// Renders one `w × h` crop of `person` seen by a camera at `site` (a fixed
 /// camera looks at the same backdrop every time; the site number picks it).
 /// All other randomness comes from `rng`. Grey sensors are returned
 /// replicated to three channels (as the datasets store them).
 pub fn render_crop(person: &Identity, sensor: CropSensor, site: u64, w: u32, h: u32, rng: &mut ChaCha8Rng) -> RgbImage {
+    let scene = compose(person, sensor.indoor(), site, w, h, rng);
+    look(&scene, sensor, rng)
+}
+
+/// One instant seen by both sensors of an outdoor dual-spectrum box (as the
+/// real RegDB rig captures it): the same pose, place and box, once by the
+/// day RGB camera and once by the thermal camera. Returns (RGB, thermal).
+pub fn render_crop_pair(person: &Identity, site: u64, w: u32, h: u32, rng: &mut ChaCha8Rng) -> (RgbImage, RgbImage) {
+    let scene = compose(person, false, site, w, h, rng);
+    let rgb = look(&scene, CropSensor::RgbDay { indoor: false }, rng);
+    let thermal = look(&scene, CropSensor::Thermal, rng);
+    (rgb, thermal)
+}
+
+/// Pose, box, backdrop and occluders: everything before the sensor. The
+/// order of the draws from `rng` is part of the datasets' determinism.
+fn compose(person: &Identity, indoor: bool, site: u64, w: u32, h: u32, rng: &mut ChaCha8Rng) -> CropScene {
     let view = View::ALL[rng.random_range(0..View::ALL.len())];
     let pose = Pose { view, phase: rng.random() };
     // Detector-like box: the person fills 78–95 % of the height, off-centre by a few %.
     let scale = h as f32 * rng.random_range(0.78..0.95);
     let ox = w as f32 * (0.5 + rng.random_range(-0.06..0.06));
     let oy = (h as f32 - scale) * rng.random_range(0.2..0.8);
-    let indoor = sensor.indoor();
     let ambient_c = if indoor { rng.random_range(20.0..25.0) } else { rng.random_range(5.0..28.0) };
     let env = Environment { ambient_c, reflected_c: if indoor { ambient_c } else { ambient_c - 15.0 } };
     let sunny = !indoor && rng.random::<bool>();
@@ -66,14 +89,20 @@ pub fn render_crop(person: &Identity, sensor: CropSensor, site: u64, w: u32, h: 
             canvas.fill_rect(x0, 0, x0 + ow, hi, &obj, rng.random());
         }
     }
+    CropScene { canvas, ambient_c }
+}
+
+/// What one sensor makes of a composed scene.
+fn look(scene: &CropScene, sensor: CropSensor, rng: &mut ChaCha8Rng) -> RgbImage {
+    let canvas = &scene.canvas;
     match sensor {
-        CropSensor::RgbDay { indoor } => rgb_image(&canvas, RgbLook::day(rng, indoor), rng),
-        CropSensor::RgbNight => rgb_image(&canvas, RgbLook::night(rng), rng),
+        CropSensor::RgbDay { indoor } => rgb_image(canvas, RgbLook::day(rng, indoor), rng),
+        CropSensor::RgbNight => rgb_image(canvas, RgbLook::night(rng), rng),
         CropSensor::Thermal => {
-            let look = ThermalLook::around(ambient_c, rng);
-            DynamicImage::ImageLuma8(thermal_image(&canvas, look, rng)).to_rgb8()
+            let look = ThermalLook::around(scene.ambient_c, rng);
+            DynamicImage::ImageLuma8(thermal_image(canvas, look, rng)).to_rgb8()
         }
-        CropSensor::Nir { .. } => DynamicImage::ImageLuma8(nir_image(&canvas, NirLook::random(rng), rng)).to_rgb8(),
+        CropSensor::Nir { .. } => DynamicImage::ImageLuma8(nir_image(canvas, NirLook::random(rng), rng)).to_rgb8(),
     }
 }
 

@@ -17,10 +17,15 @@
 //! DIR/Visible/N/{female|male}_{front|back}_v_NNNNN_N.jpg   10 per identity
 //! DIR/Thermal/N/{female|male}_{front|back}_t_NNNNN_N.jpg   10 per identity
 //! DIR/idx/{train|test}_{visible|thermal}_{k}.txt, k = 1..10: `relpath label` lines
+//! DIR/idx/pairs.txt              with --paired: `visible thermal` crops of one instant
 //! ```
-//! Each trial splits the identities in half at random (train/test). Labels are
+//! (`--images`, `--width`, `--height` change the count and size.) Each trial splits the identities in half at random (train/test). Labels are
 //! 0-based and contiguous within a trial's split (the order of sorted ids), the
 //! same in the visible and thermal files.
+//!
+//! Both layouts also get `DIR/attributes.csv`: per identity, what both sensors
+//! show (garment kinds, sleeves, hair, accessory, build — not colour), as
+//! extra supervision for training ([`super::identity::ATTRIBUTES`]).
 
 use anyhow::{bail, Context, Result};
 use rand::seq::SliceRandom;
@@ -29,7 +34,7 @@ use rayon::prelude::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::crop::{render_crop, CropSensor};
+use super::crop::{render_crop, render_crop_pair, CropSensor};
 use super::identity::Identity;
 use super::{ensure_out_dir, progress_bar, rng_for};
 
@@ -65,6 +70,34 @@ pub struct RegdbArgs {
     pub ids: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Images per identity and sensor (RegDB has 10).
+    #[arg(long, default_value_t = REGDB_IMAGES)]
+    pub images: u32,
+    /// Crop size (RegDB's crops are about 64×128; a GPU recipe trains at 128×256 or 144×288).
+    #[arg(long, default_value_t = 64)]
+    pub width: u32,
+    #[arg(long, default_value_t = 128)]
+    pub height: u32,
+    /// Co-registered sensors: visible image k and thermal image k show the same
+    /// instant (pose, place, box), as the real RegDB rig and a dual-spectrum
+    /// box capture them; the pairs are listed in `idx/pairs.txt`.
+    #[arg(long)]
+    pub paired: bool,
+}
+
+/// How `vireid synth regdb` renders.
+#[derive(Debug, Clone, Copy)]
+pub struct RegdbOptions {
+    pub images: u32,
+    pub width: u32,
+    pub height: u32,
+    pub paired: bool,
+}
+
+impl Default for RegdbOptions {
+    fn default() -> Self {
+        RegdbOptions { images: REGDB_IMAGES, width: 64, height: 128, paired: false }
+    }
 }
 
 /// SYSU-MM01 cameras: (folder, sensor).
@@ -137,6 +170,12 @@ pub fn sysu_split(seed: u64, n: u32) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
     (train, val, test)
 }
 
+/// Writes `DIR/attributes.csv` (see [`super::identity::ATTRIBUTES`]).
+fn write_attributes(out: &Path, seed: u64, ids: u32) -> Result<()> {
+    let file = out.join("attributes.csv");
+    std::fs::write(&file, super::identity::attributes_csv(seed, 1..=ids)).with_context(|| format!("cannot write {}", file.display()))
+}
+
 fn id_line(ids: &[u32]) -> String {
     let mut s = ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
     s.push('\n');
@@ -182,19 +221,20 @@ pub fn write_sysu(out: &Path, ids: u32, seed: u64, images_per_cam: u32, width: u
     for (file, list) in [("train_id.txt", &train), ("val_id.txt", &val), ("test_id.txt", &test)] {
         std::fs::write(exp.join(file), id_line(list)).with_context(|| format!("cannot write {}", exp.join(file).display()))?;
     }
+    write_attributes(out, seed, ids)?;
     Ok(jobs.len() * images_per_cam as usize)
 }
 
 pub const REGDB_IMAGES: u32 = 10;
 pub const REGDB_TRIALS: u32 = 10;
 
-/// Relative path of RegDB image `k` (0-based) of identity `id`.
-pub fn regdb_relpath(seed: u64, id: u32, thermal: bool, k: u32) -> String {
+/// Relative path of RegDB image `k` (0-based, of `images` per sensor) of identity `id`.
+pub fn regdb_relpath(seed: u64, id: u32, thermal: bool, k: u32, images: u32) -> String {
     let person = Identity::generate(seed, id);
     let sex = if person.female { "female" } else { "male" };
     // RegDB films people walking towards and away from the camera.
-    let side = if k < REGDB_IMAGES / 2 { "front" } else { "back" };
-    let counter = (id - 1) * REGDB_IMAGES + k + 1;
+    let side = if k < images / 2 { "front" } else { "back" };
+    let counter = (id - 1) * images + k + 1;
     if thermal {
         format!("Thermal/{id}/{sex}_{side}_t_{counter:05}_{id}.jpg")
     } else {
@@ -203,25 +243,37 @@ pub fn regdb_relpath(seed: u64, id: u32, thermal: bool, k: u32) -> String {
 }
 
 /// Writes a RegDB-layout dataset; returns the number of images.
-pub fn write_regdb(out: &Path, ids: u32, seed: u64) -> Result<usize> {
+pub fn write_regdb(out: &Path, ids: u32, seed: u64, opts: RegdbOptions) -> Result<usize> {
     check_ids(ids, 2)?;
+    check_size(opts.width, opts.height)?;
+    if opts.images == 0 || opts.images > 999 {
+        bail!("--images {} is out of range: give 1 to 999 images per identity and sensor", opts.images);
+    }
     ensure_out_dir(out)?;
-    // RegDB crops are small (≈64×128), the thermal camera of lower quality.
-    let (w, h) = (64, 128);
-    let bar = progress_bar(ids as u64 * 2 * REGDB_IMAGES as u64, "regdb images");
+    let (w, h, images) = (opts.width, opts.height, opts.images);
+    let bar = progress_bar(ids as u64 * 2 * images as u64, "regdb images");
     (1..=ids).into_par_iter().try_for_each(|id| -> Result<()> {
         let person = Identity::generate(seed, id);
-        for (thermal, sensor) in [(false, CropSensor::RgbDay { indoor: false }), (true, CropSensor::Thermal)] {
-            for k in 0..REGDB_IMAGES {
-                let rel = regdb_relpath(seed, id, thermal, k);
-                let path = out.join(&rel);
-                if k == 0 {
-                    let dir = path.parent().context("image path has a folder")?;
-                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-                }
+        for thermal in [false, true] {
+            let dir = out.join(regdb_relpath(seed, id, thermal, 0, images));
+            let dir = dir.parent().context("image path has a folder")?;
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let path = |thermal, k| out.join(regdb_relpath(seed, id, thermal, k, images));
+        for k in 0..images {
+            // RegDB's two cameras share one site.
+            let site = seed ^ 0x4E6D;
+            if opts.paired {
+                let mut rng = rng_for(seed, &[0x4E6DB9, id as u64, k as u64]);
+                let (rgb, thermal) = render_crop_pair(&person, site, w, h, &mut rng);
+                save_jpeg(&rgb, &path(false, k))?;
+                save_jpeg(&thermal, &path(true, k))?;
+                bar.inc(2);
+                continue;
+            }
+            for (thermal, sensor) in [(false, CropSensor::RgbDay { indoor: false }), (true, CropSensor::Thermal)] {
                 let mut rng = rng_for(seed, &[0x4E6DB, id as u64, thermal as u64, k as u64]);
-                // RegDB's two cameras share one site.
-                save_jpeg(&render_crop(&person, sensor, seed ^ 0x4E6D, w, h, &mut rng), &path)?;
+                save_jpeg(&render_crop(&person, sensor, site, w, h, &mut rng), &path(thermal, k))?;
                 bar.inc(1);
             }
         }
@@ -242,8 +294,8 @@ pub fn write_regdb(out: &Path, ids: u32, seed: u64) -> Result<usize> {
             for (thermal, modality) in [(false, "visible"), (true, "thermal")] {
                 let mut text = String::new();
                 for (label, &id) in list.iter().enumerate() {
-                    for k in 0..REGDB_IMAGES {
-                        let _ = writeln!(text, "{} {}", regdb_relpath(seed, id, thermal, k), label);
+                    for k in 0..images {
+                        let _ = writeln!(text, "{} {}", regdb_relpath(seed, id, thermal, k, images), label);
                     }
                 }
                 let file = idx.join(format!("{split}_{modality}_{trial}.txt"));
@@ -251,7 +303,24 @@ pub fn write_regdb(out: &Path, ids: u32, seed: u64) -> Result<usize> {
             }
         }
     }
-    Ok((ids * 2 * REGDB_IMAGES) as usize)
+    if opts.paired {
+        write_pairs(&idx.join("pairs.txt"), (1..=ids).flat_map(|id| {
+            (0..images).map(move |k| (regdb_relpath(seed, id, false, k, images), regdb_relpath(seed, id, true, k, images)))
+        }))?;
+    }
+    write_attributes(out, seed, ids)?;
+    Ok((ids * 2 * images) as usize)
+}
+
+/// `idx/pairs.txt`: one co-observed instant per line, `<visible relpath> <thermal relpath>`,
+/// the RGB and thermal crops of one person at one moment. `vireid synth scene --crops`
+/// writes the same file, and training reads it for the paired alignment term.
+pub fn write_pairs(file: &Path, pairs: impl IntoIterator<Item = (String, String)>) -> Result<()> {
+    let mut text = String::from("# visible thermal: the same person at the same instant\n");
+    for (rgb, thermal) in pairs {
+        let _ = writeln!(text, "{rgb} {thermal}");
+    }
+    std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))
 }
 
 pub fn run_sysu(a: &SysuArgs) -> Result<()> {
@@ -263,7 +332,8 @@ pub fn run_sysu(a: &SysuArgs) -> Result<()> {
 
 pub fn run_regdb(a: &RegdbArgs) -> Result<()> {
     let t = std::time::Instant::now();
-    let n = write_regdb(&a.out, a.ids, a.seed)?;
+    let opts = RegdbOptions { images: a.images, width: a.width, height: a.height, paired: a.paired };
+    let n = write_regdb(&a.out, a.ids, a.seed, opts)?;
     println!("wrote {n} images of {} identities in the RegDB layout to {} in {:.1} s", a.ids, a.out.display(), t.elapsed().as_secs_f32());
     Ok(())
 }

@@ -331,6 +331,80 @@ impl Identity {
     }
 }
 
+/// The attributes both sensors show — garment kinds, sleeves, hair style,
+/// accessory, build — and not colour, which only RGB shows. Names and class
+/// counts, in the column order of [`Identity::attributes`]: the header of
+/// the datasets' `attributes.csv`, which training uses as extra supervision.
+pub const ATTRIBUTES: [(&str, u8); 8] = [
+    ("female", 2),
+    ("hair_style", 3),
+    ("top_kind", 5),
+    ("long_sleeves", 2),
+    ("bottom_kind", 3),
+    ("accessory", 4),
+    ("build", 3),
+    ("stature", 3),
+];
+
+/// Which of three bins `value` falls in, split at `cuts`.
+fn tertile(value: f32, cuts: [f32; 2]) -> u8 {
+    (value >= cuts[0]) as u8 + (value >= cuts[1]) as u8
+}
+
+impl Identity {
+    /// Class indices of [`ATTRIBUTES`], in that order.
+    pub fn attributes(&self) -> [u8; ATTRIBUTES.len()] {
+        [
+            self.female as u8,
+            match self.hair_style {
+                HairStyle::Short => 0,
+                HairStyle::Long => 1,
+                HairStyle::Bald => 2,
+            },
+            match self.top_kind {
+                TopKind::TShirt => 0,
+                TopKind::Shirt => 1,
+                TopKind::Jacket => 2,
+                TopKind::Coat => 3,
+                TopKind::Dress => 4,
+            },
+            self.long_sleeves as u8,
+            match self.bottom_kind {
+                BottomKind::Trousers => 0,
+                BottomKind::Shorts => 1,
+                BottomKind::Skirt => 2,
+            },
+            match self.accessory {
+                Accessory::None => 0,
+                Accessory::Backpack => 1,
+                Accessory::ShoulderBag => 2,
+                Accessory::Hat => 3,
+            },
+            // Cuts near the tertiles of the drawn distributions (both sexes).
+            tertile(self.build, [0.94, 1.05]),
+            tertile(self.stature, [0.95, 1.01]),
+        ]
+    }
+}
+
+/// `attributes.csv` for identities `ids` of population `seed`: a header
+/// `id,<name>:<classes>,…` and one row of class indices per identity.
+pub fn attributes_csv(seed: u64, ids: impl IntoIterator<Item = u32>) -> String {
+    let mut text = String::from("id");
+    for (name, classes) in ATTRIBUTES {
+        text.push_str(&format!(",{name}:{classes}"));
+    }
+    text.push('\n');
+    for id in ids {
+        text.push_str(&id.to_string());
+        for v in Identity::generate(seed, id).attributes() {
+            text.push_str(&format!(",{v}"));
+        }
+        text.push('\n');
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,5 +421,25 @@ mod tests {
             keys.insert(format!("{:?}", (p.top.colour, p.bottom.colour, p.top_kind, p.accessory)));
         }
         assert_eq!(keys.len(), 1000);
+    }
+
+    #[test]
+    fn attributes_in_range_and_varied() {
+        let mut seen = vec![std::collections::HashSet::new(); ATTRIBUTES.len()];
+        for id in 1..=2000 {
+            for (k, v) in Identity::generate(3, id).attributes().into_iter().enumerate() {
+                assert!(v < ATTRIBUTES[k].1, "{} = {v} out of range", ATTRIBUTES[k].0);
+                seen[k].insert(v);
+            }
+        }
+        // every class of every attribute occurs in a population of 2,000
+        for (k, (name, classes)) in ATTRIBUTES.iter().enumerate() {
+            assert_eq!(seen[k].len(), *classes as usize, "{name}: only {:?}", seen[k]);
+        }
+        let csv = attributes_csv(3, [1, 2]);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "id,female:2,hair_style:3,top_kind:5,long_sleeves:2,bottom_kind:3,accessory:4,build:3,stature:3");
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1].starts_with("1,") && lines[1].split(',').count() == 9);
     }
 }

@@ -1,1 +1,0 @@
-//! CUDA kernels through cudarc (feature `cuda`); probed before use.
