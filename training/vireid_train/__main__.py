@@ -60,7 +60,12 @@ def _evaluate(a):
     torch.set_num_threads(a.threads)
     if a.checkpoint:
         from .train import load_checkpoint
-        model, ck = load_checkpoint(a.checkpoint)
+        device = a.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("--device cuda but PyTorch sees no CUDA device; use --device auto or cpu")
+        model, ck = load_checkpoint(a.checkpoint, device)
         embed, (h, w) = torch_embedder(model), (ck["config"]["data"]["height"], ck["config"]["data"]["width"])
     elif a.onnx:
         md = read_metadata(a.onnx)
@@ -91,7 +96,7 @@ def _synth(a):
         write_sysu(a.out, a.train_ids, a.test_ids, a.per_cam, size, a.seed)
     else:
         write_regdb(a.out, a.train_ids, a.test_ids, a.per_cam, size, a.seed)
-    print(f"wrote synthetic {a.layout} layout to {a.out}")
+    print(f"wrote synthetic {a.layout} layout (with attributes.csv) to {a.out}")
 
 
 def main(argv=None):
@@ -101,8 +106,9 @@ def main(argv=None):
     t.add_argument("--config", required=True)
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     t.add_argument("--init-weights", help="local torchvision ImageNet state dict (.pth); never downloaded")
-    t.add_argument("--init-checkpoint", help="fine-tune: start from the backbone of an earlier run's last.pt "
-                   "(same arch and stems; the classifier is new)")
+    t.add_argument("--init-checkpoint", help="start from an earlier run's last.pt (same arch and stems): the "
+                   "classifier and method state are kept when their shapes match (same training set: a "
+                   "continued run), new otherwise (fine-tuning on another set)")
     t.add_argument("--out-dir")
     t.add_argument("--no-resume", action="store_true")
     t.set_defaults(fn=_train)
@@ -130,6 +136,8 @@ def main(argv=None):
     v.add_argument("--trial", type=int, default=1)
     v.add_argument("--trials", type=int, default=10)
     v.add_argument("--threads", type=int, default=2)
+    v.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where a --checkpoint is embedded (ONNX models run on the CPU)")
     v.add_argument("--json")
     v.set_defaults(fn=_evaluate)
     s = sub.add_parser("synth", help="write a small synthetic dataset in the SYSU-MM01 or RegDB layout")
@@ -145,7 +153,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         a.fn(a)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (FileNotFoundError, ValueError, RuntimeError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

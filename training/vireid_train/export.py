@@ -93,7 +93,7 @@ def roundtrip_max_abs_diff(model: ReIDNet, path: str | Path, height: int, width:
     x = torch.randn(batch, 3, height, width, generator=g)
     mod = torch.arange(batch) % 2
     with torch.no_grad():
-        ref = model(x, mod)["bn"].numpy()
+        ref = model.embed(x, mod).numpy()
     sess = ort_session(path)
     got = sess.run(None, ort_inputs(sess, x.numpy(), mod.numpy()))[0]
     return float(np.abs(ref - got).max())

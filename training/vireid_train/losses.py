@@ -1,9 +1,12 @@
 """Losses of the three methods. Each function is pure (tensors in, scalar out) so that the
-tests can check it against values computed by hand on tiny tensors.
+tests can check it against values computed by hand on tiny tensors. Callers pass float32
+tensors (methods.py casts the network's bf16 outputs before any loss or distance).
 
 Modality codes: 0 = RGB, 1 = thermal.
 """
 from __future__ import annotations
+
+import random
 
 import torch
 import torch.nn.functional as F
@@ -32,38 +35,53 @@ def hard_triplet_loss(feats: torch.Tensor, labels: torch.Tensor, margin: float =
     hardest_pos = d.masked_fill(~same, float("-inf")).max(dim=1).values
     hardest_neg = d.masked_fill(same, float("inf")).min(dim=1).values
     valid = torch.isfinite(hardest_neg) & torch.isfinite(hardest_pos)
-    if not valid.any():
-        return feats.sum() * 0.0
-    return F.relu(hardest_pos[valid] - hardest_neg[valid] + margin).mean()
+    # masked mean, no data-dependent branch (no device sync); 0 when no anchor has both
+    hinge = F.relu(torch.where(valid, hardest_pos - hardest_neg, torch.zeros_like(hardest_pos)) + margin)
+    return (hinge * valid).sum() / valid.sum().clamp(min=1)
 
 
 # ---------------------------------------------------------------- DANet
 
 def cross_modality_center_loss(feats: torch.Tensor, labels: torch.Tensor, modality: torch.Tensor,
                                rho: float = 0.7) -> torch.Tensor:
-    """DANet eq. 3.
+    """DANet eq. 3 (`method.cc = "paper"`).
 
     For sample i, c = centre (batch mean) of the features with i's identity from the *other*
     modality. Loss_i = ||f_i - c|| + [ρ - min_k ||c - f_k||]_+ over k of another identity and
     i's own modality. Samples whose identity has no other-modality sample in the batch are
-    skipped (the sampler always provides one).
+    skipped (the sampler always provides one). Vectorised: no per-sample loop or device sync.
     """
-    terms = []
-    for i in range(feats.shape[0]):
-        other = (labels == labels[i]) & (modality != modality[i])
-        negs = (labels != labels[i]) & (modality == modality[i])
-        if not other.any():
-            continue
-        c = feats[other].mean(dim=0)
-        pull = (feats[i] - c).norm()
-        if negs.any():
-            push = F.relu(rho - (feats[negs] - c[None]).norm(dim=1).min())
-        else:
-            push = feats.new_zeros(())
-        terms.append(pull + push)
-    if not terms:
-        return feats.sum() * 0.0
-    return torch.stack(terms).mean()
+    same_id = labels[:, None] == labels[None, :]
+    same_mod = modality[:, None] == modality[None, :]
+    other = (same_id & ~same_mod).to(feats.dtype)               # [i, j]: j is i's identity, other modality
+    count = other.sum(1)
+    valid = count > 0
+    centres = (other @ feats) / count.clamp(min=1)[:, None]
+    pull = (feats - centres).norm(dim=1)
+    negs = ~same_id & same_mod
+    d = pairwise_distances(centres, feats).masked_fill(~negs, float("inf")).min(dim=1).values
+    push = torch.where(torch.isfinite(d), F.relu(rho - d.clamp(max=rho)), torch.zeros_like(d))
+    return ((pull + push) * valid).sum() / valid.sum().clamp(min=1)
+
+
+def centre_cluster_loss(feats: torch.Tensor, labels: torch.Tensor, margin: float = 0.7) -> torch.Tensor:
+    """DANet's cross-modality centre loss as its authors' code computes it (MPANet's
+    CenterTripletLoss, `method.cc = "centre_cluster"`): centres c_y are batch means over *both*
+    modalities; loss = mean_i ||f_i - c_{y_i}|| + mean over identities a of
+    mean_{j: y_j != a} [margin - ||c_a - c_{y_j}||]_+ (every other-identity sample j counts, so an
+    identity weighs by its images in the batch). On the raw pre-BNNeck features."""
+    same = (labels[:, None] == labels[None, :]).to(feats.dtype)
+    centres = (same @ feats) / same.sum(1, keepdim=True)
+    pull = (feats - centres).norm(dim=1).mean()
+    # one anchor per identity: its first occurrence in the batch (no earlier sample shares its label)
+    n = labels.numel()
+    earlier = torch.ones(n, n, dtype=torch.bool, device=labels.device).tril(-1)
+    anchor = ~((same > 0) & earlier).any(dim=1)
+    d = pairwise_distances(centres, centres)                       # [anchor, sample]
+    other = (same == 0).to(feats.dtype)
+    per_anchor = (F.relu(margin - d) * other).sum(1) / other.sum(1).clamp(min=1)
+    push = (per_anchor * anchor).sum() / anchor.sum()
+    return pull + push
 
 
 def kl_rows(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
@@ -77,6 +95,21 @@ def mutual_learning_loss(rgb_by_ir_cls: torch.Tensor, rgb_by_rgb_cls: torch.Tens
                          ir_by_rgb_cls: torch.Tensor, ir_by_ir_cls: torch.Tensor) -> torch.Tensor:
     """DANet eq. 5: L_M = mean_i KL(C_r(f_v) || C_v(f_v)) + mean_j KL(C_v(f_r) || C_r(f_r))."""
     return kl_rows(rgb_by_ir_cls, rgb_by_rgb_cls) + kl_rows(ir_by_rgb_cls, ir_by_ir_cls)
+
+
+def ema_update(ema: torch.Tensor, live: torch.Tensor, rate: float) -> None:
+    """In place: ema ← (1 - rate)·ema + rate·live (DANet's teachers, rate = 0.2)."""
+    with torch.no_grad():
+        ema.mul_(1.0 - rate).add_(live.detach().to(ema.dtype), alpha=rate)
+
+
+def ema_mutual_kl(own_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """DANet's L_M as its authors' code computes it (`method.kl = "ema"`): rows are every image's
+    own-modality classifier logits (live) and the *other* modality's EMA classifier logits on the
+    same feature (the teacher, no gradient); KL(softmax(own) || softmax(teacher)) summed over
+    classes and divided by the number of rows (KLDivLoss reduction "batchmean")."""
+    p = F.softmax(own_logits, dim=1)
+    return F.kl_div(F.log_softmax(teacher_logits.detach(), dim=1), p, reduction="batchmean")
 
 
 # ---------------------------------------------------------------- LbA (CMAlign)
@@ -109,25 +142,69 @@ def soft_warp(values: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
     return out.reshape(b, c, h, w)
 
 
-def cmalign(f_anchor: torch.Tensor, f_other: torch.Tensor, beta: float = 50.0):
+def minmax_per_image(a: torch.Tensor) -> torch.Tensor:
+    """[B,1,h,w] → each image's map shifted and scaled to [0, 1] (max + 1e-12 in the divisor)."""
+    b = a.shape[0]
+    g = a.reshape(b, -1)
+    g = g - g.min(dim=1, keepdim=True).values
+    g = g / (g.max(dim=1, keepdim=True).values + 1e-12)
+    return g.reshape(a.shape)
+
+
+def cmalign(f_anchor: torch.Tensor, f_other: torch.Tensor, beta: float = 50.0, coatt: str = "raw"):
     """Reconstruct the anchor's features from the other modality's features (LbA eq. 3):
     f̂ = M·W(f_other) + (1-M)·f_anchor, with M the anchor's person mask.
 
-    Returns (f̂, co-attention map A = M_anchor · W(M_other), eq. 9)."""
+    Returns (f̂, co-attention map A = M_anchor · W(M_other), eq. 9). coatt = "minmax" is LbA's
+    code: A min-max normalised per image and detached (a weight, not a path for gradients);
+    "raw" keeps A as eq. 9 gives it, with the gradient through the matching probabilities."""
+    if coatt not in ("raw", "minmax"):
+        raise ValueError(f"method.coatt = {coatt!r}: choose raw or minmax")
     prob = matching_probabilities(f_anchor, f_other, beta)
     m_anchor = person_mask(f_anchor)
     warped = soft_warp(f_other, prob)
     recon = m_anchor * warped + (1.0 - m_anchor) * f_anchor
-    coatt = m_anchor * soft_warp(person_mask(f_other), prob)
-    return recon, coatt
+    att = m_anchor * soft_warp(person_mask(f_other), prob)
+    if coatt == "minmax":
+        att = minmax_per_image(att).detach()
+    return recon, att
 
 
 def dense_triplet_loss(f_anchor: torch.Tensor, recon_pos: torch.Tensor, recon_neg: torch.Tensor,
-                       coatt: torch.Tensor, margin: float = 0.3) -> torch.Tensor:
-    """LbA eqs. 10-11: Σ_p A(p)·[d⁺(p) - d⁻(p) + margin]_+, where d± are local L2 distances
-    between the anchor and its reconstructions from the positive / negative image. Normalised
-    by Σ_p A(p) so the scale does not depend on the feature-map size."""
+                       coatt: torch.Tensor, margin: float = 0.3, reduction: str = "coatt") -> torch.Tensor:
+    """LbA eqs. 10-11: A(p)·[d⁺(p) - d⁻(p) + margin]_+, where d± are local L2 distances
+    between the anchor and its reconstructions from the positive / negative image.
+    reduction "coatt": Σ_p A·hinge / Σ_p A (scale independent of the feature-map size);
+    "mean": the mean of A·hinge over images and positions (LbA's code)."""
     d_pos = (f_anchor - recon_pos).norm(dim=1, keepdim=True)
     d_neg = (f_anchor - recon_neg).norm(dim=1, keepdim=True)
     hinge = F.relu(d_pos - d_neg + margin)
+    if reduction == "mean":
+        return (coatt * hinge).mean()
+    if reduction != "coatt":
+        raise ValueError(f"method.dt_reduction = {reduction!r}: choose coatt or mean")
     return (coatt * hinge).sum() / coatt.sum().clamp(min=1e-12)
+
+
+def lba_pairs(p: int, k: int, mode: str = "slot", rng: random.Random | None = None):
+    """Positive and negative partners, in the *other* modality's half, of each of the P·K anchors
+    of one half of a [RGB P×K | thermal P×K] batch (identity blocks of K consecutive slots).
+
+    "slot": positive = the same slot (same identity), negative = the slot K further on (the next
+    identity). "random" (LbA's code): positive = a random permutation of the K slots of the
+    anchor's identity block; negatives = for each identity block, K identities drawn at random
+    among the P - 1 others (distinct when P - 1 >= K) and a random permutation of slots."""
+    n = p * k
+    if mode == "slot":
+        idx = torch.arange(n)
+        return idx, (idx + k) % n
+    if mode != "random":
+        raise ValueError(f"method.pairs = {mode!r}: choose slot or random")
+    rng = rng or random
+    pos, neg = [], []
+    for b in range(p):
+        pos += [b * k + j for j in rng.sample(range(k), k)]
+        others = [o for o in range(p) if o != b]
+        blocks = rng.sample(others, k) if len(others) >= k else [rng.choice(others) for _ in range(k)]
+        neg += [o * k + j for o, j in zip(blocks, rng.sample(range(k), k))]
+    return torch.tensor(pos), torch.tensor(neg)

@@ -26,16 +26,33 @@ _ARCHS = {
 
 
 class GeM(nn.Module):
-    """Generalised-mean pooling (Radenovic et al.), p learnable, p=1 is average, p→∞ is max."""
+    """Generalised-mean pooling (Radenovic et al.), p = 1 is average, p → ∞ is max. p is learnt
+    (`model.gem_learnable = true`) or fixed (LbA's GeMP: p = 3, not a parameter)."""
 
-    def __init__(self, p: float = 3.0, eps: float = 1e-6):
+    def __init__(self, p: float = 3.0, eps: float = 1e-6, learnable: bool = True):
         super().__init__()
-        self.p = nn.Parameter(torch.tensor(float(p)))
+        if learnable:
+            self.p = nn.Parameter(torch.tensor(float(p)))
+        else:
+            self.register_buffer("p", torch.tensor(float(p)))
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.clamp(min=self.eps).pow(self.p)
-        return x.mean(dim=(2, 3)).pow(1.0 / self.p)
+        # the floor keeps the root's gradient finite if a learnt p grows so large that eps^p
+        # underflows (seen with SGD at lr 0.01 from scratch); it never binds for p <= 6
+        return x.mean(dim=(2, 3)).clamp(min=1e-36).pow(1.0 / self.p)
+
+
+class AvgPool(nn.Module):
+    """Global average pooling (`model.pooling = "avg"`, as MPANet/DANet)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+POOLINGS = ("gem", "avg")
+TEST_FEATURES = ("bn", "pooled")
 
 
 def _set_last_stride_one(layer4: nn.Sequential) -> None:
@@ -52,15 +69,23 @@ class ReIDNet(nn.Module):
 
     two_stream=True gives each modality its own stem (conv1/bn1/relu/maxpool), as in LbA's
     two-stream network; the deeper stages are shared. forward() returns a dict with the conv4
-    and conv5 maps (for CMAlign), the GeM-pooled feature (for metric losses), the BNNeck
-    feature (the embedding at test time) and the shared classifier's logits.
+    and conv5 maps (for CMAlign), the pooled feature (GeM or average; for metric losses), the
+    BNNeck feature and the shared classifier's logits. `test_feature` picks what is embedded at
+    test time and exported: "bn" (the BNNeck output) or "pooled" (LbA's own test feature: the
+    GeM feature before the BNNeck; the runtime and the evaluator L2-normalise either).
     """
 
     def __init__(self, num_classes: int, arch: str = "resnet50", two_stream: bool = False,
-                 gem_p: float = 3.0, last_stride_one: bool = True):
+                 gem_p: float = 3.0, last_stride_one: bool = True, pooling: str = "gem",
+                 gem_learnable: bool = True, test_feature: str = "bn"):
         super().__init__()
         if arch not in _ARCHS:
             raise ValueError(f"unknown model.arch {arch!r}; choose one of {sorted(_ARCHS)}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"model.pooling = {pooling!r}: choose one of {POOLINGS}")
+        if test_feature not in TEST_FEATURES:
+            raise ValueError(f"model.test_feature = {test_feature!r}: choose bn (BNNeck output) or pooled "
+                             "(the pooled feature before the BNNeck, LbA's)")
         net = _ARCHS[arch]()
         if last_stride_one:
             _set_last_stride_one(net.layer4)
@@ -70,7 +95,8 @@ class ReIDNet(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.embedding_dim = net.fc.in_features
         self.arch = arch
-        self.pool = GeM(gem_p)
+        self.pool = GeM(gem_p, learnable=gem_learnable) if pooling == "gem" else AvgPool()
+        self.test_feature = test_feature
         self.bnneck = nn.BatchNorm1d(self.embedding_dim)
         self.bnneck.bias.requires_grad_(False)  # BNNeck: no shift, as in Luo et al.
         self.classifier = nn.Linear(self.embedding_dim, num_classes, bias=False)
@@ -81,6 +107,13 @@ class ReIDNet(nn.Module):
             return self.stems[0](x)
         if isinstance(modality, int):
             return self.stems[modality](x)
+        modality = modality.cpu()
+        # The training batches are [RGB block, thermal block(, RGB block)]: run each stem on
+        # contiguous slices and concatenate (no scatter, no device sync).
+        change = (modality[1:] != modality[:-1]).nonzero(as_tuple=True)[0].tolist()
+        bounds = [0] + [c + 1 for c in change] + [modality.numel()]
+        if len(bounds) <= 4:
+            return torch.cat([self.stems[int(modality[a])](x[a:b]) for a, b in zip(bounds, bounds[1:])])
         out = None
         for m in (RGB, THERMAL):
             sel = (modality == m).nonzero(as_tuple=True)[0]
@@ -99,10 +132,17 @@ class ReIDNet(nn.Module):
         x = self.layer2(self.layer1(x))
         conv4 = self.layer3(x)
         conv5 = self.layer4(conv4)
+        return {"conv4": conv4, "conv5": conv5, **self.head(conv5)}
+
+    def head(self, conv5: torch.Tensor) -> dict:
+        """Pooling → BNNeck → classifier on a conv5 map (also LbA's ID-consistency branch)."""
         pooled = self.pool(conv5)
         bn = self.bnneck(pooled)
-        return {"conv4": conv4, "conv5": conv5, "pooled": pooled, "bn": bn,
-                "logits": self.classifier(bn)}
+        return {"pooled": pooled, "bn": bn, "logits": self.classifier(bn)}
+
+    def embed(self, x: torch.Tensor, modality: torch.Tensor | int = RGB) -> torch.Tensor:
+        """The test-time embedding (`test_feature`), not normalised."""
+        return self.forward(x, modality)[self.test_feature]
 
     def load_imagenet(self, path: str) -> list[str]:
         """Load a local torchvision ImageNet state dict (never downloads). Returns missing keys."""
@@ -123,9 +163,11 @@ class ReIDNet(nn.Module):
                              f"is it a torchvision {self.arch} state dict?")
         return result.missing_keys
 
-    def load_backbone(self, path: str) -> None:
-        """Start from an earlier vireid_train checkpoint: every weight but the identity classifier,
-        whose classes belong to the old training set."""
+    def load_backbone(self, path: str) -> dict:
+        """Start from an earlier vireid_train checkpoint: every weight, and the identity classifier
+        too when its shape matches (the same training set: a continued run); a classifier of
+        another training set's classes is dropped. Returns the checkpoint (its "method" state is
+        the caller's to restore) with "classifier_kept" set."""
         if not Path(path).is_file():
             raise FileNotFoundError(f"--init-checkpoint {path} does not exist (train writes <out_dir>/last.pt)")
         try:
@@ -134,18 +176,24 @@ class ReIDNet(nn.Module):
             raise ValueError(f"--init-checkpoint {path}: cannot be read as a checkpoint ({err})") from err
         if not isinstance(ck, dict) or "model" not in ck:
             raise ValueError(f"--init-checkpoint {path}: not a vireid_train checkpoint (no 'model' entry)")
-        state = {k: v for k, v in ck["model"].items() if not k.startswith("classifier.")}
         mine = self.state_dict()
+        cls = {k: v for k, v in ck["model"].items() if k.startswith("classifier.")}
+        keep = bool(cls) and all(k in mine and mine[k].shape == v.shape for k, v in cls.items())
+        state = {k: v for k, v in ck["model"].items() if keep or not k.startswith("classifier.")}
         wrong = [k for k, v in state.items() if k not in mine or mine[k].shape != v.shape]
         missing = [k for k in mine if k not in state and not k.startswith("classifier.")]
         if wrong or missing:
             raise ValueError(f"--init-checkpoint {path}: its network differs from this config's "
-                             f"(e.g. {(wrong + missing)[:3]}); match model.arch and model.two_stream")
+                             f"(e.g. {(wrong + missing)[:3]}); match model.arch, model.two_stream and "
+                             "model.pooling")
         self.load_state_dict(state, strict=False)
+        ck["classifier_kept"] = keep
+        return ck
 
 
 class EmbeddingGraph(nn.Module):
-    """What is exported: images (+ per-row modality for two-stream models) → BNNeck embedding.
+    """What is exported: images (+ per-row modality for two-stream models) → the test feature
+    (`model.test_feature`: BNNeck output or the pooled feature).
 
     Two-stream graphs take a second input `modality` [N] (0.0 RGB, 1.0 thermal) and blend the
     two stems' outputs with it, which is exact for 0/1 values and lets the runtime batch rows of
@@ -156,11 +204,12 @@ class EmbeddingGraph(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor, modality: torch.Tensor | None = None) -> torch.Tensor:
+        feature = self.model.test_feature
         if not self.model.two_stream:
-            return self.model.trunk(self.model.stems[0](x))["bn"]
+            return self.model.trunk(self.model.stems[0](x))[feature]
         m = modality.reshape(-1, 1, 1, 1)
         s = self.model.stems[0](x) * (1.0 - m) + self.model.stems[1](x) * m
-        return self.model.trunk(s)["bn"]
+        return self.model.trunk(s)[feature]
 
 
 def extract_embeddings(model: ReIDNet, images: torch.Tensor, modality: int, batch: int = 64) -> torch.Tensor:
@@ -168,5 +217,5 @@ def extract_embeddings(model: ReIDNet, images: torch.Tensor, modality: int, batc
     out = []
     with torch.no_grad():
         for i in range(0, images.shape[0], batch):
-            out.append(model(images[i:i + batch], modality)["bn"])
+            out.append(model.embed(images[i:i + batch], modality))
     return F.normalize(torch.cat(out), dim=1)

@@ -26,6 +26,27 @@ def _identity(pid: int, seed: int) -> dict:
     }
 
 
+# What both modalities show of an identity (shape, not colour): the columns of attributes.csv,
+# in the format `vireid synth` writes (`id,<name>:<classes>,...`; -1 = not applicable).
+ATTRIBUTES = (("hat", 2), ("bag", 3), ("stripes", 4), ("stripe_dir", 2), ("build", 3), ("stature", 3))
+
+
+def attributes(pid: int, seed: int) -> list[int]:
+    a = _identity(pid, seed)
+    tertile = lambda v, lo, hi: int(v >= lo + (hi - lo) / 3) + int(v >= lo + 2 * (hi - lo) / 3)
+    return [int(a["hat"]), [None, "left", "right"].index(a["bag"]), [0, 2, 3, 4].index(a["stripes"]),
+            ["h", "v"].index(a["stripe_dir"]) if a["stripes"] else -1,
+            tertile(a["width"], 0.30, 0.52), tertile(a["height"], 0.72, 0.95)]
+
+
+def write_attributes(root: str | Path, ids, seed: int) -> Path:
+    path = Path(root) / "attributes.csv"
+    rows = ["id," + ",".join(f"{n}:{k}" for n, k in ATTRIBUTES)]
+    rows += [f"{pid}," + ",".join(str(v) for v in attributes(pid, seed)) for pid in ids]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
 def render_person(pid: int, thermal: bool, rng: random.Random, size=(64, 128), seed: int = 0) -> Image.Image:
     """One crop (width, height) of identity pid in RGB or thermal (grey, saved as L)."""
     a = _identity(pid, seed)
@@ -108,6 +129,7 @@ def write_sysu(root: str | Path, n_train: int, n_test: int, per_cam: int, size=(
             d.mkdir(parents=True, exist_ok=True)
             for m in range(per_cam):
                 render_person(pid, cam in SYSU_IR_CAMS, rng, size, seed).save(d / f"{m + 1:04d}.jpg", quality=92)
+    write_attributes(root, ids, seed)
     return root
 
 
@@ -130,4 +152,5 @@ def write_regdb(root: str | Path, n_train: int, n_test: int, per_id: int, size=(
                 lists[f"{split}_{mod}"].append(f"{rel} {label}")
     for k, v in lists.items():
         (root / "idx" / f"{k}_{trial}.txt").write_text("\n".join(v) + "\n")
+    write_attributes(root, range(n_train + n_test), seed)
     return root
