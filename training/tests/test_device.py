@@ -116,3 +116,41 @@ def test_find_pretrained_looks_in_the_hub_caches(tmp_path, monkeypatch):
     assert [f["source"] for f in found] == ["torchvision"] and "BSD" in found[0]["licence"]
     out = device.as_torchvision_state(found[0]["path"], str(tmp_path / "w.pth"))
     assert "layer4.2.conv3.weight" in torch.load(out, weights_only=True)
+
+
+def test_merge_renumbers_people_and_keeps_their_attributes(tmp_path):
+    studio = write_regdb(tmp_path / "studio", n_train=3, n_test=2, per_id=2, size=(16, 32))
+    scene = write_regdb(tmp_path / "scene", n_train=2, n_test=2, per_id=1, size=(16, 32))
+    (scene / "attributes.csv").unlink()          # scene crops come without attributes
+    counts = device.merge(tmp_path / "m", [f"{studio}:train", f"{scene}:test"])
+    assert counts[f"{studio}:train"]["identities"] == 3 and counts[f"{scene}:test"]["identities"] == 2
+    from vireid_train.data import load_attributes, load_train
+    samples, n = load_train("regdb", tmp_path / "m")
+    assert n == 5 and len(samples) == 3 * 2 * 2 + 2 * 1 * 2
+    assert all((tmp_path / "m" / s.path).exists() or __import__("os").path.exists(s.path) for s in samples)
+    attrs = load_attributes(tmp_path / "m", samples, n)
+    assert (attrs.table[3:] == -1).all() and (attrs.table[:3] >= 0).any()
+    # the studio people's rows are their own
+    from vireid_train.data import raw_identity, read_attributes_csv
+    _, _, rows = read_attributes_csv(studio / "attributes.csv")
+    first = next(s for s in samples if s.label == 0)
+    real = int((tmp_path / "m" / "Visible" / str(raw_identity(first.path))).resolve().name)
+    assert attrs.table[0].tolist() == rows[real]
+    with pytest.raises(ValueError, match="ROOT:train"):
+        device.merge(tmp_path / "x", [str(studio)])
+
+
+def test_night_day_view_keeps_night_thermal_and_day_visible(tmp_path):
+    root = tmp_path / "scene"
+    for folder, mod in (("Visible", "visible"), ("Thermal", "thermal")):
+        (root / folder / "1").mkdir(parents=True)
+        (root / "idx").mkdir(exist_ok=True)
+        lines = [f"{folder}/1/day_000010.jpg 0", f"{folder}/1/night_000310.jpg 0", f"{folder}/1/day_000015.jpg 0"]
+        (root / "idx" / f"test_{mod}_1.txt").write_text("\n".join(lines) + "\n")
+    q, g = device.night_day(root, tmp_path / "nd")
+    assert (q, g) == (1, 2)
+    assert (tmp_path / "nd" / "idx" / "test_thermal_1.txt").read_text() == "Thermal/1/night_000310.jpg 0\n"
+    assert "night" not in (tmp_path / "nd" / "idx" / "test_visible_1.txt").read_text()
+    assert (tmp_path / "nd" / "Visible" / "1").is_dir()
+    with pytest.raises(FileNotFoundError, match="synth scene --crops"):
+        device.night_day(tmp_path / "nothing", tmp_path / "nd2")

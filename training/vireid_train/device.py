@@ -2,6 +2,8 @@
 
     python -m vireid_train.device probe --out probe.json            what the machine has
     python -m vireid_train.device all-ids --root DIR [--trial 1]    train on every identity of DIR
+    python -m vireid_train.device merge --out DIR ROOT:train ROOT:test …   one training root of several
+    python -m vireid_train.device night-day --root SCENE_CROPS --out DIR   night thermal vs day visible
     python -m vireid_train.device pack --checkpoint last.pt --out-dir $OUT
     python -m vireid_train.device unpack --parts-dir DIR --out last.pt
     python -m vireid_train.device int8 --checkpoint last.pt --out resume.int8.pt [--gpu-seconds S]
@@ -111,6 +113,87 @@ def all_ids(root: str | Path, trial: int = 1) -> int:
     return len(labels)
 
 
+def merge(out: str | Path, sources: list[str], trial: int = 1) -> dict:
+    """One RegDB-layout training root out of several (`ROOT:train` or `ROOT:test` = which of
+    its trial lists to take): the studio set and the scene-crop sets of the job. Each source's
+    identity folders are linked under new global numbers (`Visible/<n>` → ROOT/Visible/<id>),
+    labels are renumbered, and attributes.csv rows follow their identity (-1 = not applicable
+    where a source has none, e.g. scene crops). Returns counts per source."""
+    out = Path(out)
+    for sub in ("Visible", "Thermal", "idx"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    lists: dict[str, list[str]] = {"visible": [], "thermal": []}
+    attr_header, attr_rows, counts = None, {}, {}
+    gid_of: dict[tuple[int, str], int] = {}
+    for k, spec in enumerate(sources):
+        root_s, _, split = spec.rpartition(":")
+        if split not in ("train", "test") or not root_s:
+            raise ValueError(f"merge source {spec!r}: expected ROOT:train or ROOT:test")
+        root = Path(root_s).resolve()
+        attrs = {}
+        if (root / "attributes.csv").is_file():
+            from .data import read_attributes_csv
+            names, classes, attrs = read_attributes_csv(root / "attributes.csv")
+            header = "id," + ",".join(f"{n}:{c}" for n, c in zip(names, classes))
+            if attr_header not in (None, header):
+                raise ValueError(f"{root}/attributes.csv: columns differ from an earlier source's ({header})")
+            attr_header = header
+        n_images = 0
+        for mod, folder in (("visible", "Visible"), ("thermal", "Thermal")):
+            f = root / "idx" / f"{split}_{mod}_{trial}.txt"
+            if not f.is_file():
+                raise FileNotFoundError(f"merge source {spec!r}: {f} does not exist")
+            for line in f.read_text().splitlines():
+                if not line.strip():
+                    continue
+                rel = line.split()[0]
+                parts = rel.split("/")
+                if len(parts) != 3 or parts[0] != folder:
+                    raise ValueError(f"{f}: {rel!r} is not {folder}/<id>/<file>")
+                gid = gid_of.setdefault((k, parts[1]), len(gid_of) + 1)
+                link = out / folder / str(gid)
+                if not link.exists():
+                    link.symlink_to(root / folder / parts[1], target_is_directory=True)
+                lists[mod].append(f"{folder}/{gid}/{parts[2]} {gid - 1}")
+                n_images += 1
+                try:
+                    attr_rows.setdefault(gid, attrs.get(int(parts[1])))
+                except ValueError:
+                    attr_rows.setdefault(gid, None)
+        counts[spec] = {"images": n_images, "identities": sum(1 for (kk, _) in gid_of if kk == k)}
+    for mod, lines in lists.items():
+        (out / "idx" / f"train_{mod}_{trial}.txt").write_text("\n".join(lines) + "\n")
+        (out / "idx" / f"test_{mod}_{trial}.txt").write_text("")
+    if attr_header:
+        width = attr_header.count(",")
+        rows = [f"{gid}," + ",".join(str(v) for v in (vals if vals else [-1] * width)) for gid, vals in sorted(attr_rows.items())]
+        (out / "attributes.csv").write_text(attr_header + "\n" + "\n".join(rows) + "\n")
+    return counts
+
+
+def night_day(root: str | Path, out: str | Path, trial: int = 1) -> tuple[int, int]:
+    """The product's question on scene crops (`vireid synth scene --crops`): night thermal
+    queries against day visible crops. Writes a view of ROOT at OUT whose trial lists keep only
+    those lines (with all crops a thermal query finds the visible crop of the same instant, same
+    pose and place, and R1 is inflated). Returns (queries, gallery)."""
+    root, out = Path(root).resolve(), Path(out)
+    (out / "idx").mkdir(parents=True, exist_ok=True)
+    counts = []
+    for mod, folder, keep in (("thermal", "Thermal", "night_"), ("visible", "Visible", "day_")):
+        src = root / "idx" / f"test_{mod}_{trial}.txt"
+        if not src.is_file():
+            raise FileNotFoundError(f"{src} does not exist: give a folder written by `vireid synth scene --crops`")
+        lines = [ln for ln in src.read_text().splitlines() if ln.strip() and Path(ln.split()[0]).name.startswith(keep)]
+        if not lines:
+            raise ValueError(f"{src}: no {keep}* crops; is it a day/night scene's crop folder?")
+        (out / "idx" / f"test_{mod}_{trial}.txt").write_text("\n".join(lines) + "\n")
+        link = out / folder
+        if not link.exists():
+            link.symlink_to(root / folder, target_is_directory=True)
+        counts.append(len(lines))
+    return counts[0], counts[1]
+
+
 def retrievals(checkpoint: str, root: str, out: str, queries: int = 8, top: int = 5, trial: int = 1) -> dict:
     """A picture of what the model does: thermal queries of unseen people (left) and their
     top visible matches, green when the same person, red when not."""
@@ -180,15 +263,28 @@ def _pct(report: dict) -> dict:
             "mAP": 100 * m["mAP"], "mINP": 100 * m["mINP"]}
 
 
-def card(metrics_json: str, eval_fp32: str, eval_int8: str, out: str) -> str:
+def card(metrics_json: str, eval_fp32: str, eval_int8: str, out: str, scene_fp32: str = "", scene_int8: str = "") -> str:
     """The model card of a GPU-trained default model: what it was trained on and how, where,
     and what `vireid eval` measured on people nobody trained or evaluated on."""
     m = json.loads(Path(metrics_json).read_text())
     f32, i8 = (_pct(json.loads(Path(p).read_text())) for p in (eval_fp32, eval_int8))
     job, probe_, train = m.get("job", {}), m.get("probe", {}), m.get("train", {})
-    cfg = train.get("config", {})
     rows = "\n".join(f"| {name} | {r['R1']:.2f} | {r['R10']:.2f} | {r['mAP']:.2f} | {r['mINP']:.2f} |"
                      for name, r in (("FP32", f32), ("INT8 Q/DQ", i8)))
+    scene_rows = ""
+    if scene_fp32 and scene_int8:
+        s32, s8 = (_pct(json.loads(Path(p).read_text())) for p in (scene_fp32, scene_int8))
+        scene_rows = "\n".join(f"| {name} | {r['R1']:.2f} | {r['R10']:.2f} | {r['mAP']:.2f} | {r['mINP']:.2f} |"
+                               for name, r in (("FP32", s32), ("INT8 Q/DQ", s8)))
+        scene_rows = f"""
+Night thermal → day visible on the crops of an unseen day/night scene (`vireid synth scene --seed 8001
+--seconds 90 --people 20 --crops`, then `python -m vireid_train.device night-day`): the question the
+product asks at night. Same command with `--root out/device-finish/scene-nd`:
+
+| model | R1 | R10 | mAP | mINP |
+| --- | ---: | ---: | ---: | ---: |
+{scene_rows}
+"""
     text = f"""# Model card: `vireid_default` (GPU-trained, synthetic data)
 
 | file | what |
@@ -203,10 +299,12 @@ def card(metrics_json: str, eval_fp32: str, eval_int8: str, out: str) -> str:
   CUDA {probe_.get('cuda', '?')}; job wall time {job.get('wall_s', '?')} s, training budget {job.get('budget_s', '?')} s
   (`training/device/run.sh`, log in the job's `run.log`).
 - Data: {job.get('train_ids', '?')} synthetic people x {job.get('train_images', '?')} images per sensor (visible + thermal),
-  RegDB layout, {job.get('width', '?')}x{job.get('height', '?')}, `vireid synth regdb --seed 101`; every identity trains.
-- Start: {train.get('init', 'see run.log')}. ImageNet weights on the machine: {len(probe_.get('pretrained_resnet50', []))} file(s)
+  RegDB layout, {job.get('width', '?')}x{job.get('height', '?')}, `vireid synth regdb --seed 101`; every identity trains;
+  plus the person crops of {job.get('scenes', 0)} rendered day/night scenes (`vireid synth scene --crops`, seeds 7001..).
+- Start: {job.get('init', 'see run.log')}. ImageNet weights on the machine: {len(probe_.get('pretrained_resnet50', []))} file(s)
   {', '.join(f"{p['path']} ({p['licence']})" for p in probe_.get('pretrained_resnet50', [])) or ''}.
-- Recipe: `training/device/gpu.toml` {('(method ' + str(cfg.get('method', {}).get('name')) + ')') if cfg else ''}.
+- Recipe: `training/device/gpu.toml` (method {train.get('method', '?')}, test feature {train.get('test_feature', '?')},
+  {train.get('epochs_run', '?')} epochs of {train.get('batches_per_epoch', '?')} batches in {train.get('train_seconds', '?')} s).
 
 ## Measured
 
@@ -221,7 +319,7 @@ Thermal → visible on 100 synthetic people nobody trained or evaluated on (`vir
 
 INT8 − FP32: ΔmAP {i8['mAP'] - f32['mAP']:+.2f} (target: within 1.0). The job's own evaluation on its
 held-out population (seed 202): {json.dumps({k: train.get(k) for k in ('r1', 'mAP', 'mINP') if k in train})}.
-"""
+{scene_rows}"""
     Path(out).write_text(text)
     return text
 
@@ -234,6 +332,10 @@ def main(argv=None) -> None:
     p = sub.add_parser("imagenet", help="convert a found ResNet-50 weight file for --init-weights")
     p.add_argument("--weights", required=True); p.add_argument("--out", required=True)
     p = sub.add_parser("all-ids"); p.add_argument("--root", required=True); p.add_argument("--trial", type=int, default=1)
+    p = sub.add_parser("merge", help="one training root out of ROOT:train|test sources")
+    p.add_argument("--out", required=True); p.add_argument("sources", nargs="+")
+    p = sub.add_parser("night-day", help="a view of a scene-crop set: night thermal queries, day visible gallery")
+    p.add_argument("--root", required=True); p.add_argument("--out", required=True)
     p = sub.add_parser("pack"); p.add_argument("--checkpoint", required=True); p.add_argument("--out-dir", required=True)
     p.add_argument("--manifest", help="also write the manifest JSON here")
     p = sub.add_parser("unpack"); p.add_argument("--parts-dir", required=True); p.add_argument("--out", required=True)
@@ -246,6 +348,7 @@ def main(argv=None) -> None:
     p = sub.add_parser("report"); p.add_argument("--out", required=True); p.add_argument("--part", action="append", default=[])
     p = sub.add_parser("card"); p.add_argument("--metrics", required=True); p.add_argument("--eval-fp32", required=True)
     p.add_argument("--eval-int8", required=True); p.add_argument("--out", required=True)
+    p.add_argument("--scene-fp32", default=""); p.add_argument("--scene-int8", default="")
     a = ap.parse_args(argv)
     try:
         if a.cmd == "probe":
@@ -256,6 +359,12 @@ def main(argv=None) -> None:
             print(as_torchvision_state(a.weights, a.out))
         elif a.cmd == "all-ids":
             print(f"all-ids: {all_ids(a.root, a.trial)} identities in the training lists of {a.root}")
+        elif a.cmd == "merge":
+            for spec, c in merge(a.out, a.sources).items():
+                print(f"merge: {spec}: {c['identities']} identities, {c['images']} images")
+        elif a.cmd == "night-day":
+            q, g = night_day(a.root, a.out)
+            print(f"night-day: {q} night thermal queries, {g} day visible gallery crops in {a.out}")
         elif a.cmd == "pack":
             m = pack.pack_parts(a.checkpoint, a.out_dir)
             if a.manifest:
@@ -277,7 +386,7 @@ def main(argv=None) -> None:
         elif a.cmd == "report":
             report(a.out, a.part)
         elif a.cmd == "card":
-            card(a.metrics, a.eval_fp32, a.eval_int8, a.out)
+            card(a.metrics, a.eval_fp32, a.eval_int8, a.out, a.scene_fp32, a.scene_int8)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
