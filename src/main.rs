@@ -24,10 +24,13 @@ enum Command {
         config: std::path::PathBuf,
     },
     /// Detect (and optionally track) people in every frame of a video file; JSON lines out.
+    #[cfg(feature = "media")]
     Detect(vireid::detect::cli::DetectArgs),
     /// Run the cameras of a config: ingest → detect → track; finished tracks as JSON lines.
+    #[cfg(feature = "media")]
     Run(vireid::pipeline::RunArgs),
     /// Serve H.264 MP4 files or test patterns over RTSP (stand-in cameras for demos and tests).
+    #[cfg(feature = "media")]
     ServeRtsp(vireid::ingest::rtsp_serve::ServeRtspArgs),
     /// Synthetic dual-spectrum people: SYSU-MM01/RegDB datasets, scene videos, contact sheet.
     Synth(vireid::synth::SynthArgs),
@@ -56,7 +59,15 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// A command this build leaves out (built without the `media` feature).
+    #[cfg(not(feature = "media"))]
+    #[command(external_subcommand)]
+    Unavailable(Vec<String>),
 }
+
+/// Commands a build without the `media` feature (GStreamer, OpenCV) leaves out.
+#[cfg(not(feature = "media"))]
+const MEDIA_COMMANDS: [&str; 3] = ["run", "detect", "serve-rtsp"];
 
 #[derive(Subcommand)]
 enum BenchCommand {
@@ -94,9 +105,23 @@ fn dispatch(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        #[cfg(feature = "media")]
         Command::Detect(args) => vireid::detect::cli::run_detect(args),
+        #[cfg(feature = "media")]
         Command::Run(args) => vireid::pipeline::run(args),
+        #[cfg(feature = "media")]
         Command::ServeRtsp(args) => vireid::ingest::rtsp_serve::serve(args),
+        #[cfg(not(feature = "media"))]
+        Command::Unavailable(args) => {
+            let name = args.first().map(String::as_str).unwrap_or("");
+            if MEDIA_COMMANDS.contains(&name) {
+                anyhow::bail!(
+                    "`vireid {name}` needs cameras and video (GStreamer, OpenCV), and this vireid was built without \
+                     the `media` feature: use a default build (cargo build --release)"
+                )
+            }
+            anyhow::bail!("unknown command '{name}': see `vireid --help`")
+        }
         Command::Synth(args) => vireid::synth::run(&args),
         Command::Eval(args) => vireid::eval::run(args),
         Command::Embed(args) => vireid::embed::cli::run_embed(&args),

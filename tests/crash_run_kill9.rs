@@ -46,7 +46,7 @@ fn emitted(path: &Path) -> Vec<SightingEvent> {
 fn kill_9_vireid_run_then_restart_loses_no_emitted_sighting() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let opts = SceneOptions { out_dir: d.join("scene"), seconds: 6.0, seed: 11, fps: 10, width: 640, height: 360, people: 3, crops_dir: None };
+    let opts = SceneOptions { out_dir: d.join("scene"), seconds: 6.0, seed: 11, fps: 10, width: 640, height: 360, people: 3, crops_dir: None, video: true };
     render_scene(&opts).unwrap();
     std::fs::write(d.join("run.toml"), config(d)).unwrap();
     let sightings = d.join("sightings.jsonl");

@@ -21,8 +21,8 @@ fn run_on_a_synthetic_scene_writes_tracks_with_crops() {
             "[[camera]]\nname = \"rgb\"\nmodality = \"rgb\"\nsource = \"{}\"\n\
              [[camera]]\nname = \"thermal\"\nmodality = \"thermal\"\nsource = \"{}\"\n\
              [ingest]\nfile_pace = \"fast\"\n",
-            scene.rgb_video.display(),
-            scene.thermal_video.display()
+            scene.rgb_video.as_ref().unwrap().display(),
+            scene.thermal_video.as_ref().unwrap().display()
         ),
     )
     .unwrap();
@@ -69,7 +69,7 @@ fn run_on_a_synthetic_scene_writes_tracks_with_crops() {
     let out = Command::new(env!("CARGO_BIN_EXE_vireid"))
         .args(["--log", "warn", "detect", "--modality", "thermal", "--track"])
         .arg("--input")
-        .arg(&scene.thermal_video)
+        .arg(scene.thermal_video.as_ref().unwrap())
         .arg("--jsonl")
         .arg(&boxes)
         .arg("--ground-truth")

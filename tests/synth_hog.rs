@@ -57,7 +57,7 @@ fn hog_finds_synthetic_people() {
     hog.set_svm_detector(HOGDescriptor::get_default_people_detector().unwrap());
     // (camera, segment) → [matched, people, matched raw windows, matched all, all people]
     let mut stats: HashMap<(String, String), [usize; 5]> = HashMap::new();
-    for (camera, video) in [("rgb", &summary.rgb_video), ("thermal", &summary.thermal_video)] {
+    for (camera, video) in [("rgb", summary.rgb_video.as_ref().unwrap()), ("thermal", summary.thermal_video.as_ref().unwrap())] {
         let frames = synth_common::decode_bgr(video, |i, w, h, bgr| {
             if i % step != 0 {
                 return;

@@ -13,7 +13,7 @@ fn short_scene_videos_and_ground_truth() {
     assert_eq!((s.frames, s.day_frames), (60, 30));
 
     // Both videos decode frame by frame at 1280×720 (what any player does).
-    for (video, grey) in [(&s.rgb_video, false), (&s.thermal_video, true)] {
+    for (video, grey) in [(s.rgb_video.as_ref().unwrap(), false), (s.thermal_video.as_ref().unwrap(), true)] {
         let mut colourful = 0u64;
         let n = synth_common::decode_bgr(video, |_, w, h, bgr| {
             assert_eq!((w, h), (1280, 720));
@@ -76,4 +76,45 @@ fn bad_options_are_errors() {
     opt.people = 2;
     opt.width = 641;
     assert!(render_scene(&opt).unwrap_err().to_string().contains("frame size"));
+}
+
+/// `--no-video` (the portable build's only mode) renders the same frames and
+/// so the same crops, byte for byte, and the same ground truth; it writes no video.
+#[test]
+fn crops_without_video_are_byte_identical() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let files = |root: &std::path::Path| -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.insert(p.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        out
+    };
+    let mut opt = SceneOptions::new(a.path().join("scene"), 3.0, 9);
+    (opt.width, opt.height, opt.people) = (480, 270, 3);
+    opt.crops_dir = Some(a.path().join("crops"));
+    let with_video = render_scene(&opt).unwrap();
+    opt.out_dir = b.path().join("scene");
+    opt.crops_dir = Some(b.path().join("crops"));
+    opt.video = false;
+    let without = render_scene(&opt).unwrap();
+    assert!(with_video.rgb_video.as_ref().unwrap().is_file());
+    assert!(without.rgb_video.is_none() && without.thermal_video.is_none());
+    assert!(!b.path().join("scene/rgb.mp4").exists() && !b.path().join("scene/thermal.mp4").exists());
+    let (crops_a, crops_b) = (files(&a.path().join("crops")), files(&b.path().join("crops")));
+    assert!(crops_a.len() > 10, "{} crop files", crops_a.len());
+    assert_eq!(crops_a.keys().collect::<Vec<_>>(), crops_b.keys().collect::<Vec<_>>());
+    assert!(crops_a == crops_b, "crop bytes differ between video and --no-video");
+    assert_eq!(std::fs::read(&with_video.ground_truth).unwrap(), std::fs::read(&without.ground_truth).unwrap());
+    // Without crops there is nothing to render for.
+    opt.crops_dir = None;
+    assert!(render_scene(&opt).unwrap_err().to_string().contains("--crops"));
 }

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::embed::{open_embedder, EmbedderSpec};
 use crate::gallery::api::GalleryApiHandle;
 use crate::gallery::runner::BackHalf;
-use crate::ingest::camera::StatsSnapshot;
+use crate::ingest::StatsSnapshot;
 
 pub struct LiveApi {
     metrics: Arc<PipelineMetrics>,

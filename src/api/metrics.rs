@@ -19,7 +19,7 @@ use super::gallery::GalleryStats;
 const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// What a camera is doing: ingest's own state, shown as is by the dashboard and `/metrics`.
-pub use crate::ingest::camera::CameraState;
+pub use crate::ingest::CameraState;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CameraStatus {

@@ -6,9 +6,12 @@
 //!   decoded, filtered to the person class and NMS'd here.
 //! * [`cli`] — the `vireid detect` command (per-frame boxes as JSON lines).
 
+#[cfg(feature = "media")]
 pub mod cli;
+#[cfg(feature = "media")]
 pub mod hog;
 pub mod metrics;
+#[cfg(feature = "infer")]
 pub mod onnx;
 
 use anyhow::{bail, Result};
@@ -196,10 +199,30 @@ impl DetectConfig {
 /// Opens the detector the config selects.
 pub fn open_detector(config: &DetectConfig) -> Result<Box<dyn Detector>> {
     config.validate()?;
-    Ok(match config.detector {
-        DetectorKind::Hog => Box::new(hog::HogDetector::new(config.hog.clone())?),
-        DetectorKind::Onnx => Box::new(onnx::OnnxDetector::new(config.onnx.clone())?),
-    })
+    match config.detector {
+        DetectorKind::Hog => open_hog(&config.hog),
+        DetectorKind::Onnx => open_onnx(&config.onnx),
+    }
+}
+
+#[cfg(feature = "media")]
+fn open_hog(config: &HogConfig) -> Result<Box<dyn Detector>> {
+    Ok(Box::new(hog::HogDetector::new(config.clone())?))
+}
+
+#[cfg(not(feature = "media"))]
+fn open_hog(_: &HogConfig) -> Result<Box<dyn Detector>> {
+    bail!("detect.detector = \"hog\" needs OpenCV, and this vireid was built without the `media` feature: rebuild with default features")
+}
+
+#[cfg(feature = "infer")]
+fn open_onnx(config: &OnnxDetectConfig) -> Result<Box<dyn Detector>> {
+    Ok(Box::new(onnx::OnnxDetector::new(config.clone())?))
+}
+
+#[cfg(not(feature = "infer"))]
+fn open_onnx(_: &OnnxDetectConfig) -> Result<Box<dyn Detector>> {
+    bail!("detect.detector = \"onnx\" needs ONNX Runtime, and this vireid was built without the `infer` feature: rebuild with default features")
 }
 
 /// Greedy non-maximum suppression: keeps the best-scoring box of every group

@@ -15,6 +15,7 @@ pub mod batcher;
 pub mod cli;
 pub mod colorhist;
 pub mod metadata;
+#[cfg(feature = "infer")]
 pub mod onnx;
 pub mod preprocess;
 
@@ -174,7 +175,17 @@ impl EmbedConfig {
 /// and queries all come through here.
 pub fn open_embedder(spec: &EmbedderSpec, config: &EmbedConfig) -> Result<Box<dyn Embedder>> {
     match spec {
+        #[cfg(feature = "infer")]
         EmbedderSpec::Model(path) => Ok(Box::new(onnx::OnnxEmbedder::open(path, config)?)),
+        #[cfg(not(feature = "infer"))]
+        EmbedderSpec::Model(path) => {
+            let _ = config;
+            bail!(
+                "embedding model {}: this vireid was built without the `infer` feature (ONNX Runtime); \
+                 use --baseline colorhist, or rebuild with default features",
+                path.display()
+            )
+        }
         EmbedderSpec::Baseline(Baseline::Colorhist) => Ok(Box::new(colorhist::ColorHist::new())),
     }
 }

@@ -108,8 +108,20 @@ impl Report {
     }
 }
 
+/// The plots' font, compiled in (DejaVu Sans, assets/fonts/LICENSE-DejaVu.txt):
+/// no fontconfig or freetype is needed where reports are drawn (the portable build).
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+fn register_font() -> Result<()> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
+    anyhow::ensure!(ok, "the compiled-in plot font (assets/fonts/DejaVuSans.ttf) is not a valid font");
+    Ok(())
+}
+
 /// The CMC curve (rank 1 … len) as a PNG.
 pub fn plot_cmc(path: &Path, title: &str, label: &str, cmc: &[f64]) -> Result<()> {
+    register_font()?;
     let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
         let root = BitMapBackend::new(path, (800, 560)).into_drawing_area();
         root.fill(&WHITE)?;

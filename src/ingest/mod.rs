@@ -1,13 +1,23 @@
 //! Ingest: one GStreamer pipeline per camera → bounded, leaky frame hand-off.
 //!
-//! * [`source`] turns a camera's `source` string into a GStreamer pipeline.
+//! * [`source`] parses a camera's `source` string; [`gst_pipeline`] turns it
+//!   into a GStreamer pipeline.
 //! * [`camera`] runs that pipeline on its own supervisor thread, reconnects
 //!   live sources with exponential back-off and hands frames over through a
 //!   bounded channel that drops the oldest frame when the consumer is slow.
+//! * [`stats`]: a camera's state and counters, read by the pipeline and the API.
+//!
+//! Everything that touches GStreamer is behind the `media` feature; the
+//! config types, source parsing and counters build without it.
 
+#[cfg(feature = "media")]
 pub mod camera;
+#[cfg(feature = "media")]
+pub mod gst_pipeline;
+#[cfg(feature = "media")]
 pub mod rtsp_serve;
 pub mod source;
+pub mod stats;
 
 use anyhow::{bail, Result};
 use serde::Deserialize;
@@ -15,7 +25,9 @@ use std::collections::HashSet;
 
 use crate::modality::Modality;
 
-pub use camera::{start_camera, CameraHandle, CameraState, CameraStats, StatsSnapshot};
+#[cfg(feature = "media")]
+pub use camera::{start_camera, CameraHandle};
+pub use stats::{CameraState, CameraStats, StatsSnapshot};
 pub use source::SourceKind;
 
 /// One `[[camera]]` table.

@@ -8,7 +8,7 @@ use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
 use std::path::PathBuf;
 
-use super::source::{init_gstreamer, require_element};
+use super::gst_pipeline::{init_gstreamer, require_element};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeRtspArgs {

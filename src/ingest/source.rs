@@ -1,12 +1,8 @@
-//! A camera's `source` string → the GStreamer pipeline that decodes it.
+//! A camera's `source` string: what kind of source it names. The GStreamer
+//! pipeline that decodes it is built in [`super::gst_pipeline`] (feature `media`).
 
-use anyhow::{anyhow, bail, Context, Result};
-use gstreamer as gst;
-use gstreamer::prelude::*;
+use anyhow::{bail, Result};
 use std::path::PathBuf;
-
-use super::{CameraConfig, FilePace, IngestConfig};
-use crate::modality::Modality;
 
 /// Where a camera's frames come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,97 +65,6 @@ impl SourceKind {
     }
 }
 
-/// Initialises GStreamer once; a clear error if the library cannot start.
-pub fn init_gstreamer() -> Result<()> {
-    gst::init().context("cannot initialise GStreamer: is libgstreamer1.0 installed? (scripts/setup.sh installs it)")
-}
-
-/// Fails with the element's name (and the package that usually has it) when
-/// this machine lacks a GStreamer element the pipeline needs.
-pub fn require_element(name: &str, why: &str) -> Result<gst::ElementFactory> {
-    gst::ElementFactory::find(name).ok_or_else(|| {
-        anyhow!("GStreamer element '{name}' ({why}) is not available on this machine: install the plugin that provides it (check with `gst-inspect-1.0 {name}`)")
-    })
-}
-
-/// The raw-video caps appsink asks for: RGB or GRAY8 by modality, optionally scaled.
-pub fn sink_caps(modality: Modality, ingest: &IngestConfig) -> String {
-    let format = match modality {
-        Modality::Rgb => "RGB",
-        Modality::Thermal => "GRAY8",
-    };
-    let mut caps = format!("video/x-raw,format={format}");
-    if ingest.width > 0 {
-        caps.push_str(&format!(",width={},height={},pixel-aspect-ratio=1/1", ingest.width, ingest.height));
-    }
-    caps
-}
-
-/// Builds (but does not start) the pipeline for one camera. The source
-/// element is called `src`, the sink `sink`. Properties taken from the user
-/// (paths, URIs) are set on the elements, never pasted into pipeline text, so
-/// no quoting can break the description.
-pub fn build_pipeline(cam: &CameraConfig, ingest: &IngestConfig) -> Result<gst::Pipeline> {
-    let kind = SourceKind::parse(&cam.source)?;
-    if let Some(dec) = &cam.decoder {
-        // Prefer the configured (e.g. hardware) decoder when decodebin autoplugs.
-        let factory = require_element(dec, &format!("decoder configured for camera '{}'", cam.name))?;
-        factory.set_rank(gst::Rank::PRIMARY + 100);
-    }
-    for (el, why) in [("videoconvert", "colour conversion"), ("videoscale", "scaling"), ("appsink", "frame hand-off")] {
-        require_element(el, why)?;
-    }
-    let caps = sink_caps(cam.modality, ingest);
-    // Files read in "fast" mode must not be clocked; everything else is
-    // delivered at its own rate like a camera would.
-    let sync = !(matches!(kind, SourceKind::File(_)) && ingest.file_pace == FilePace::Fast);
-    let tail = format!(
-        "videoconvert ! videoscale ! {caps} ! appsink name=sink sync={sync} max-buffers=2 drop=false enable-last-sample=false"
-    );
-    let head = match &kind {
-        SourceKind::File(_) => {
-            require_element("uridecodebin", "file decoding")?;
-            "uridecodebin name=src".to_string()
-        }
-        SourceKind::Rtsp(_) => {
-            require_element("rtspsrc", "RTSP client")?;
-            require_element("decodebin", "decoding")?;
-            format!("rtspsrc name=src latency={} ! decodebin", ingest.rtsp_latency_ms)
-        }
-        SourceKind::V4l2(_) => {
-            require_element("v4l2src", "V4L2 capture")?;
-            require_element("decodebin", "decoding")?;
-            "v4l2src name=src ! decodebin".to_string()
-        }
-        SourceKind::Test(_) => {
-            require_element("videotestsrc", "test pattern")?;
-            let (w, h) = if ingest.width > 0 { (ingest.width, ingest.height) } else { (640, 480) };
-            format!("videotestsrc name=src is-live=true ! video/x-raw,width={w},height={h},framerate=10/1")
-        }
-    };
-    let description = format!("{head} ! {tail}");
-    let pipeline = gst::parse::launch(&description)
-        .with_context(|| format!("camera '{}': cannot build GStreamer pipeline '{description}'", cam.name))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| anyhow!("camera '{}': pipeline description did not give a pipeline", cam.name))?;
-    let src = pipeline.by_name("src").ok_or_else(|| anyhow!("pipeline has no 'src' element"))?;
-    match &kind {
-        SourceKind::File(path) => {
-            let abs = std::fs::canonicalize(path)
-                .with_context(|| format!("camera '{}': video file {} does not exist: check the path", cam.name, path.display()))?;
-            let uri = gst::glib::filename_to_uri(&abs, None)
-                .with_context(|| format!("camera '{}': cannot make a URI from {}", cam.name, abs.display()))?;
-            src.set_property("uri", uri.as_str());
-        }
-        SourceKind::Rtsp(uri) => src.set_property("location", uri.as_str()),
-        SourceKind::V4l2(dev) => src.set_property("device", dev.to_string_lossy().as_ref()),
-        SourceKind::Test(pattern) => {
-            src.set_property_from_str("pattern", pattern);
-        }
-    }
-    Ok(pipeline)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,20 +84,5 @@ mod tests {
         assert!(SourceKind::parse("file://relative").is_err());
         assert!(!SourceKind::parse("a.mp4").unwrap().is_live());
         assert!(SourceKind::parse("rtsp://h/x").unwrap().is_live());
-    }
-
-    #[test]
-    fn missing_decoder_element_is_named() {
-        init_gstreamer().unwrap();
-        let cam = CameraConfig {
-            name: "front".into(),
-            modality: Modality::Rgb,
-            source: "test:".into(),
-            box_name: "box0".into(),
-            loop_file: false,
-            decoder: Some("nosuchdecoder_xyz".into()),
-        };
-        let err = format!("{:#}", build_pipeline(&cam, &IngestConfig::default()).unwrap_err());
-        assert!(err.contains("'nosuchdecoder_xyz'") && err.contains("front"), "{err}");
     }
 }

@@ -8,7 +8,8 @@
 //! - [`sensor`]: backgrounds and the RGB (day/night), thermal and NIR sensors;
 //! - [`crop`]: detector-like person crops;
 //! - [`dataset`]: SYSU-MM01 and RegDB folder layouts;
-//! - [`scene`]: day/night dual-camera videos with ground truth;
+//! - [`scene`]: day/night dual-camera videos with ground truth ([`video`]:
+//!   the MP4 encoder, feature `media`);
 //! - [`sheet`]: a contact sheet for people to look at.
 //!
 //! Determinism: every image draws from its own ChaCha8 stream derived from
@@ -24,6 +25,8 @@ pub mod scene;
 pub mod scene_crops;
 pub mod sensor;
 pub mod sheet;
+#[cfg(feature = "media")]
+pub mod video;
 
 use anyhow::{Context, Result};
 use rand::SeedableRng;

@@ -8,7 +8,9 @@
 //!
 //! Output files in `--out DIR`:
 //! - `rgb.mp4`, `thermal.mp4`: H.264 in MP4 via GStreamer (`appsrc ! videoconvert !
-//!   x264enc ! mp4mux ! filesink`), `width × height` at `fps`.
+//!   x264enc ! mp4mux ! filesink`), `width × height` at `fps` — unless `--no-video`
+//!   (crops and ground truth only, e.g. on a machine without GStreamer: the
+//!   frames are rendered all the same, so the crops are byte-identical).
 //! - `ground_truth.jsonl`: one JSON object per person per frame per camera in which
 //!   any part of the person is visible:
 //!   `{"camera":"rgb"|"thermal","frame":N,"pts_ns":N,"person_id":N,"segment":"day"|"night",
@@ -19,9 +21,6 @@
 //! - `scene.json`: the scene's parameters and every walk (who, when, where, which way).
 
 use anyhow::{bail, Context, Result};
-use gstreamer as gst;
-use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use rand::Rng;
 use serde::Serialize;
 use std::io::Write;
@@ -46,12 +45,25 @@ pub struct SceneOptions {
     pub people: u32,
     /// Also write labelled crops of the people here (`scene_crops`), for `vireid thresholds`.
     pub crops_dir: Option<PathBuf>,
+    /// Encode `rgb.mp4` and `thermal.mp4` (needs the `media` feature). Without
+    /// them the frames are still rendered, for the crops and the ground truth.
+    pub video: bool,
 }
 
 impl SceneOptions {
     /// The pipeline benchmark's format: 1280×720 at 10 fps.
     pub fn new(out_dir: impl Into<PathBuf>, seconds: f32, seed: u64) -> SceneOptions {
-        SceneOptions { out_dir: out_dir.into(), seconds, seed, fps: 10, width: 1280, height: 720, people: 6, crops_dir: None }
+        SceneOptions {
+            out_dir: out_dir.into(),
+            seconds,
+            seed,
+            fps: 10,
+            width: 1280,
+            height: 720,
+            people: 6,
+            crops_dir: None,
+            video: true,
+        }
     }
 
     fn validate(&self) -> Result<()> {
@@ -67,6 +79,15 @@ impl SceneOptions {
         if self.people == 0 || self.people > 1000 {
             bail!("--people {} is out of range: give 1 to 1000 identities", self.people);
         }
+        if !self.video && self.crops_dir.is_none() {
+            bail!("--no-video without --crops DIR would render for nothing: give --crops DIR, or drop --no-video");
+        }
+        if self.video && !cfg!(feature = "media") {
+            bail!(
+                "this vireid was built without the `media` feature (GStreamer) and cannot encode rgb.mp4/thermal.mp4: \
+                 pass --no-video --crops DIR for crops and ground truth only, or rebuild with default features"
+            );
+        }
         Ok(())
     }
 }
@@ -74,8 +95,9 @@ impl SceneOptions {
 /// What was written.
 #[derive(Debug, Clone, Serialize)]
 pub struct SceneSummary {
-    pub rgb_video: PathBuf,
-    pub thermal_video: PathBuf,
+    /// The two videos (`None` with `video: false`).
+    pub rgb_video: Option<PathBuf>,
+    pub thermal_video: Option<PathBuf>,
     pub ground_truth: PathBuf,
     pub scene_json: PathBuf,
     pub frames: u32,
@@ -195,83 +217,6 @@ fn plan_walks(opt: &SceneOptions, day_s: f32, night_s: f32) -> Vec<Walk> {
     walks
 }
 
-/// Writes one camera's frames to an MP4 through GStreamer.
-struct VideoWriter {
-    pipeline: gst::Pipeline,
-    src: gst_app::AppSrc,
-    path: PathBuf,
-}
-
-impl VideoWriter {
-    fn open(path: &Path, format: &str, width: u32, height: u32, fps: u32) -> Result<VideoWriter> {
-        gst::init().context("GStreamer failed to initialise: install the GStreamer runtime (gstreamer1.0-plugins-base/good/ugly)")?;
-        let location = path.to_str().context("output path is not valid UTF-8")?;
-        let desc = format!(
-            "appsrc name=src format=time is-live=false block=true max-bytes={max} \
-             caps=video/x-raw,format={format},width={width},height={height},framerate={fps}/1 \
-             ! videoconvert ! video/x-raw,format=I420 \
-             ! x264enc speed-preset=ultrafast key-int-max={gop} bitrate=4000 \
-             ! mp4mux ! filesink location=\"{location}\"",
-            max = (width * height * 3 * 4) as u64,
-            gop = fps * 2,
-        );
-        let pipeline = gst::parse::launch(&desc)
-            .with_context(|| {
-                format!("cannot build the video pipeline for {}: is x264enc installed (gstreamer1.0-plugins-ugly)?", path.display())
-            })?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| anyhow::anyhow!("video pipeline description did not produce a pipeline"))?;
-        let src = pipeline
-            .by_name("src")
-            .context("appsrc missing from the video pipeline")?
-            .downcast::<gst_app::AppSrc>()
-            .map_err(|_| anyhow::anyhow!("'src' is not an appsrc"))?;
-        pipeline.set_state(gst::State::Playing).with_context(|| format!("cannot start the video pipeline for {}", path.display()))?;
-        Ok(VideoWriter { pipeline, src, path: path.to_path_buf() })
-    }
-
-    fn push(&self, data: Vec<u8>, frame: u32, fps: u32) -> Result<()> {
-        let mut buffer = gst::Buffer::from_mut_slice(data);
-        {
-            let b = buffer.get_mut().context("fresh buffer is not writable")?;
-            b.set_pts(gst::ClockTime::from_nseconds(frame as u64 * 1_000_000_000 / fps as u64));
-            b.set_duration(gst::ClockTime::from_nseconds(1_000_000_000 / fps as u64));
-        }
-        if let Err(flow) = self.src.push_buffer(buffer) {
-            let detail = self.bus_error().unwrap_or_default();
-            bail!("writing {} failed at frame {frame} ({flow:?}){detail}", self.path.display());
-        }
-        Ok(())
-    }
-
-    fn bus_error(&self) -> Option<String> {
-        let bus = self.pipeline.bus()?;
-        let msg = bus.timed_pop_filtered(gst::ClockTime::ZERO, &[gst::MessageType::Error])?;
-        if let gst::MessageView::Error(err) = msg.view() {
-            return Some(format!(": {} ({:?})", err.error(), err.debug()));
-        }
-        None
-    }
-
-    /// Sends end-of-stream and waits until the muxer has finished the file.
-    fn finish(self) -> Result<()> {
-        let _ = self.src.end_of_stream();
-        let bus = self.pipeline.bus().context("pipeline has no bus")?;
-        let result = match bus.timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error]) {
-            Some(msg) => match msg.view() {
-                gst::MessageView::Eos(_) => Ok(()),
-                gst::MessageView::Error(err) => {
-                    Err(anyhow::anyhow!("writing {} failed: {} ({:?})", self.path.display(), err.error(), err.debug()))
-                }
-                _ => Ok(()),
-            },
-            None => Err(anyhow::anyhow!("writing {} timed out waiting for the encoder to finish", self.path.display())),
-        };
-        let _ = self.pipeline.set_state(gst::State::Null);
-        result
-    }
-}
-
 /// Ground plane: the foot line's y for a person `height_px` tall (stature 1)
 /// in a frame `h` pixels high — nearer people stand lower and are taller.
 fn foot_line(height_px: f32, h: f32) -> f32 {
@@ -381,7 +326,59 @@ fn draw_people(
     seen
 }
 
-/// Renders the scene and writes the two videos, the ground truth and `scene.json`.
+/// The two video writers of a scene.
+#[cfg(feature = "media")]
+struct Videos {
+    rgb: super::video::VideoWriter,
+    thermal: super::video::VideoWriter,
+}
+
+#[cfg(feature = "media")]
+fn open_videos(opt: &SceneOptions, rgb: &Path, thermal: &Path) -> Result<Option<Videos>> {
+    if !opt.video {
+        return Ok(None);
+    }
+    Ok(Some(Videos {
+        rgb: super::video::VideoWriter::open(rgb, "RGB", opt.width, opt.height, opt.fps)?,
+        thermal: super::video::VideoWriter::open(thermal, "GRAY8", opt.width, opt.height, opt.fps)?,
+    }))
+}
+
+#[cfg(feature = "media")]
+impl Videos {
+    fn push(&self, camera: &str, frame_data: Vec<u8>, frame: u32, fps: u32) -> Result<()> {
+        if camera == "rgb" { &self.rgb } else { &self.thermal }.push(frame_data, frame, fps)
+    }
+
+    fn finish(self) -> Result<()> {
+        self.rgb.finish()?;
+        self.thermal.finish()
+    }
+}
+
+/// Without `media` there is no encoder ([`SceneOptions::validate`] refuses
+/// `video: true`): no value of this type can exist.
+#[cfg(not(feature = "media"))]
+enum Videos {}
+
+#[cfg(not(feature = "media"))]
+fn open_videos(_: &SceneOptions, _: &Path, _: &Path) -> Result<Option<Videos>> {
+    Ok(None)
+}
+
+#[cfg(not(feature = "media"))]
+impl Videos {
+    fn push(&self, _: &str, _: Vec<u8>, _: u32, _: u32) -> Result<()> {
+        match *self {}
+    }
+
+    fn finish(self) -> Result<()> {
+        match self {}
+    }
+}
+
+/// Renders the scene and writes the two videos (unless `video` is off), the
+/// ground truth and `scene.json`.
 pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
     opt.validate()?;
     ensure_out_dir(&opt.out_dir)?;
@@ -399,8 +396,7 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
     let mut gt = std::io::BufWriter::new(
         std::fs::File::create(&gt_path).with_context(|| format!("cannot create {}", gt_path.display()))?,
     );
-    let rgb_writer = VideoWriter::open(&rgb_path, "RGB", opt.width, opt.height, opt.fps)?;
-    let thermal_writer = VideoWriter::open(&thermal_path, "GRAY8", opt.width, opt.height, opt.fps)?;
+    let videos = open_videos(opt, &rgb_path, &thermal_path)?;
 
     // One plaza; day and night differ in light and temperatures, not layout
     // (the same draws from the same stream give the same geometry).
@@ -434,13 +430,17 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
                     if let Some(c) = crops.as_mut() {
                         c.offer(segment, frame, CameraImage::Rgb(&image), &boxes)?;
                     }
-                    rgb_writer.push(image.into_raw(), frame, opt.fps)?;
+                    if let Some(v) = &videos {
+                        v.push(camera, image.into_raw(), frame, opt.fps)?;
+                    }
                 } else {
                     let image = thermal_image(&canvas, thermal_look, &mut frame_rng);
                     if let Some(c) = crops.as_mut() {
                         c.offer(segment, frame, CameraImage::Thermal(&image), &boxes)?;
                     }
-                    thermal_writer.push(image.into_raw(), frame, opt.fps)?;
+                    if let Some(v) = &videos {
+                        v.push(camera, image.into_raw(), frame, opt.fps)?;
+                    }
                 }
                 for s in seen {
                     let line = GtLine { camera, frame, pts_ns, person_id: s.person_id, segment, bbox: s.bbox, visible: s.visible };
@@ -454,8 +454,9 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
     }
     progress.finish_and_clear();
     let crops_written = crops.map(|c| c.finish()).transpose()?;
-    rgb_writer.finish()?;
-    thermal_writer.finish()?;
+    if let Some(v) = videos {
+        v.finish()?;
+    }
     gt.flush().with_context(|| format!("cannot write {}", gt_path.display()))?;
     let meta = SceneJson {
         seed: opt.seed,
@@ -474,8 +475,8 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
     };
     std::fs::write(&json_path, serde_json::to_string_pretty(&meta)?).with_context(|| format!("cannot write {}", json_path.display()))?;
     Ok(SceneSummary {
-        rgb_video: rgb_path,
-        thermal_video: thermal_path,
+        rgb_video: opt.video.then_some(rgb_path),
+        thermal_video: opt.video.then_some(thermal_path),
         ground_truth: gt_path,
         scene_json: json_path,
         frames,
@@ -510,6 +511,11 @@ pub struct SceneArgs {
     /// Also write labelled person crops (RegDB layout) here, for `vireid thresholds --root`.
     #[arg(long)]
     pub crops: Option<PathBuf>,
+    /// Write no video: only the crops (needs --crops), `ground_truth.jsonl` and
+    /// `scene.json`. The crops are byte-identical to a run with video. Works in
+    /// the portable build (no GStreamer).
+    #[arg(long, requires = "crops")]
+    pub no_video: bool,
 }
 
 pub fn run(args: &SceneArgs) -> Result<()> {
@@ -522,15 +528,18 @@ pub fn run(args: &SceneArgs) -> Result<()> {
         height: args.height,
         people: args.people,
         crops_dir: args.crops.clone(),
+        video: !args.no_video,
     };
     let s = render_scene(&opt)?;
     if let (Some(n), Some(dir)) = (s.crops_written, &args.crops) {
         println!("wrote {n} labelled crops to {} (RegDB layout)", dir.display());
     }
+    let videos = match (&s.rgb_video, &s.thermal_video) {
+        (Some(rgb), Some(thermal)) => format!("{} and {}", rgb.display(), thermal.display()),
+        _ => "no video".to_string(),
+    };
     println!(
-        "wrote {} and {} ({} frames each, {} day), {} ground-truth lines in {}, {} walks by {} people",
-        s.rgb_video.display(),
-        s.thermal_video.display(),
+        "wrote {videos} ({} frames each, {} day), {} ground-truth lines in {}, {} walks by {} people",
         s.frames,
         s.day_frames,
         s.ground_truth_lines,
