@@ -78,4 +78,4 @@ deb-check: deb
 
 # The dashboard screenshot test alone (it also runs in `make test`).
 test-browser:
-	$(CARGO) test --release --test dashboard_screenshot
+	$(CARGO) test --release --test api dashboard

@@ -10,7 +10,7 @@ use std::time::Instant;
 use ndarray::{Array2, Axis};
 use rand::{Rng, SeedableRng};
 use vireid::gallery::index::{FeatureIndex, RowInfo};
-use vireid::modality::Modality;
+use vireid::core::Modality;
 
 fn random_unit(n: usize, d: usize, seed: u64) -> Array2<f32> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

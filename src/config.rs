@@ -2,12 +2,40 @@
 //! own module); this file only puts them together, loads and validates.
 //!
 //! Errors name the key and the fix: a user edits this file by hand on a box.
+//! Each stage validates its own section (`validate()` → [`ConfigError`]); a
+//! stage is handed its own section, never the whole `Config` — only
+//! `pipeline` and `cli`, which wire the stages, hold all of it.
 
-use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+use crate::core::ConfigError;
 use crate::{api, detect, embed, events, gallery, ingest, pair, track};
+
+/// A config file that cannot be used: which file, which section, which key.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read config file {}: check the path and its permissions: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// Not TOML, or a key no section has (the TOML error names line, column and key).
+    #[error("invalid config file {}: {source}", path.display())]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("invalid config file {}: {source}", path.display())]
+    Invalid { path: PathBuf, source: SectionError },
+}
+
+/// A setting of one section that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{error}", section.map(|s| format!("in [{s}]: ")).unwrap_or_default())]
+pub struct SectionError {
+    /// The section (`gallery`, `detect`, …); `None` for the camera list.
+    pub section: Option<&'static str>,
+    pub error: ConfigError,
+}
+
+fn in_section(section: &'static str) -> impl Fn(ConfigError) -> SectionError {
+    move |error| SectionError { section: Some(section), error }
+}
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -45,35 +73,65 @@ fn default_state_dir() -> PathBuf {
 
 impl Config {
     /// Reads and validates a config file.
-    pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}: check the path and its permissions", path.display()))?;
-        let config = Self::parse(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let config = Self::read(path)?;
+        config.validate().map_err(|source| LoadError::Invalid { path: path.to_path_buf(), source })?;
         Ok(config)
     }
 
-    /// Parses and validates config text. TOML errors already carry the line,
-    /// the column and the key; validation errors name the key they concern.
-    pub fn parse(text: &str) -> Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-        config.validate()?;
+    /// Parses and validates config text (as if read from a file called `<config text>`).
+    pub fn parse(text: &str) -> Result<Config, LoadError> {
+        let path = PathBuf::from("<config text>");
+        let config: Config =
+            toml::from_str(text).map_err(|e| LoadError::Parse { path: path.clone(), source: Box::new(e) })?;
+        config.validate().map_err(|source| LoadError::Invalid { path, source })?;
         Ok(config)
     }
 
-    pub fn validate(&self) -> Result<()> {
+    /// Parses a config file without validating it. TOML errors already carry
+    /// the line, the column and the key.
+    fn read(path: &Path) -> Result<Config, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text).map_err(|e| LoadError::Parse { path: path.to_path_buf(), source: Box::new(e) })
+    }
+
+    /// Reads the sections commands without cameras need (`vireid embed`,
+    /// `query`, `enrol`, `gallery`, `eval`, …): the whole file must parse (a
+    /// typo anywhere is an error), but no `[[camera]]` is required. `None`
+    /// gives the defaults with the state dir `.`.
+    pub fn load_sections(path: Option<&Path>) -> Result<Config, LoadError> {
+        let Some(path) = path else { return Ok(Config { state_dir: PathBuf::from("."), ..Default::default() }) };
+        let config = Self::read(path)?;
+        let check = || -> Result<(), SectionError> {
+            config.embed.validate().map_err(in_section("embed"))?;
+            config.gallery.validate().map_err(in_section("gallery"))?;
+            config.events.validate().map_err(in_section("events"))
+        };
+        check().map_err(|source| LoadError::Invalid { path: path.to_path_buf(), source })?;
+        Ok(config)
+    }
+
+    /// Checks every section (each stage's own `validate()`) and the cameras.
+    pub fn validate(&self) -> Result<(), SectionError> {
         if self.cameras.is_empty() {
-            bail!("no cameras configured: add at least one [[camera]] table with name, modality and source");
+            return Err(SectionError {
+                section: None,
+                error: ConfigError::new(
+                    "camera",
+                    "no cameras configured: add at least one [[camera]] table with name, modality and source",
+                ),
+            });
         }
-        ingest::validate_cameras(&self.cameras)?;
-        self.ingest.validate().context("in [ingest]")?;
-        self.detect.validate().context("in [detect]")?;
-        self.track.validate().context("in [track]")?;
-        self.embed.validate().context("in [embed]")?;
-        self.gallery.validate().context("in [gallery]")?;
-        self.events.validate().context("in [events]")?;
-        self.mqtt.validate().context("in [mqtt]")?;
-        self.api.validate().context("in [api]")?;
-        self.pair.validate().context("in [pair]")?;
+        ingest::validate_cameras(&self.cameras).map_err(|error| SectionError { section: None, error })?;
+        self.ingest.validate().map_err(in_section("ingest"))?;
+        self.detect.validate().map_err(in_section("detect"))?;
+        self.track.validate().map_err(in_section("track"))?;
+        self.embed.validate().map_err(in_section("embed"))?;
+        self.gallery.validate().map_err(in_section("gallery"))?;
+        self.events.validate().map_err(in_section("events"))?;
+        self.mqtt.validate().map_err(in_section("mqtt"))?;
+        self.api.validate().map_err(in_section("api"))?;
+        self.pair.validate().map_err(in_section("pair"))?;
         Ok(())
     }
 }

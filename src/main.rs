@@ -1,5 +1,6 @@
 //! The `vireid` command line. Only argument parsing and dispatch live here;
-//! each subcommand's work is in its stage's module.
+//! each subcommand's work is in `vireid::cli` (or, for a tool's own command,
+//! in the tool: `synth`, `score`, `eval distmat`).
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -25,33 +26,33 @@ enum Command {
     },
     /// Detect (and optionally track) people in every frame of a video file; JSON lines out.
     #[cfg(feature = "media")]
-    Detect(vireid::detect::cli::DetectArgs),
-    /// Run the cameras of a config: ingest → detect → track; finished tracks as JSON lines.
+    Detect(vireid::cli::detect::DetectArgs),
+    /// Run the cameras of a config: ingest → detect → track → pair → embed → gallery → events (and the API).
     #[cfg(feature = "media")]
-    Run(vireid::pipeline::RunArgs),
+    Run(vireid::cli::run::RunArgs),
     /// Serve H.264 MP4 files or test patterns over RTSP (stand-in cameras for demos and tests).
     #[cfg(feature = "media")]
-    ServeRtsp(vireid::ingest::rtsp_serve::ServeRtspArgs),
+    ServeRtsp(vireid::cli::serve_rtsp::ServeRtspArgs),
     /// Synthetic dual-spectrum people: SYSU-MM01/RegDB datasets, scene videos, contact sheet.
     Synth(vireid::synth::SynthArgs),
     /// Benchmark protocols: SYSU-MM01, RegDB, LLCM (CMC, mAP, mINP).
-    Eval(vireid::eval::EvalArgs),
+    Eval(vireid::cli::eval::EvalArgs),
     // --- embed / gallery / events / score (backend) ---
     /// Embed a folder of person crops into an .npy feature matrix.
-    Embed(vireid::embed::cli::EmbedArgs),
+    Embed(vireid::cli::embed::EmbedArgs),
     /// Inspect or edit the gallery: list identities, show one, forget one.
     Gallery {
         #[command(subcommand)]
-        command: vireid::gallery::cli::GalleryCommand,
+        command: vireid::cli::gallery::GalleryCommand,
     },
     /// Enrol a watch-list identity from images.
-    Enrol(vireid::gallery::cli::EnrolArgs),
+    Enrol(vireid::cli::gallery::EnrolArgs),
     /// Serve the HTTP API and dashboard over the gallery ([api] in the config).
-    Serve(vireid::api::serve::ServeArgs),
+    Serve(vireid::cli::serve::ServeArgs),
     /// Look a person crop up in the gallery.
-    Query(vireid::gallery::cli::QueryArgs),
+    Query(vireid::cli::gallery::QueryArgs),
     /// Derive same- and cross-modality thresholds from a labelled dataset at a target false-match rate.
-    Thresholds(vireid::gallery::thresholds::ThresholdsArgs),
+    Thresholds(vireid::cli::thresholds::ThresholdsArgs),
     /// Score sightings against a synthetic scene's ground truth.
     Score(vireid::score::ScoreArgs),
     /// Benchmarks.
@@ -72,7 +73,7 @@ const MEDIA_COMMANDS: [&str; 3] = ["run", "detect", "serve-rtsp"];
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Embedder throughput (crops/s) at a batch size.
-    Embed(vireid::embed::cli::BenchEmbedArgs),
+    Embed(vireid::cli::embed::BenchEmbedArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,11 +107,11 @@ fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         #[cfg(feature = "media")]
-        Command::Detect(args) => vireid::detect::cli::run_detect(args),
+        Command::Detect(args) => vireid::cli::detect::run_detect(args),
         #[cfg(feature = "media")]
-        Command::Run(args) => vireid::pipeline::run(args),
+        Command::Run(args) => vireid::cli::run::run(args),
         #[cfg(feature = "media")]
-        Command::ServeRtsp(args) => vireid::ingest::rtsp_serve::serve(args),
+        Command::ServeRtsp(args) => vireid::cli::serve_rtsp::run(args),
         #[cfg(not(feature = "media"))]
         Command::Unavailable(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");
@@ -123,14 +124,14 @@ fn dispatch(command: Command) -> Result<()> {
             anyhow::bail!("unknown command '{name}': see `vireid --help`")
         }
         Command::Synth(args) => vireid::synth::run(&args),
-        Command::Eval(args) => vireid::eval::run(args),
-        Command::Embed(args) => vireid::embed::cli::run_embed(&args),
-        Command::Gallery { command } => vireid::gallery::cli::run_gallery(&command),
-        Command::Enrol(args) => vireid::gallery::cli::run_enrol(&args),
-        Command::Serve(args) => vireid::api::serve::run_serve(args),
-        Command::Query(args) => vireid::gallery::cli::run_query(&args),
-        Command::Thresholds(args) => vireid::gallery::thresholds::run_thresholds(&args),
+        Command::Eval(args) => vireid::cli::eval::run(args),
+        Command::Embed(args) => vireid::cli::embed::run_embed(&args),
+        Command::Gallery { command } => vireid::cli::gallery::run_gallery(&command),
+        Command::Enrol(args) => vireid::cli::gallery::run_enrol(&args),
+        Command::Serve(args) => vireid::cli::serve::run(args),
+        Command::Query(args) => vireid::cli::gallery::run_query(&args),
+        Command::Thresholds(args) => vireid::cli::thresholds::run_thresholds(&args),
         Command::Score(args) => vireid::score::run_score(&args),
-        Command::Bench { what: BenchCommand::Embed(args) } => vireid::embed::cli::run_bench_embed(&args),
+        Command::Bench { what: BenchCommand::Embed(args) } => vireid::cli::embed::run_bench_embed(&args),
     }
 }

@@ -48,7 +48,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::error!("API {}: {}", self.status, self.message);
+            tracing::warn!("API {}: {}", self.status, self.message);
         }
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: &self.message } };
         let mut response = (self.status, Json(body)).into_response();
@@ -57,27 +57,51 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
         }
+        if self.code == "busy" {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
         response
     }
 }
 
-/// What a gallery implementation reports; mapped to 404/400/500.
+/// What a gallery implementation reports, by what the client should do.
 #[derive(Debug, thiserror::Error)]
-pub enum GalleryError {
+pub enum GalleryApiError {
+    /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 400: the request is wrong; the message says how.
     #[error("{0}")]
     Invalid(String),
+    /// 503 with `Retry-After`: the database is locked by another process.
+    #[error("{0}")]
+    Busy(String),
+    /// 503: the gallery is shutting down or did not answer in time.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: logged in full; the client only learns that it failed.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl From<GalleryError> for ApiError {
-    fn from(e: GalleryError) -> ApiError {
+impl GalleryApiError {
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> GalleryApiError {
+        GalleryApiError::Internal(Box::new(e))
+    }
+}
+
+impl From<GalleryApiError> for ApiError {
+    fn from(e: GalleryApiError) -> ApiError {
         match e {
-            GalleryError::NotFound(m) => ApiError::not_found(m),
-            GalleryError::Invalid(m) => ApiError::bad_request(m),
-            GalleryError::Internal(e) => ApiError::internal(format!("{e:#}")),
+            GalleryApiError::NotFound(m) => ApiError::not_found(m),
+            GalleryApiError::Invalid(m) => ApiError::bad_request(m),
+            GalleryApiError::Busy(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", m),
+            GalleryApiError::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+            GalleryApiError::Internal(e) => {
+                // The chain names files and internals: the log gets it, the client does not.
+                tracing::error!("API: {}", crate::core::error_chain(e.as_ref()));
+                ApiError::internal("internal error: see the vireid log on the box")
+            }
         }
     }
 }

@@ -6,16 +6,27 @@
 //! Calls are blocking (the gallery actor answers over a channel); the API runs
 //! them on tokio's blocking pool.
 
-use crate::modality::Modality;
 use serde::{Deserialize, Serialize};
 
-use super::error::GalleryError;
+use super::error::GalleryApiError;
+use crate::core::time::ns_to_secs;
+use crate::core::{Modality, Sighting};
 
-pub type GalleryResult<T> = Result<T, GalleryError>;
+pub type GalleryApiResult<T> = Result<T, GalleryApiError>;
 
-/// One identity as listed.
+/// Crop ids in the API: a sighting's crop is `2 × sighting id`, an enrolment
+/// image is `2 × enrolment image id + 1` (two tables, one id space).
+pub fn sighting_crop_id(sighting_id: i64) -> u64 {
+    2 * sighting_id.max(0) as u64
+}
+
+pub fn enrol_crop_id(image_id: i64) -> u64 {
+    2 * image_id.max(0) as u64 + 1
+}
+
+/// One identity as listed (the API body).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IdentitySummary {
+pub struct IdentityBody {
     pub id: u64,
     /// The name given at enrolment, if any.
     pub label: Option<String>,
@@ -32,9 +43,9 @@ pub struct IdentitySummary {
     pub thumbnail_thermal: Option<u64>,
 }
 
-/// One sighting: one track on one camera, linked to an identity.
+/// The API wire form of a [`Sighting`]: one track on one camera, linked to an identity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SightingRecord {
+pub struct SightingBody {
     pub id: u64,
     pub identity_id: u64,
     pub camera: String,
@@ -49,12 +60,28 @@ pub struct SightingRecord {
     pub crops: Vec<u64>,
 }
 
+impl From<&Sighting> for SightingBody {
+    fn from(s: &Sighting) -> SightingBody {
+        SightingBody {
+            id: s.id.max(0) as u64,
+            identity_id: s.identity_id.max(0) as u64,
+            camera: s.camera.clone(),
+            modality: s.modality,
+            start_time: ns_to_secs(s.start_ns),
+            end_time: Some(ns_to_secs(s.end_ns)),
+            score: s.similarity,
+            day_night_link: s.day_night_link,
+            crops: s.crop_path.as_ref().map(|_| vec![sighting_crop_id(s.id)]).unwrap_or_default(),
+        }
+    }
+}
+
 /// An identity with its sightings and crops in both modalities.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdentityDetail {
     #[serde(flatten)]
-    pub summary: IdentitySummary,
-    pub sightings: Vec<SightingRecord>,
+    pub summary: IdentityBody,
+    pub sightings: Vec<SightingBody>,
     pub crops_rgb: Vec<u64>,
     pub crops_thermal: Vec<u64>,
 }
@@ -110,15 +137,15 @@ pub struct CropImage {
 
 pub trait GalleryApi: Send + Sync + 'static {
     /// Most recently seen first.
-    fn identities(&self, offset: usize, limit: usize) -> GalleryResult<Vec<IdentitySummary>>;
-    fn identity(&self, id: u64) -> GalleryResult<Option<IdentityDetail>>;
+    fn identities(&self, offset: usize, limit: usize) -> GalleryApiResult<Vec<IdentityBody>>;
+    fn identity(&self, id: u64) -> GalleryApiResult<Option<IdentityDetail>>;
     /// Newest first.
-    fn sightings(&self, filter: &SightingFilter) -> GalleryResult<Vec<SightingRecord>>;
-    fn enrol(&self, image: UploadedImage, label: Option<String>) -> GalleryResult<Enrolled>;
+    fn sightings(&self, filter: &SightingFilter) -> GalleryApiResult<Vec<SightingBody>>;
+    fn enrol(&self, image: UploadedImage, label: Option<String>) -> GalleryApiResult<Enrolled>;
     /// Top-k identities for an image, best first.
-    fn query(&self, image: UploadedImage, k: usize) -> GalleryResult<Vec<QueryMatch>>;
+    fn query(&self, image: UploadedImage, k: usize) -> GalleryApiResult<Vec<QueryMatch>>;
     /// Forgets an identity: its features, sightings and crops. False if unknown.
-    fn forget(&self, id: u64) -> GalleryResult<bool>;
-    fn crop(&self, crop_id: u64) -> GalleryResult<Option<CropImage>>;
-    fn stats(&self) -> GalleryResult<GalleryStats>;
+    fn forget(&self, id: u64) -> GalleryApiResult<bool>;
+    fn crop(&self, crop_id: u64) -> GalleryApiResult<Option<CropImage>>;
+    fn stats(&self) -> GalleryApiResult<GalleryStats>;
 }

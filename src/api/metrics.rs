@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::modality::Modality;
+use crate::core::Modality;
 
 use super::gallery::GalleryStats;
 

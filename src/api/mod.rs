@@ -14,16 +14,21 @@
 //! | `GET /api/v1/crops/{id}` | yes | a crop image |
 //! | `GET /api/v1/cameras` | yes | camera state |
 //!
-//! Auth: `Authorization: Bearer <token>`. Errors: JSON `{"error":{"code","message"}}`.
+//! Auth: `Authorization: Bearer <token>`. Errors: JSON `{"error":{"code","message"}}`:
+//! 400/404 say what to fix, 503 `busy` (with `Retry-After`) when the database
+//! is locked, 500 says only "internal error" (the details go to the log).
 //! Binds 127.0.0.1 unless `[api] bind` says otherwise.
+//!
+//! Everything the API shows comes through the [`GalleryApi`] trait
+//! ([`gallery`]); [`gallery_handle`] implements it over the running gallery.
+//! [`server`] serves the router on the process's runtime.
 
 pub mod error;
 pub mod gallery;
-pub mod live;
+pub mod gallery_handle;
 pub mod metrics;
-pub mod serve;
+pub mod server;
 
-use anyhow::{bail, Context, Result};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -36,10 +41,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::modality::Modality;
-pub use error::{ApiError, GalleryError};
+use crate::core::{ConfigError, Modality};
+pub use error::{ApiError, GalleryApiError};
 pub use gallery::*;
+pub use gallery_handle::GalleryApiHandle;
 pub use metrics::{CameraState, CameraStatus, PipelineMetrics};
+pub use server::ApiServer;
 
 /// The `[api]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,51 +81,77 @@ impl Default for ApiConfig {
 }
 
 impl ApiConfig {
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.enabled {
             return Ok(());
         }
         if self.token.is_some() && self.token_file.is_some() {
-            bail!("api.token and api.token_file are both set: keep one");
+            crate::invalid_config!("api.token", "api.token and api.token_file are both set: keep one");
         }
         if self.token.is_none() && self.token_file.is_none() {
-            bail!("the API is enabled but has no token: set api.token_file (recommended) or api.token, or api.enabled = false");
+            crate::invalid_config!(
+                "api.token_file",
+                "the API is enabled but has no token: set api.token_file (recommended) or api.token, or api.enabled = false"
+            );
         }
         if let Some(t) = &self.token {
-            check_token(t).context("api.token")?;
+            check_token("api.token", t)?;
         }
         if self.max_upload_bytes < 1024 {
-            bail!("api.max_upload_bytes is {}: allow at least 1024 bytes for an image upload", self.max_upload_bytes);
+            crate::invalid_config!(
+                "api.max_upload_bytes",
+                "api.max_upload_bytes is {}: allow at least 1024 bytes for an image upload",
+                self.max_upload_bytes
+            );
         }
         if self.max_image_side < 16 {
-            bail!("api.max_image_side is {}: use at least 16 pixels", self.max_image_side);
+            crate::invalid_config!("api.max_image_side", "api.max_image_side is {}: use at least 16 pixels", self.max_image_side);
         }
         Ok(())
     }
 
     /// The token, reading `token_file` if that is where it lives.
-    pub fn resolve_token(&self) -> Result<String> {
+    pub fn resolve_token(&self) -> Result<String, ConfigError> {
         let token = match (&self.token, &self.token_file) {
             (Some(t), _) => t.clone(),
             (None, Some(path)) => std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read api.token_file {}: create it with a random token (e.g. `openssl rand -hex 24`)", path.display()))?
+                .map_err(|e| {
+                    ConfigError::new(
+                        "api.token_file",
+                        format!(
+                            "cannot read api.token_file {}: create it with a random token (e.g. `openssl rand -hex 24`): {e}",
+                            path.display()
+                        ),
+                    )
+                })?
                 .lines()
                 .next()
                 .unwrap_or("")
                 .trim()
                 .to_string(),
-            (None, None) => bail!("no API token configured: set api.token_file or api.token"),
+            (None, None) => crate::invalid_config!("api.token_file", "no API token configured: set api.token_file or api.token"),
         };
-        check_token(&token)?;
+        check_token(if self.token.is_some() { "api.token" } else { "api.token_file" }, &token)?;
         Ok(token)
     }
 }
 
-fn check_token(t: &str) -> Result<()> {
+fn check_token(key: &str, t: &str) -> Result<(), ConfigError> {
     if t.len() < 16 || !t.chars().all(|c| c.is_ascii_graphic()) {
-        bail!("the API token must be at least 16 printable ASCII characters without spaces");
+        crate::invalid_config!(key, "{key}: the API token must be at least 16 printable ASCII characters without spaces");
     }
     Ok(())
+}
+
+/// The HTTP server could not start or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on api.bind = {bind}: is another process using the port? ({source})")]
+    Bind { bind: SocketAddr, source: std::io::Error },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("the API task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// What the handlers share.
@@ -162,33 +195,21 @@ pub fn router(state: ApiState, max_upload_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// Binds `api.bind` and serves until `shutdown` resolves (then finishes in-flight requests).
-pub async fn serve(
-    config: &ApiConfig,
-    state: ApiState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let listener = bind(config).await?;
-    serve_listener(listener, config.max_upload_bytes, state, shutdown).await
+pub async fn bind(config: &ApiConfig) -> Result<tokio::net::TcpListener, ServerError> {
+    tokio::net::TcpListener::bind(config.bind).await.map_err(|source| ServerError::Bind { bind: config.bind, source })
 }
 
-pub async fn bind(config: &ApiConfig) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("cannot listen on api.bind = {}: is another process using the port?", config.bind))
-}
-
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
 pub async fn serve_listener(
     listener: tokio::net::TcpListener,
     max_upload_bytes: usize,
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    tracing::info!("API and dashboard on http://{}/", listener.local_addr()?);
-    axum::serve(listener, router(state, max_upload_bytes))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the HTTP server failed")
+) -> Result<(), ServerError> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("API and dashboard on http://{addr}/");
+    }
+    axum::serve(listener, router(state, max_upload_bytes)).with_graceful_shutdown(shutdown).await.map_err(ServerError::Serve)
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
@@ -215,7 +236,7 @@ async fn require_token(State(state): State<ApiState>, headers: HeaderMap, reques
 /// Runs a blocking gallery call on tokio's blocking pool.
 async fn gallery_call<T: Send + 'static>(
     state: &ApiState,
-    f: impl FnOnce(&dyn GalleryApi) -> Result<T, GalleryError> + Send + 'static,
+    f: impl FnOnce(&dyn GalleryApi) -> Result<T, GalleryApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let gallery = state.gallery.clone();
     tokio::task::spawn_blocking(move || f(gallery.as_ref()))
@@ -263,7 +284,7 @@ fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
 async fn list_identities(
     State(state): State<ApiState>,
     q: Result<Query<Paging>, QueryRejection>,
-) -> Result<Json<Vec<IdentitySummary>>, ApiError> {
+) -> Result<Json<Vec<IdentityBody>>, ApiError> {
     let Query(p) = q.map_err(query_error)?;
     let limit = page_limit(p.limit, 100)?;
     let offset = p.offset.unwrap_or(0);
@@ -304,7 +325,7 @@ struct SightingQuery {
 async fn list_sightings(
     State(state): State<ApiState>,
     q: Result<Query<SightingQuery>, QueryRejection>,
-) -> Result<Json<Vec<SightingRecord>>, ApiError> {
+) -> Result<Json<Vec<SightingBody>>, ApiError> {
     let Query(q) = q.map_err(query_error)?;
     let since = match q.since.as_deref() {
         None | Some("") => None,

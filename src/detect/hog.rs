@@ -1,13 +1,12 @@
 //! OpenCV's HOG people detector (Dalal–Triggs; the SVM weights are built into OpenCV).
 
-use anyhow::{bail, Context, Result};
 use opencv::core::{self, Mat, Size, Vector};
 use opencv::imgproc;
 use opencv::objdetect::{HOGDescriptor, HOGDescriptorTrait, HOGDescriptorTraitConst};
 
-use super::{nms, Detection, Detector, HogConfig};
-use crate::bbox::BBox;
-use crate::ingest::Frame;
+use super::{nms, Detection, Detector, HogConfig, DetectError, DetectResult};
+use crate::core::BBox;
+use crate::core::Frame;
 
 pub struct HogDetector {
     hog: HOGDescriptor,
@@ -16,26 +15,27 @@ pub struct HogDetector {
 }
 
 impl HogDetector {
-    pub fn new(config: HogConfig) -> Result<Self> {
-        let mut hog = HOGDescriptor::default().context("cannot create OpenCV HOG descriptor")?;
-        let weights = HOGDescriptor::get_default_people_detector().context("OpenCV has no default people detector")?;
+    pub fn new(config: HogConfig) -> DetectResult<Self> {
+        let mut hog = HOGDescriptor::default().map_err(|e| DetectError::Model(format!("cannot create OpenCV HOG descriptor: {e}")))?;
+        let weights = HOGDescriptor::get_default_people_detector()
+            .map_err(|e| DetectError::Model(format!("OpenCV has no default people detector: {e}")))?;
         hog.set_svm_detector(weights);
         Ok(HogDetector { hog, config, resized: Mat::default() })
     }
 }
 
 /// Wraps a frame's pixels as an OpenCV matrix without copying.
-fn frame_mat(frame: &Frame) -> Result<Mat> {
+fn frame_mat(frame: &Frame) -> DetectResult<Mat> {
     let ch = frame.channels();
     let expected = frame.width as usize * frame.height as usize * ch;
     if frame.data.len() != expected || frame.width == 0 || frame.height == 0 {
-        bail!(
+        return Err(DetectError::Failed(format!(
             "frame from camera '{}' has {} bytes, expected {}×{}×{ch} = {expected}",
             frame.camera,
             frame.data.len(),
             frame.width,
             frame.height
-        );
+        )));
     }
     let typ = if ch == 3 { core::CV_8UC3 } else { core::CV_8UC1 };
     // SAFETY: the Mat borrows `frame.data`, which outlives it (the Mat is
@@ -49,12 +49,12 @@ fn frame_mat(frame: &Frame) -> Result<Mat> {
             frame.data.as_ptr() as *mut std::ffi::c_void,
         )
     }
-    .context("cannot wrap frame as an OpenCV matrix")?;
+    .map_err(|e| DetectError::Failed(format!("cannot wrap frame as an OpenCV matrix: {e}")))?;
     Ok(mat)
 }
 
 impl Detector for HogDetector {
-    fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>> {
+    fn detect(&mut self, frame: &Frame) -> DetectResult<Vec<Detection>> {
         let full = frame_mat(frame)?;
         let c = &self.config;
         // Downscale first: HOG cost grows with the pixel count. At 640 px wide
@@ -70,7 +70,8 @@ impl Detector for HogDetector {
                 (frame.width as f64 * factor).round() as i32,
                 (frame.height as f64 * factor).round() as i32,
             );
-            imgproc::resize(&full, &mut self.resized, size, 0.0, 0.0, imgproc::INTER_AREA)?;
+            imgproc::resize(&full, &mut self.resized, size, 0.0, 0.0, imgproc::INTER_AREA)
+                .map_err(|e| DetectError::Failed(format!("OpenCV resize failed: {e}")))?;
             &self.resized
         } else {
             &full
@@ -89,7 +90,7 @@ impl Detector for HogDetector {
                 c.group_threshold as f64,
                 false,
             )
-            .context("OpenCV HOG detection failed")?;
+            .map_err(|e| DetectError::Failed(format!("OpenCV HOG detection failed: {e}")))?;
         let inv = 1.0 / factor as f32;
         let mut out = Vec::with_capacity(rects.len());
         for (r, w) in rects.iter().zip(weights.iter()) {

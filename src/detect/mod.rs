@@ -4,22 +4,17 @@
 //!   (default: no model file, works on RGB and on grey thermal frames).
 //! * [`onnx::OnnxDetector`] — a YOLO-style ONNX model through ONNX Runtime,
 //!   decoded, filtered to the person class and NMS'd here.
-//! * [`cli`] — the `vireid detect` command (per-frame boxes as JSON lines).
 
 #[cfg(feature = "media")]
-pub mod cli;
-#[cfg(feature = "media")]
 pub mod hog;
-pub mod metrics;
 #[cfg(feature = "infer")]
 pub mod onnx;
 
-use anyhow::{bail, Result};
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::bbox::BBox;
-use crate::ingest::Frame;
+use crate::core::{BBox, ConfigError};
+use crate::core::Frame;
 
 /// A person box in frame pixels with the detector's confidence.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -28,9 +23,30 @@ pub struct Detection {
     pub score: f32,
 }
 
+/// Why a detector cannot be opened or run.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The detector model is missing or unusable (the message names it).
+    #[error("{0}")]
+    Model(String),
+    #[cfg(feature = "infer")]
+    #[error(transparent)]
+    Runtime(#[from] crate::onnx_runtime::OrtError),
+    /// Detection on a frame failed (OpenCV or ONNX Runtime), or the frame is malformed.
+    #[error("{0}")]
+    Failed(String),
+    /// This build lacks what the detector needs.
+    #[error("{0}")]
+    Unavailable(&'static str),
+}
+
+pub type DetectResult<T> = Result<T, DetectError>;
+
 /// Finds people in a frame (RGB or GRAY8).
 pub trait Detector: Send {
-    fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>>;
+    fn detect(&mut self, frame: &Frame) -> DetectResult<Vec<Detection>>;
 }
 
 /// Which detector `[detect]` selects.
@@ -155,74 +171,79 @@ impl DetectConfig {
         index % u64::from(self.every_n_frames.max(1)) == 0
     }
 
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=30).contains(&self.every_n_frames) {
-            bail!("detect.every_n_frames = {} must be within 1..=30 (1 = detect on every frame)", self.every_n_frames);
+            crate::invalid_config!("detect.every_n_frames", "detect.every_n_frames = {} must be within 1..=30 (1 = detect on every frame)", self.every_n_frames);
         }
         let h = &self.hog;
         if !(h.scale > 1.0 && h.scale < 2.0) {
-            bail!("detect.hog.scale = {} must be between 1 and 2 (e.g. 1.05)", h.scale);
+            crate::invalid_config!("detect.hog.scale", "detect.hog.scale = {} must be between 1 and 2 (e.g. 1.05)", h.scale);
         }
         if h.win_stride <= 0 || h.win_stride % 8 != 0 {
-            bail!("detect.hog.win_stride = {} must be a positive multiple of 8", h.win_stride);
+            crate::invalid_config!("detect.hog.win_stride", "detect.hog.win_stride = {} must be a positive multiple of 8", h.win_stride);
         }
         if h.padding < 0 || h.group_threshold < 0 {
-            bail!("detect.hog.padding and detect.hog.group_threshold must not be negative");
+            crate::invalid_config!("detect.hog.padding", "detect.hog.padding and detect.hog.group_threshold must not be negative");
         }
         if !(h.nms_iou > 0.0 && h.nms_iou <= 1.0) {
-            bail!("detect.hog.nms_iou = {} must be within (0, 1] (1 turns it off)", h.nms_iou);
+            crate::invalid_config!("detect.hog.nms_iou", "detect.hog.nms_iou = {} must be within (0, 1] (1 turns it off)", h.nms_iou);
         }
         if h.process_width != 0 && h.process_width < 64 {
-            bail!("detect.hog.process_width = {} is below the 64-px HOG window: use 0 or ≥ 64", h.process_width);
+            crate::invalid_config!("detect.hog.process_width", "detect.hog.process_width = {} is below the 64-px HOG window: use 0 or ≥ 64", h.process_width);
         }
         let o = &self.onnx;
         if self.detector == DetectorKind::Onnx {
             match &o.model {
-                None => bail!("detect.onnx.model is required when detect.detector = \"onnx\""),
-                Some(p) if !p.is_file() => bail!("detect.onnx.model: {} does not exist: check the path", p.display()),
+                None => crate::invalid_config!("detect.onnx.model", "detect.onnx.model is required when detect.detector = \"onnx\""),
+                Some(p) if !p.is_file() => crate::invalid_config!("detect.onnx.model", "detect.onnx.model: {} does not exist: check the path", p.display()),
                 _ => {}
             }
         }
         if o.input_width < 32 || o.input_height < 32 {
-            bail!("detect.onnx.input_width/input_height must be at least 32");
+            crate::invalid_config!("detect.onnx.input_width", "detect.onnx.input_width/input_height must be at least 32");
         }
         if !(0.0..=1.0).contains(&o.score_threshold) || !(0.0..=1.0).contains(&o.nms_iou) {
-            bail!("detect.onnx.score_threshold and detect.onnx.nms_iou must be within 0..1");
+            crate::invalid_config!("detect.onnx.score_threshold", "detect.onnx.score_threshold and detect.onnx.nms_iou must be within 0..1");
         }
         if o.threads == 0 {
-            bail!("detect.onnx.threads must be at least 1");
+            crate::invalid_config!("detect.onnx.threads", "detect.onnx.threads must be at least 1");
         }
         Ok(())
     }
 }
 
-/// Opens the detector the config selects.
-pub fn open_detector(config: &DetectConfig) -> Result<Box<dyn Detector>> {
+/// Opens the detector the config selects. `ort_library` is `[embed]
+/// ort_library` (the process's one ONNX Runtime, `crate::onnx_runtime`).
+pub fn open_detector(config: &DetectConfig, ort_library: Option<&Path>) -> DetectResult<Box<dyn Detector>> {
     config.validate()?;
     match config.detector {
         DetectorKind::Hog => open_hog(&config.hog),
-        DetectorKind::Onnx => open_onnx(&config.onnx),
+        DetectorKind::Onnx => open_onnx(&config.onnx, ort_library),
     }
 }
 
 #[cfg(feature = "media")]
-fn open_hog(config: &HogConfig) -> Result<Box<dyn Detector>> {
+fn open_hog(config: &HogConfig) -> DetectResult<Box<dyn Detector>> {
     Ok(Box::new(hog::HogDetector::new(config.clone())?))
 }
 
 #[cfg(not(feature = "media"))]
-fn open_hog(_: &HogConfig) -> Result<Box<dyn Detector>> {
-    bail!("detect.detector = \"hog\" needs OpenCV, and this vireid was built without the `media` feature: rebuild with default features")
+fn open_hog(_: &HogConfig) -> DetectResult<Box<dyn Detector>> {
+    Err(DetectError::Unavailable(
+        "detect.detector = \"hog\" needs OpenCV, and this vireid was built without the `media` feature: rebuild with default features",
+    ))
 }
 
 #[cfg(feature = "infer")]
-fn open_onnx(config: &OnnxDetectConfig) -> Result<Box<dyn Detector>> {
-    Ok(Box::new(onnx::OnnxDetector::new(config.clone())?))
+fn open_onnx(config: &OnnxDetectConfig, ort_library: Option<&Path>) -> DetectResult<Box<dyn Detector>> {
+    Ok(Box::new(onnx::OnnxDetector::new(config.clone(), ort_library)?))
 }
 
 #[cfg(not(feature = "infer"))]
-fn open_onnx(_: &OnnxDetectConfig) -> Result<Box<dyn Detector>> {
-    bail!("detect.detector = \"onnx\" needs ONNX Runtime, and this vireid was built without the `infer` feature: rebuild with default features")
+fn open_onnx(_: &OnnxDetectConfig, _: Option<&Path>) -> DetectResult<Box<dyn Detector>> {
+    Err(DetectError::Unavailable(
+        "detect.detector = \"onnx\" needs ONNX Runtime, and this vireid was built without the `infer` feature: rebuild with default features",
+    ))
 }
 
 /// Greedy non-maximum suppression: keeps the best-scoring box of every group

@@ -4,21 +4,13 @@
 //! Output `[1, 4+C, N]` (YOLOv8 layout) or `[1, N, 4+C]`; with `objectness`
 //! `[…, 5+C, …]` (YOLOv5). Boxes are `cx, cy, w, h` in input pixels.
 
-use anyhow::{anyhow, bail, Context, Result};
 use ndarray::{Array4, ArrayViewD, Ix3};
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use super::{nms, Detection, Detector, OnnxDetectConfig};
-use crate::bbox::BBox;
-use crate::ingest::Frame;
-
-/// The process-wide ONNX Runtime environment, shared with the embedder
-/// (ONNX Runtime allows one per process): the library is found through
-/// `ORT_DYLIB_PATH` or `.deps/onnxruntime/` as for the embedder.
-pub fn ort_environment() -> Result<&'static ort::environment::Environment> {
-    crate::embed::onnx::ort_environment(&crate::embed::EmbedConfig::default())
-}
+use super::{nms, Detection, Detector, OnnxDetectConfig, DetectError, DetectResult};
+use crate::core::BBox;
+use crate::core::Frame;
 
 pub struct OnnxDetector {
     session: Session,
@@ -28,22 +20,24 @@ pub struct OnnxDetector {
 }
 
 impl OnnxDetector {
-    pub fn new(config: OnnxDetectConfig) -> Result<Self> {
-        let model = config.model.clone().ok_or_else(|| anyhow!("detect.onnx.model is not set"))?;
+    /// Loads the model. `ort_library` is `[embed] ort_library`: the process
+    /// has one ONNX Runtime, shared with the embedder ([`crate::onnx_runtime`]).
+    pub fn new(config: OnnxDetectConfig, ort_library: Option<&std::path::Path>) -> DetectResult<Self> {
+        let model = config.model.clone().ok_or_else(|| DetectError::Model("detect.onnx.model is not set".into()))?;
         if !model.is_file() {
-            bail!("detect.onnx.model: {} does not exist: check the path", model.display());
+            return Err(DetectError::Model(format!("detect.onnx.model: {} does not exist: check the path", model.display())));
         }
-        let env = ort_environment()?;
-        let builder = Session::builder(env).map_err(|e| anyhow!("cannot create an ONNX Runtime session: {e}"))?;
-        let mut builder = builder.with_intra_threads(config.threads).map_err(|e| anyhow!("detect.onnx.threads: {e}"))?;
+        let env = crate::onnx_runtime::environment(ort_library)?;
+        let builder = Session::builder(env).map_err(|e| DetectError::Model(format!("cannot create an ONNX Runtime session: {e}")))?;
+        let mut builder = builder.with_intra_threads(config.threads).map_err(|e| DetectError::Model(format!("detect.onnx.threads: {e}")))?;
         let session = builder
             .commit_from_file(&model)
-            .map_err(|e| anyhow!("cannot load ONNX detector {}: {e}", model.display()))?;
+            .map_err(|e| DetectError::Model(format!("cannot load ONNX detector {}: {e}", model.display())))?;
         let input_name = session
             .inputs()
             .first()
             .map(|i| i.name().to_string())
-            .ok_or_else(|| anyhow!("ONNX detector {} has no input", model.display()))?;
+            .ok_or_else(|| DetectError::Model(format!("ONNX detector {} has no input", model.display())))?;
         let input = Array4::<f32>::zeros((1, 3, config.input_height as usize, config.input_width as usize));
         Ok(OnnxDetector { session, input_name, config, input })
     }
@@ -84,8 +78,16 @@ fn letterbox(frame: &Frame, input: &mut Array4<f32>) -> Letterbox {
 }
 
 /// Decodes a `[1, A, B]` YOLO output into person detections in frame pixels.
-fn decode(out: ArrayViewD<'_, f32>, config: &OnnxDetectConfig, lb: Letterbox, frame_w: u32, frame_h: u32) -> Result<Vec<Detection>> {
-    let out = out.into_dimensionality::<Ix3>().map_err(|_| anyhow!("detector output must be 3-D [1, attributes, boxes]"))?;
+fn decode(
+    out: ArrayViewD<'_, f32>,
+    config: &OnnxDetectConfig,
+    lb: Letterbox,
+    frame_w: u32,
+    frame_h: u32,
+) -> DetectResult<Vec<Detection>> {
+    let out = out
+        .into_dimensionality::<Ix3>()
+        .map_err(|_| DetectError::Failed("detector output must be 3-D [1, attributes, boxes]".into()))?;
     let (a, b) = (out.shape()[1], out.shape()[2]);
     let first_class = if config.objectness { 5 } else { 4 };
     // YOLOv8 exports [1, 4+C, N] (attributes first); older ones [1, N, 4+C].
@@ -93,11 +95,10 @@ fn decode(out: ArrayViewD<'_, f32>, config: &OnnxDetectConfig, lb: Letterbox, fr
     let attrs_first = a < b;
     let (n_attr, n_box) = if attrs_first { (a, b) } else { (b, a) };
     if n_attr <= first_class + config.person_class {
-        bail!(
+        return Err(DetectError::Failed(format!(
             "detector output has {n_attr} attributes per box: too few for person_class {} (with objectness = {})",
-            config.person_class,
-            config.objectness
-        );
+            config.person_class, config.objectness
+        )));
     }
     let at = |i: usize, k: usize| if attrs_first { out[[0, k, i]] } else { out[[0, i, k]] };
     let mut dets = Vec::new();
@@ -127,17 +128,23 @@ fn decode(out: ArrayViewD<'_, f32>, config: &OnnxDetectConfig, lb: Letterbox, fr
 }
 
 impl Detector for OnnxDetector {
-    fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>> {
+    fn detect(&mut self, frame: &Frame) -> DetectResult<Vec<Detection>> {
         if frame.data.len() != frame.width as usize * frame.height as usize * frame.channels() || frame.width == 0 {
-            bail!("frame from camera '{}' has the wrong size for {}×{}", frame.camera, frame.width, frame.height);
+            return Err(DetectError::Failed(format!(
+                "frame from camera '{}' has the wrong size for {}×{}",
+                frame.camera, frame.width, frame.height
+            )));
         }
         let lb = letterbox(frame, &mut self.input);
-        let tensor = TensorRef::from_array_view(&self.input).context("cannot make input tensor")?;
+        let tensor = TensorRef::from_array_view(&self.input)
+            .map_err(|e| DetectError::Failed(format!("cannot make input tensor: {e}")))?;
         let outputs = self
             .session
             .run(ort::inputs![self.input_name.as_str() => tensor])
-            .map_err(|e| anyhow!("ONNX detector failed: {e}"))?;
-        let out = outputs[0].try_extract_array::<f32>().map_err(|e| anyhow!("detector output is not float32: {e}"))?;
+            .map_err(|e| DetectError::Failed(format!("ONNX detector failed: {e}")))?;
+        let out = outputs[0]
+            .try_extract_array::<f32>()
+            .map_err(|e| DetectError::Failed(format!("detector output is not float32: {e}")))?;
         decode(out, &self.config, lb, frame.width, frame.height)
     }
 }

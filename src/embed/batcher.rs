@@ -5,12 +5,12 @@
 //! Batching across cameras keeps the model busy with full batches even when
 //! each camera finishes tracks rarely; the wait bound keeps latency bounded.
 
-use anyhow::Result;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ndarray::{Array1, Axis};
 use std::time::{Duration, Instant};
 
-use super::{Crop, Embedder};
+use super::Embedder;
+use crate::core::Crop;
 use crate::track::FinishedTrack;
 
 /// A finished track with its aggregated, L2-normalised feature.
@@ -20,6 +20,12 @@ pub struct EmbeddedTrack {
     pub feature: Array1<f32>,
     /// How many crops went into the feature.
     pub crops_used: usize,
+}
+
+impl AsRef<FinishedTrack> for EmbeddedTrack {
+    fn as_ref(&self) -> &FinishedTrack {
+        &self.track
+    }
 }
 
 /// Averages rows and re-normalises: the mean of unit vectors is the standard
@@ -42,7 +48,7 @@ pub fn run_embed_worker(
     max_batch: usize,
     max_wait: Duration,
     crops_per_track: usize,
-) -> Result<EmbedWorkerStats> {
+) -> EmbedWorkerStats {
     let mut stats = EmbedWorkerStats::default();
     let mut pending: Vec<FinishedTrack> = Vec::new();
     let mut pending_crops = 0usize;
@@ -84,18 +90,18 @@ pub fn run_embed_worker(
                         let feature = aggregate(features.slice(ndarray::s![span.clone(), ..]));
                         stats.tracks += 1;
                         if output.send(EmbeddedTrack { track, feature, crops_used: span.len() }).is_err() {
-                            return Ok(stats);
+                            return stats;
                         }
                     }
                 }
                 Err(e) => {
                     stats.failed_tracks += tracks.len() as u64;
-                    tracing::error!("embedding a batch of {} crops failed, {} tracks dropped: {e:#}", crops.len(), tracks.len());
+                    tracing::error!("embedding a batch of {} crops failed, {} tracks dropped: {e}", crops.len(), tracks.len());
                 }
             }
         }
         if closed && pending.is_empty() {
-            return Ok(stats);
+            return stats;
         }
     }
 }
@@ -112,7 +118,7 @@ pub struct EmbedWorkerStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modality::Modality;
+    use crate::core::Modality;
     use ndarray::Array2;
     use std::sync::Arc;
 
@@ -127,7 +133,7 @@ mod tests {
         fn dim(&self) -> usize {
             3
         }
-        fn embed(&mut self, crops: &[Crop]) -> Result<Array2<f32>> {
+        fn embed(&mut self, crops: &[Crop]) -> crate::embed::EmbedResult<Array2<f32>> {
             self.batch_sizes.lock().unwrap().push(crops.len());
             let mut f = Array2::zeros((crops.len(), 3));
             for (i, c) in crops.iter().enumerate() {
@@ -154,8 +160,7 @@ mod tests {
         tx.send(track(2, "thermal", [0, 255, 0], 3)).unwrap();
         tx.send(track(3, "rgb", [0, 0, 255], 0)).unwrap();
         drop(tx);
-        let stats = run_embed_worker(Box::new(MeanColour { batch_sizes: sizes.clone() }), rx, otx, 8, Duration::from_millis(200), 2)
-            .unwrap();
+        let stats = run_embed_worker(Box::new(MeanColour { batch_sizes: sizes.clone() }), rx, otx, 8, Duration::from_millis(200), 2);
         let out: Vec<EmbeddedTrack> = orx.iter().collect();
         assert_eq!(out.len(), 2);
         assert_eq!(*sizes.lock().unwrap(), vec![4], "both cameras' crops in one batch, 2 per track");

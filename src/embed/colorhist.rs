@@ -10,10 +10,10 @@
 //! all their mass falls in the achromatic bin. That gap is what `vireid synth`
 //! data must show (high RGB→RGB Rank-1, low thermal→RGB Rank-1).
 
-use anyhow::Result;
 use ndarray::Array2;
 
-use super::{l2_normalize_rows, Crop, Embedder};
+use super::{l2_normalize_rows, EmbedError, EmbedResult, Embedder};
+use crate::core::Crop;
 
 /// Horizontal stripes per crop.
 pub const STRIPES: usize = 6;
@@ -105,11 +105,15 @@ impl Embedder for ColorHist {
         STRIPES * BINS_PER_STRIPE
     }
 
-    fn embed(&mut self, crops: &[Crop]) -> Result<Array2<f32>> {
+    fn embed(&mut self, crops: &[Crop]) -> EmbedResult<Array2<f32>> {
         let mut features = Array2::<f32>::zeros((crops.len(), self.dim()));
         for (i, crop) in crops.iter().enumerate() {
             if crop.image.width() == 0 || crop.image.height() == 0 {
-                anyhow::bail!("crop {i} is empty ({}x{}): the colour-histogram embedder needs pixels", crop.image.width(), crop.image.height());
+                return Err(EmbedError::Inference(format!(
+                    "crop {i} is empty ({}x{}): the colour-histogram embedder needs pixels",
+                    crop.image.width(),
+                    crop.image.height()
+                )));
             }
             // A fixed working size keeps the cost per crop bounded and the
             // stripes comparable whatever the detector's box size.
@@ -126,7 +130,7 @@ impl Embedder for ColorHist {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modality::Modality;
+    use crate::core::Modality;
 
     fn solid(r: u8, g: u8, b: u8) -> Crop {
         Crop::new(image::RgbImage::from_pixel(40, 80, image::Rgb([r, g, b])), Modality::Rgb)

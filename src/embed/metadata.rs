@@ -2,7 +2,16 @@
 //! documented in `engines/README.md`), with `[embed]` config values as the
 //! fallback for models exported without them.
 
-use anyhow::{bail, Context, Result};
+/// A model contract that cannot be resolved: which key, what is wrong, the fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ContractError(pub String);
+
+type Result<T> = std::result::Result<T, ContractError>;
+
+macro_rules! fail {
+    ($($msg:tt)+) => { return Err(ContractError(format!($($msg)+))) };
+}
 use std::collections::HashMap;
 
 use super::EmbedConfig;
@@ -30,12 +39,12 @@ pub enum ModalityHandling {
 }
 
 impl std::str::FromStr for ModalityHandling {
-    type Err = anyhow::Error;
+    type Err = ContractError;
     fn from_str(s: &str) -> Result<Self> {
         match s.trim() {
             "shared" => Ok(ModalityHandling::Shared),
             "per_modality" => Ok(ModalityHandling::PerModality),
-            other => bail!("unknown modality handling '{other}': use 'shared' or 'per_modality'"),
+            other => fail!("unknown modality handling '{other}': use 'shared' or 'per_modality'"),
         }
     }
 }
@@ -58,11 +67,11 @@ pub struct ModelContract {
 fn parse_triplet(key: &str, text: &str) -> Result<[f32; 3]> {
     let parts: Vec<&str> = text.split(',').map(str::trim).collect();
     if parts.len() != 3 {
-        bail!("{key} = '{text}' must be three comma-separated numbers (R,G,B)");
+        fail!("{key} = '{text}' must be three comma-separated numbers (R,G,B)");
     }
     let mut out = [0f32; 3];
     for (o, p) in out.iter_mut().zip(&parts) {
-        *o = p.parse().with_context(|| format!("{key} = '{text}': '{p}' is not a number"))?;
+        *o = p.parse().map_err(|e| ContractError(format!("{key} = '{text}': '{p}' is not a number: {e}")))?;
     }
     Ok(out)
 }
@@ -72,17 +81,17 @@ impl ModelContract {
     /// found in neither is an error naming both places to put it.
     pub fn resolve(props: &HashMap<String, String>, config: &EmbedConfig) -> Result<ModelContract> {
         let missing = |key: &str, cfg: &str| {
-            anyhow::anyhow!(
+            ContractError(format!(
                 "the model has no '{key}' metadata and [embed].{cfg} is not set: export the model with vireid.* metadata \
                  (see engines/README.md) or set embed.{cfg} in the config"
-            )
+            ))
         };
         let input_height = match props.get(KEY_INPUT_HEIGHT) {
-            Some(v) => v.trim().parse().with_context(|| format!("{KEY_INPUT_HEIGHT} = '{v}' is not a positive integer"))?,
+            Some(v) => v.trim().parse().map_err(|_| ContractError(format!("{KEY_INPUT_HEIGHT} = '{v}' is not a positive integer")))?,
             None => config.input_height.ok_or_else(|| missing(KEY_INPUT_HEIGHT, "input_height"))?,
         };
         let input_width = match props.get(KEY_INPUT_WIDTH) {
-            Some(v) => v.trim().parse().with_context(|| format!("{KEY_INPUT_WIDTH} = '{v}' is not a positive integer"))?,
+            Some(v) => v.trim().parse().map_err(|_| ContractError(format!("{KEY_INPUT_WIDTH} = '{v}' is not a positive integer")))?,
             None => config.input_width.ok_or_else(|| missing(KEY_INPUT_WIDTH, "input_width"))?,
         };
         let mean = match props.get(KEY_MEAN) {
@@ -94,11 +103,11 @@ impl ModelContract {
             None => config.std.ok_or_else(|| missing(KEY_STD, "std"))?,
         };
         let embedding_dim = match props.get(KEY_EMBEDDING_DIM) {
-            Some(v) => v.trim().parse().with_context(|| format!("{KEY_EMBEDDING_DIM} = '{v}' is not a positive integer"))?,
+            Some(v) => v.trim().parse().map_err(|_| ContractError(format!("{KEY_EMBEDDING_DIM} = '{v}' is not a positive integer")))?,
             None => config.embedding_dim.ok_or_else(|| missing(KEY_EMBEDDING_DIM, "embedding_dim"))?,
         };
         let modality_handling = match props.get(KEY_MODALITY_HANDLING) {
-            Some(v) => v.parse().with_context(|| format!("in metadata {KEY_MODALITY_HANDLING}"))?,
+            Some(v) => v.parse().map_err(|e| ContractError(format!("in metadata {KEY_MODALITY_HANDLING}: {e}")))?,
             None => config.modality_handling.ok_or_else(|| missing(KEY_MODALITY_HANDLING, "modality_handling"))?,
         };
         let contract = ModelContract {
@@ -119,13 +128,13 @@ impl ModelContract {
 
     fn check(&self) -> Result<()> {
         if self.input_height == 0 || self.input_width == 0 || self.input_height > 4096 || self.input_width > 4096 {
-            bail!("input size {}x{} is out of range (1..=4096)", self.input_height, self.input_width);
+            fail!("input size {}x{} is out of range (1..=4096)", self.input_height, self.input_width);
         }
         if self.embedding_dim == 0 {
-            bail!("embedding_dim must be at least 1");
+            fail!("embedding_dim must be at least 1");
         }
         if self.std.iter().any(|s| !(*s > 0.0)) {
-            bail!("std {:?} must be positive in every channel", self.std);
+            fail!("std {:?} must be positive in every channel", self.std);
         }
         Ok(())
     }

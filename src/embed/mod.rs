@@ -4,40 +4,46 @@
 //! queries) goes through [`Embedder`] and [`open_embedder`], so a learned ONNX
 //! model and the hand-crafted colour-histogram baseline are interchangeable.
 
-use anyhow::{bail, Result};
 use ndarray::Array2;
 use serde::Deserialize;
 use std::path::PathBuf;
 
-use crate::modality::Modality;
+use crate::core::{ConfigError, Crop};
 
 pub mod batcher;
-pub mod cli;
 pub mod colorhist;
 pub mod metadata;
 #[cfg(feature = "infer")]
 pub mod onnx;
 pub mod preprocess;
 
-/// One person crop handed to an embedder. Thermal crops are grey replicated to
-/// three channels (as SYSU-MM01 and RegDB store them).
-#[derive(Debug, Clone)]
-pub struct Crop {
-    pub image: image::RgbImage,
-    pub modality: Modality,
+/// Why an embedder cannot be opened or run, by what a caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// The model file is missing, unreadable, not ONNX, or breaks the input
+    /// contract (engines/README.md): the message names the file and the fix.
+    #[error("{0}")]
+    Model(String),
+    /// ONNX Runtime itself is missing or cannot load.
+    #[cfg(feature = "infer")]
+    #[error(transparent)]
+    Runtime(#[from] crate::onnx_runtime::OrtError),
+    /// A configured execution provider did not register (`on_provider_failure = "error"`).
+    #[error("{0}")]
+    Provider(String),
+    /// Running a batch failed (the tracks of that batch are dropped and counted).
+    #[error("{0}")]
+    Inference(String),
+    /// This vireid was built without ONNX Runtime.
+    #[error(
+        "embedding model {}: this vireid was built without the `infer` feature (ONNX Runtime); \
+         use --baseline colorhist, or rebuild with default features",
+        .0.display()
+    )]
+    NoRuntime(PathBuf),
 }
 
-impl Crop {
-    pub fn new(image: image::RgbImage, modality: Modality) -> Self {
-        Crop { image, modality }
-    }
-
-    /// A thermal crop from a single-channel image.
-    pub fn from_gray(gray: &image::GrayImage, modality: Modality) -> Self {
-        let rgb = image::DynamicImage::ImageLuma8(gray.clone()).to_rgb8();
-        Crop { image: rgb, modality }
-    }
-}
+pub type EmbedResult<T> = Result<T, EmbedError>;
 
 /// Turns crops into features, one L2-normalised row per crop.
 pub trait Embedder: Send {
@@ -46,7 +52,39 @@ pub trait Embedder: Send {
     /// Feature dimension.
     fn dim(&self) -> usize;
     /// Embeds a batch; the result has `crops.len()` rows of unit L2 norm.
-    fn embed(&mut self, crops: &[Crop]) -> Result<Array2<f32>>;
+    fn embed(&mut self, crops: &[Crop]) -> EmbedResult<Array2<f32>>;
+}
+
+/// One loaded embedder, shared by every thread that embeds in a process (the
+/// embed worker's batches, the API's uploads): the model is loaded once, and
+/// calls take turns on it.
+#[derive(Clone)]
+pub struct SharedEmbedder {
+    inner: std::sync::Arc<std::sync::Mutex<Box<dyn Embedder>>>,
+    name: String,
+    dim: usize,
+}
+
+impl SharedEmbedder {
+    pub fn new(embedder: Box<dyn Embedder>) -> SharedEmbedder {
+        let (name, dim) = (embedder.name(), embedder.dim());
+        SharedEmbedder { inner: std::sync::Arc::new(std::sync::Mutex::new(embedder)), name, dim }
+    }
+}
+
+impl Embedder for SharedEmbedder {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn embed(&mut self, crops: &[Crop]) -> EmbedResult<Array2<f32>> {
+        // A panic while embedding leaves the model as it was: go on with it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).embed(crops)
+    }
 }
 
 /// Which embedder to use: a learned model or a hand-crafted baseline.
@@ -152,15 +190,15 @@ impl Default for EmbedConfig {
 pub const DEFAULT_MODEL: &str = "engines/vireid_default.onnx";
 
 impl EmbedConfig {
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.providers.is_empty() {
-            bail!("embed.providers is empty: list at least one of \"cpu\", \"cuda\", \"tensorrt\"");
+            crate::invalid_config!("embed.providers", "embed.providers is empty: list at least one of \"cpu\", \"cuda\", \"tensorrt\"");
         }
         if self.max_batch == 0 || self.max_batch > 1024 {
-            bail!("embed.max_batch = {} must be between 1 and 1024", self.max_batch);
+            crate::invalid_config!("embed.max_batch", "embed.max_batch = {} must be between 1 and 1024", self.max_batch);
         }
         if self.crops_per_track == 0 {
-            bail!("embed.crops_per_track must be at least 1");
+            crate::invalid_config!("embed.crops_per_track", "embed.crops_per_track must be at least 1");
         }
         Ok(())
     }
@@ -173,18 +211,14 @@ impl EmbedConfig {
 
 /// Opens the embedder a spec names. The pipeline, `vireid eval`, `vireid embed`
 /// and queries all come through here.
-pub fn open_embedder(spec: &EmbedderSpec, config: &EmbedConfig) -> Result<Box<dyn Embedder>> {
+pub fn open_embedder(spec: &EmbedderSpec, config: &EmbedConfig) -> EmbedResult<Box<dyn Embedder>> {
     match spec {
         #[cfg(feature = "infer")]
         EmbedderSpec::Model(path) => Ok(Box::new(onnx::OnnxEmbedder::open(path, config)?)),
         #[cfg(not(feature = "infer"))]
         EmbedderSpec::Model(path) => {
             let _ = config;
-            bail!(
-                "embedding model {}: this vireid was built without the `infer` feature (ONNX Runtime); \
-                 use --baseline colorhist, or rebuild with default features",
-                path.display()
-            )
+            Err(EmbedError::NoRuntime(path.clone()))
         }
         EmbedderSpec::Baseline(Baseline::Colorhist) => Ok(Box::new(colorhist::ColorHist::new())),
     }

@@ -1,74 +1,35 @@
 //! The learned embedder: an ONNX model run by ONNX Runtime (`ort`, loaded
-//! dynamically from `ORT_DYLIB_PATH` / `[embed].ort_library`).
+//! dynamically from `[embed].ort_library` / `ORT_DYLIB_PATH`, see
+//! [`crate::onnx_runtime`]).
 //!
 //! Execution providers come from `[embed].providers` in order (CPU is always
 //! the last resort inside ONNX Runtime). A provider that fails to register is
 //! an error or a logged fallback per `[embed].on_provider_failure` — we register
 //! each one ourselves with `error_on_failure()` so ort never swallows it.
 
-use anyhow::{anyhow, bail, Context, Result};
+
 use ndarray::Array2;
 use ort::session::Session;
 use ort::value::{Tensor, ValueType};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 use super::metadata::{ModalityHandling, ModelContract, MODALITY_INPUT_NAME};
 use super::preprocess::batch_to_nchw;
-use super::{l2_normalize_rows, Crop, EmbedConfig, Embedder, ExecutionProviderKind, ProviderFailure};
-use crate::modality::Modality;
-
-static ORT_ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
-
-/// Finds the ONNX Runtime shared library: config, then `ORT_DYLIB_PATH`, then
-/// `.deps/onnxruntime/` under the working directory (where `make setup` puts it).
-pub fn ort_library_path(config: &EmbedConfig) -> Result<PathBuf> {
-    if let Some(p) = &config.ort_library {
-        return Ok(p.clone());
-    }
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        return Ok(PathBuf::from(p));
-    }
-    let dir = Path::new(".deps/onnxruntime");
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        let mut libs: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")))
-            .collect();
-        libs.sort();
-        if let Some(p) = libs.pop() {
-            return Ok(p);
-        }
-    }
-    bail!("ONNX Runtime library not found: set ORT_DYLIB_PATH (or [embed].ort_library) to libonnxruntime.so, or run `make setup`")
-}
-
-/// The one ONNX Runtime environment of the process (ort allows only one).
-/// Other stages running ONNX models (e.g. an ONNX detector) share it through here.
-pub fn ort_environment(config: &EmbedConfig) -> Result<&'static ort::environment::Environment> {
-    let env = ORT_ENV.get_or_init(|| {
-        let path = match ort_library_path(config) {
-            Ok(p) => p,
-            Err(e) => return Err(format!("{e:#}")),
-        };
-        if !path.is_file() {
-            return Err(format!(
-                "ONNX Runtime library {} does not exist: fix ORT_DYLIB_PATH / [embed].ort_library or run `make setup`",
-                path.display()
-            ));
-        }
-        let builder = ort::init_from(&path).map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
-        builder.with_name("vireid").build().map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))
-    });
-    env.as_ref().map_err(|e| anyhow!("{e}"))
-}
+use super::{l2_normalize_rows, EmbedConfig, EmbedError, EmbedResult, Embedder, ExecutionProviderKind, ProviderFailure};
+use crate::core::Crop;
+use crate::core::Modality;
 
 /// Reads all `metadata_props` of a loaded session.
-fn read_metadata(session: &Session) -> Result<HashMap<String, String>> {
-    let meta = session.metadata().context("cannot read the model's metadata")?;
+fn read_metadata(session: &Session, path: &Path) -> EmbedResult<HashMap<String, String>> {
+    let meta = session
+        .metadata()
+        .map_err(|e| EmbedError::Model(format!("embedding model {}: cannot read the model's metadata: {e}", path.display())))?;
     let mut props = HashMap::new();
-    for key in meta.custom_keys().context("cannot list the model's metadata keys")? {
+    let keys = meta
+        .custom_keys()
+        .map_err(|e| EmbedError::Model(format!("embedding model {}: cannot list the model's metadata keys: {e}", path.display())))?;
+    for key in keys {
         if let Some(v) = meta.custom(&key) {
             props.insert(key, v);
         }
@@ -100,7 +61,7 @@ fn register_providers(
     contract: Option<&ModelContract>,
     input_name: Option<&str>,
     model_stem: &str,
-) -> Result<(ort::session::builder::SessionBuilder, ProviderReport)> {
+) -> EmbedResult<(ort::session::builder::SessionBuilder, ProviderReport)> {
     let mut report = ProviderReport { registered: vec![], failed: vec![] };
     for kind in &config.providers {
         let dispatch = match kind {
@@ -145,10 +106,10 @@ fn register_providers(
             Err(e) => {
                 let msg = e.to_string();
                 if config.on_provider_failure == ProviderFailure::Error {
-                    bail!(
+                    return Err(EmbedError::Provider(format!(
                         "execution provider {kind} failed to register: {msg} (this ONNX Runtime build or machine lacks it; \
                          remove it from [embed].providers or set embed.on_provider_failure = \"fallback\")"
-                    );
+                    )));
                 }
                 tracing::warn!("execution provider {kind} failed to register, falling back to the next provider: {msg}");
                 report.failed.push((*kind, msg));
@@ -159,11 +120,14 @@ fn register_providers(
     Ok((builder, report))
 }
 
-fn new_builder(config: &EmbedConfig) -> Result<ort::session::builder::SessionBuilder> {
-    let env = ort_environment(config)?;
-    let mut b = Session::builder(env).map_err(|e| anyhow!("cannot create an ONNX Runtime session builder: {e}"))?;
+fn new_builder(config: &EmbedConfig) -> EmbedResult<ort::session::builder::SessionBuilder> {
+    let env = crate::onnx_runtime::environment(config.ort_library.as_deref())?;
+    let mut b = Session::builder(env)
+        .map_err(|e| EmbedError::Model(format!("cannot create an ONNX Runtime session builder: {e}")))?;
     if config.intra_threads > 0 {
-        b = b.with_intra_threads(config.intra_threads).map_err(|e| anyhow!("cannot set embed.intra_threads: {e}"))?;
+        b = b
+            .with_intra_threads(config.intra_threads)
+            .map_err(|e| EmbedError::Model(format!("cannot set embed.intra_threads: {e}")))?;
     }
     Ok(b)
 }
@@ -177,28 +141,33 @@ fn tensor_dims(vt: &ValueType) -> Option<Vec<i64>> {
 
 impl OnnxEmbedder {
     /// Loads and checks a model. Errors name the file and what is wrong with it.
-    pub fn open(path: &Path, config: &EmbedConfig) -> Result<OnnxEmbedder> {
-        let meta = std::fs::metadata(path)
-            .with_context(|| format!("embedding model {} cannot be read: check the path (see engines/README.md)", path.display()))?;
+    pub fn open(path: &Path, config: &EmbedConfig) -> EmbedResult<OnnxEmbedder> {
+        let meta = std::fs::metadata(path).map_err(|e| {
+            EmbedError::Model(format!(
+                "embedding model {} cannot be read: check the path (see engines/README.md): {e}",
+                path.display()
+            ))
+        })?;
         if !meta.is_file() {
-            bail!("embedding model {} is not a file", path.display());
+            return Err(EmbedError::Model(format!("embedding model {} is not a file", path.display())));
         }
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
-        let load = |builder: ort::session::builder::SessionBuilder| -> Result<Session> {
+        let load = |builder: ort::session::builder::SessionBuilder| -> EmbedResult<Session> {
             let mut builder = builder;
             builder.commit_from_file(path).map_err(|e| {
-                anyhow!(
+                EmbedError::Model(format!(
                     "embedding model {} is not a loadable ONNX model (truncated, corrupt or not ONNX?): {e}",
                     path.display()
-                )
+                ))
             })
         };
+        let contract_error =
+            |e: super::metadata::ContractError| EmbedError::Model(format!("embedding model {}: {e}", path.display()));
         let needs_profile = config.providers.contains(&ExecutionProviderKind::Tensorrt);
         let (session, providers) = if needs_profile {
             // TensorRT's optimisation profile needs the input name and size: read them from a CPU session first.
             let probe = load(new_builder(config)?)?;
-            let contract = ModelContract::resolve(&read_metadata(&probe)?, config)
-                .with_context(|| format!("embedding model {}", path.display()))?;
+            let contract = ModelContract::resolve(&read_metadata(&probe, path)?, config).map_err(contract_error)?;
             let input = probe.inputs().first().map(|i| i.name().to_string());
             drop(probe);
             let (b, report) = register_providers(new_builder(config)?, config, Some(&contract), input.as_deref(), &stem)?;
@@ -207,10 +176,12 @@ impl OnnxEmbedder {
             let (b, report) = register_providers(new_builder(config)?, config, None, None, &stem)?;
             (load(b)?, report)
         };
-        let contract = ModelContract::resolve(&read_metadata(&session)?, config)
-            .with_context(|| format!("embedding model {}", path.display()))?;
-        let (input_name, modality_input) = Self::check_graph(&session, &contract).with_context(|| {
-            format!("embedding model {} does not match the vireid input contract (engines/README.md)", path.display())
+        let contract = ModelContract::resolve(&read_metadata(&session, path)?, config).map_err(contract_error)?;
+        let (input_name, modality_input) = Self::check_graph(&session, &contract).map_err(|problem| {
+            EmbedError::Model(format!(
+                "embedding model {} does not match the vireid input contract (engines/README.md): {problem}",
+                path.display()
+            ))
         })?;
         tracing::info!(
             model = %path.display(),
@@ -224,35 +195,35 @@ impl OnnxEmbedder {
 
     /// Checks the graph's inputs/outputs against the contract; returns the image
     /// input's name and the modality input's name if the model has one.
-    fn check_graph(session: &Session, c: &ModelContract) -> Result<(String, Option<String>)> {
+    fn check_graph(session: &Session, c: &ModelContract) -> Result<(String, Option<String>), String> {
         let inputs = session.inputs();
         let image = inputs
             .iter()
             .find(|i| i.name() != MODALITY_INPUT_NAME)
-            .ok_or_else(|| anyhow!("the graph has no image input"))?;
-        let dims = tensor_dims(image.dtype()).ok_or_else(|| anyhow!("input '{}' is not a tensor", image.name()))?;
+            .ok_or_else(|| "the graph has no image input".to_string())?;
+        let dims = tensor_dims(image.dtype()).ok_or_else(|| format!("input '{}' is not a tensor", image.name()))?;
         let want = [-1i64, 3, c.input_height as i64, c.input_width as i64];
         let fits = dims.len() == 4 && dims.iter().zip(want).skip(1).all(|(d, w)| *d < 0 || *d == w);
         if !fits {
-            bail!("input '{}' has shape {dims:?}, expected [N,3,{},{}]", image.name(), c.input_height, c.input_width);
+            return Err(format!("input '{}' has shape {dims:?}, expected [N,3,{},{}]", image.name(), c.input_height, c.input_width));
         }
         let modality_input = inputs.iter().find(|i| i.name() == MODALITY_INPUT_NAME).map(|i| i.name().to_string());
         match (c.modality_handling, &modality_input) {
             (ModalityHandling::PerModality, None) => {
-                bail!("vireid.modality_handling is per_modality but the graph has no '{MODALITY_INPUT_NAME}' input")
+                return Err(format!("vireid.modality_handling is per_modality but the graph has no '{MODALITY_INPUT_NAME}' input"))
             }
             (ModalityHandling::Shared, Some(_)) => {
-                bail!("the graph has a '{MODALITY_INPUT_NAME}' input but vireid.modality_handling is shared")
+                return Err(format!("the graph has a '{MODALITY_INPUT_NAME}' input but vireid.modality_handling is shared"))
             }
             _ => {}
         }
         if inputs.len() > 1 + modality_input.is_some() as usize {
-            bail!("the graph has {} inputs; expected the image input (and '{MODALITY_INPUT_NAME}' for per_modality)", inputs.len());
+            return Err(format!("the graph has {} inputs; expected the image input (and '{MODALITY_INPUT_NAME}' for per_modality)", inputs.len()));
         }
-        let out = session.outputs().first().ok_or_else(|| anyhow!("the graph has no output"))?;
-        let odims = tensor_dims(out.dtype()).ok_or_else(|| anyhow!("output '{}' is not a tensor", out.name()))?;
+        let out = session.outputs().first().ok_or_else(|| "the graph has no output".to_string())?;
+        let odims = tensor_dims(out.dtype()).ok_or_else(|| format!("output '{}' is not a tensor", out.name()))?;
         if odims.len() != 2 || (odims[1] >= 0 && odims[1] as usize != c.embedding_dim) {
-            bail!("output '{}' has shape {odims:?}, expected [N,{}] (vireid.embedding_dim)", out.name(), c.embedding_dim);
+            return Err(format!("output '{}' has shape {odims:?}, expected [N,{}] (vireid.embedding_dim)", out.name(), c.embedding_dim));
         }
         Ok((image.name().to_string(), modality_input))
     }
@@ -261,28 +232,29 @@ impl OnnxEmbedder {
         &self.contract
     }
 
-    fn run_chunk(&mut self, crops: &[Crop]) -> Result<Array2<f32>> {
+    fn run_chunk(&mut self, crops: &[Crop]) -> EmbedResult<Array2<f32>> {
+        let fail = EmbedError::Inference;
         let c = &self.contract;
         let n = crops.len();
         let data = batch_to_nchw(crops, c);
         let shape = [n, 3, c.input_height as usize, c.input_width as usize];
-        let image = Tensor::from_array((shape, data)).map_err(|e| anyhow!("cannot build the input tensor: {e}"))?;
+        let image = Tensor::from_array((shape, data)).map_err(|e| fail(format!("cannot build the input tensor: {e}")))?;
         let outputs = if let Some(mod_name) = &self.modality_input {
             let flags: Vec<f32> = crops.iter().map(|cr| if cr.modality == Modality::Thermal { 1.0 } else { 0.0 }).collect();
-            let modality = Tensor::from_array(([n], flags)).map_err(|e| anyhow!("cannot build the modality tensor: {e}"))?;
+            let modality = Tensor::from_array(([n], flags)).map_err(|e| fail(format!("cannot build the modality tensor: {e}")))?;
             self.session.run(ort::inputs![self.input_name.as_str() => image, mod_name.as_str() => modality])
         } else {
             self.session.run(ort::inputs![self.input_name.as_str() => image])
         }
-        .map_err(|e| anyhow!("ONNX Runtime failed to run model {}: {e}", self.name))?;
-        let (oshape, values) = outputs[0].try_extract_tensor::<f32>().map_err(|e| anyhow!("model output is not float32: {e}"))?;
+        .map_err(|e| fail(format!("ONNX Runtime failed to run model {}: {e}", self.name)))?;
+        let (oshape, values) = outputs[0].try_extract_tensor::<f32>().map_err(|e| fail(format!("model output is not float32: {e}")))?;
         let d = c.embedding_dim;
         if oshape.len() != 2 || oshape[0] as usize != n || oshape[1] as usize != d {
-            bail!("model {} returned shape {:?}, expected [{n},{d}]", self.name, &oshape[..]);
+            return Err(fail(format!("model {} returned shape {:?}, expected [{n},{d}]", self.name, &oshape[..])));
         }
-        let mut feats = Array2::from_shape_vec((n, d), values.to_vec())?;
+        let mut feats = Array2::from_shape_vec((n, d), values.to_vec()).map_err(|e| fail(e.to_string()))?;
         if feats.iter().any(|v| !v.is_finite()) {
-            bail!("model {} produced non-finite features (NaN/inf): the model or its input contract is broken", self.name);
+            return Err(fail(format!("model {} produced non-finite features (NaN/inf): the model or its input contract is broken", self.name)));
         }
         l2_normalize_rows(&mut feats);
         Ok(feats)
@@ -298,7 +270,7 @@ impl Embedder for OnnxEmbedder {
         self.contract.embedding_dim
     }
 
-    fn embed(&mut self, crops: &[Crop]) -> Result<Array2<f32>> {
+    fn embed(&mut self, crops: &[Crop]) -> EmbedResult<Array2<f32>> {
         let d = self.contract.embedding_dim;
         let mut out = Array2::zeros((crops.len(), d));
         let mut row = 0;

@@ -7,7 +7,7 @@
 use image::imageops::FilterType;
 
 use super::metadata::ModelContract;
-use super::Crop;
+use crate::core::Crop;
 
 /// Writes one crop into `out` (length 3·H·W) in CHW order.
 pub fn crop_to_chw(crop: &Crop, contract: &ModelContract, out: &mut [f32]) {
@@ -46,7 +46,7 @@ pub fn batch_to_nchw(crops: &[Crop], contract: &ModelContract) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::embed::metadata::ModalityHandling;
-    use crate::modality::Modality;
+    use crate::core::Modality;
 
     fn contract() -> ModelContract {
         ModelContract {

@@ -12,8 +12,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::embed::cli::list_images;
-use crate::modality::Modality;
+use crate::core::{list_images, Modality};
 
 /// SYSU-MM01 infrared cameras (queries); cams 1, 2, 4, 5 are RGB.
 pub const SYSU_IR_CAMS: [i64; 2] = [3, 6];

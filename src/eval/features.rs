@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use super::datasets::TestSet;
-use crate::embed::cli::load_crop;
-use crate::embed::{l2_normalize_rows, Crop, Embedder};
+use crate::core::Crop;
+use crate::embed::{l2_normalize_rows, Embedder};
 
 /// Crops per embedder call.
 const BATCH: usize = 64;
@@ -89,9 +89,9 @@ fn embed_all(embedder: &mut dyn Embedder, set: &TestSet, options: &FeatureOption
             .par_iter()
             .map(|img| {
                 // The project's crop loader: thermal/IR images become grey ×3.
-                load_crop(&set.root.join(&img.rel_path), img.modality)
+                Crop::load(&set.root.join(&img.rel_path), img.modality)
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<_, _>>()?;
         let mut batch = embed_checked(embedder, &crops)?;
         if options.flip {
             // Flip TTA: average the features of the crop and its mirror image.

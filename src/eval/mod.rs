@@ -7,7 +7,8 @@
 //!   flip TTA, on-disk feature cache.
 //! - [`distance`]: cosine / Euclidean distances, optional k-reciprocal re-ranking.
 //! - [`report`]: tables, `report.json`, `report.md`, `cmc.png`.
-//! - `vireid eval distmat` ([`distmat`]) and `vireid eval dataset` (here).
+//! - `vireid eval distmat` ([`distmat`]) and the protocol run behind
+//!   `vireid eval dataset` ([`run_dataset`]; its command line is in `cli::eval`).
 
 pub mod datasets;
 pub mod distance;
@@ -19,30 +20,15 @@ pub mod report;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
-use crate::embed::cli::EmbedderArgs;
 use crate::embed::{Embedder, EmbedderSpec};
 use datasets::{Direction, SysuMode, TestSet, STANDARD_TRIALS};
 use distance::{DistanceKind, RerankParams};
 use metrics::{evaluate, Labels, Metrics, Protocol};
 use report::{Report, TrialReport};
 
-/// `vireid eval …`
-#[derive(Debug, clap::Args)]
-pub struct EvalArgs {
-    #[command(subcommand)]
-    pub command: EvalCommand,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum EvalCommand {
-    /// One trial on a given distance matrix (.npy) with id/cam label CSVs.
-    Distmat(distmat::DistmatArgs),
-    /// Embed a dataset's test set and run its protocol's trials.
-    Dataset(DatasetArgs),
-}
-
+/// What `vireid eval dataset` runs, besides the embedder.
 #[derive(Debug, Clone, clap::Args)]
-pub struct DatasetArgs {
+pub struct DatasetOptions {
     /// Which benchmark: its layout under --root and its rules.
     #[arg(long, value_enum)]
     pub protocol: Protocol,
@@ -58,9 +44,6 @@ pub struct DatasetArgs {
     /// RegDB / LLCM query → gallery modality [default: v2t for RegDB, t2v for LLCM].
     #[arg(long, value_enum)]
     pub direction: Option<Direction>,
-    /// The embedder: --model FILE.onnx or --baseline colorhist (plus runtime settings).
-    #[command(flatten)]
-    pub embedder: EmbedderArgs,
     /// Trials: seeded gallery samplings (SYSU, LLCM) or splits 1..=N (RegDB).
     #[arg(long, default_value_t = STANDARD_TRIALS)]
     pub trials: usize,
@@ -90,25 +73,9 @@ pub struct DatasetArgs {
     pub quiet: bool,
 }
 
-pub fn run(args: EvalArgs) -> Result<()> {
-    match args.command {
-        EvalCommand::Distmat(a) => distmat::run(&a),
-        EvalCommand::Dataset(a) => {
-            // Validate the dataset before opening a (possibly slow) model.
-            let set = load_test_set(&a)?;
-            let (mut embedder, config) = a.embedder.open().context("opening the embedder")?;
-            let spec = a.embedder.spec(&config.embed);
-            let report = run_dataset(&a, &set, embedder.as_mut(), &fingerprint(&spec))?;
-            println!("{}", report::metrics_table(&[(&report.method_label(), &report.mean)]));
-            println!("report written to {}", a.out.display());
-            Ok(())
-        }
-    }
-}
-
 /// Identifies what produced features, for the cache: the baseline's name, or
 /// the model file's size and modification time.
-fn fingerprint(spec: &EmbedderSpec) -> String {
+pub fn fingerprint(spec: &EmbedderSpec) -> String {
     match spec {
         EmbedderSpec::Baseline(b) => format!("{b:?}"),
         EmbedderSpec::Model(path) => {
@@ -119,7 +86,7 @@ fn fingerprint(spec: &EmbedderSpec) -> String {
     }
 }
 
-fn direction(args: &DatasetArgs) -> Direction {
+fn direction(args: &DatasetOptions) -> Direction {
     args.direction.unwrap_or(match args.protocol {
         Protocol::Llcm => Direction::T2v,
         _ => Direction::V2t,
@@ -127,7 +94,7 @@ fn direction(args: &DatasetArgs) -> Direction {
 }
 
 /// Loads the protocol's test set from `--root` and checks every image exists.
-pub fn load_test_set(args: &DatasetArgs) -> Result<TestSet> {
+pub fn load_test_set(args: &DatasetOptions) -> Result<TestSet> {
     if args.trials == 0 {
         bail!("--trials must be at least 1");
     }
@@ -149,7 +116,7 @@ pub fn load_test_set(args: &DatasetArgs) -> Result<TestSet> {
     Ok(set)
 }
 
-fn setting(args: &DatasetArgs) -> String {
+fn setting(args: &DatasetOptions) -> String {
     let shots = if args.shots == 1 { "single-shot".to_string() } else { format!("multi-shot ({})", args.shots) };
     match args.protocol {
         Protocol::Sysu => format!("{}-search, {shots}", match args.mode { SysuMode::All => "all", SysuMode::Indoor => "indoor" }),
@@ -159,7 +126,7 @@ fn setting(args: &DatasetArgs) -> String {
 }
 
 /// Embeds the test set with `embedder`, runs every trial and writes the report.
-pub fn run_dataset(args: &DatasetArgs, set: &TestSet, embedder: &mut dyn Embedder, fingerprint: &str) -> Result<Report> {
+pub fn run_dataset(args: &DatasetOptions, set: &TestSet, embedder: &mut dyn Embedder, fingerprint: &str) -> Result<Report> {
     let cache_dir = (!args.no_cache).then(|| args.cache_dir.clone().unwrap_or_else(|| args.out.join("cache")));
     let options = features::FeatureOptions {
         flip: args.flip,

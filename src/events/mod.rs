@@ -1,19 +1,22 @@
-//! Events: one sighting event per finished track, as JSON lines to a file or
-//! stdout (MQTT may be added beside this as `events/mqtt.rs`).
+//! Events: where sightings go once the gallery has stored them.
+//!
+//! * [`JsonLinesSink`]: one [`SightingEvent`] per line, to a file or stdout
+//!   (`[events] jsonl`); [`read_sightings`] reads such a file back (`vireid score`).
+//! * [`mqtt`]: the same sightings on an MQTT broker, as `new`/`end` messages.
+//!
+//! Both are [`SightingSink`]s; each wire form is a `From` conversion of the
+//! one [`Sighting`] model (`core::sighting`).
 //!
 //! Ordering contract: the gallery commits a sighting to SQLite *before* its
 //! event is written, so every emitted event survives a crash of the process.
 
 pub mod mqtt;
 
-use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::bbox::BBox;
-use crate::gallery::store::SightingRow;
-use crate::modality::Modality;
+use crate::core::{BBox, ConfigError, Modality, Sighting, SightingSink, SinkError};
 
 /// The `[events]` section.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -24,17 +27,17 @@ pub struct EventsConfig {
 }
 
 impl EventsConfig {
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(p) = &self.jsonl {
             if p.trim().is_empty() {
-                bail!("events.jsonl is empty: give a file path or \"-\" for stdout");
+                crate::invalid_config!("events.jsonl", "events.jsonl is empty: give a file path or \"-\" for stdout");
             }
         }
         Ok(())
     }
 }
 
-/// A sighting: a finished track assigned to an identity. One JSON line each.
+/// The JSON-lines wire form of a [`Sighting`]: one line per sighting.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SightingEvent {
     /// Always `"sighting"` (room for other event kinds on the same stream).
@@ -70,14 +73,14 @@ pub struct SightingEvent {
     pub paired_sighting_id: Option<i64>,
 }
 
-impl SightingEvent {
-    pub fn from_sighting(row: &SightingRow, label: Option<String>, new_identity: bool) -> SightingEvent {
+impl From<&Sighting> for SightingEvent {
+    fn from(row: &Sighting) -> SightingEvent {
         SightingEvent {
             event: "sighting".into(),
             sighting_id: row.id,
             identity_id: row.identity_id,
-            label,
-            new_identity,
+            label: row.label.clone(),
+            new_identity: row.new_identity,
             camera: row.camera.clone(),
             modality: row.modality,
             track_id: row.track_id,
@@ -93,15 +96,12 @@ impl SightingEvent {
             paired_sighting_id: row.paired_sighting_id,
         }
     }
+}
 
+impl SightingEvent {
     pub fn bbox(&self) -> BBox {
         BBox::new(self.best_box[0], self.best_box[1], self.best_box[2], self.best_box[3])
     }
-}
-
-/// Where events go.
-pub trait EventSink: Send {
-    fn emit(&mut self, event: &SightingEvent) -> Result<()>;
 }
 
 /// JSON lines, flushed per event so a crash right after `emit` loses nothing emitted.
@@ -115,20 +115,24 @@ impl JsonLinesSink {
         JsonLinesSink { out: Box::new(std::io::stdout()), what: "stdout".into() }
     }
 
-    pub fn file(path: &std::path::Path) -> Result<Self> {
+    pub fn file(path: &Path) -> Result<Self, EventsError> {
         if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(d).with_context(|| format!("cannot create the events directory {}", d.display()))?;
+            std::fs::create_dir_all(d).map_err(|source| EventsError::Open {
+                what: "cannot create the events directory",
+                path: d.to_path_buf(),
+                source,
+            })?;
         }
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open the events file {} for appending: check the path and permissions", path.display()))?;
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|source| EventsError::Open {
+            what: "cannot open the events file for appending (check the path and permissions):",
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(JsonLinesSink { out: Box::new(f), what: path.display().to_string() })
     }
 
     /// From `[events].jsonl`: `-` = stdout, else a file; None = no sink.
-    pub fn from_config(config: &EventsConfig) -> Result<Option<Self>> {
+    pub fn from_config(config: &EventsConfig) -> Result<Option<Self>, EventsError> {
         match config.jsonl.as_deref() {
             None => Ok(None),
             Some("-") => Ok(Some(Self::stdout())),
@@ -137,30 +141,45 @@ impl JsonLinesSink {
     }
 }
 
-impl EventSink for JsonLinesSink {
-    fn emit(&mut self, event: &SightingEvent) -> Result<()> {
-        let mut line = serde_json::to_vec(event)?;
+impl SightingSink for JsonLinesSink {
+    fn emit(&mut self, sighting: &Sighting) -> Result<(), SinkError> {
+        let sink_error = |source: Box<dyn std::error::Error + Send + Sync>| SinkError {
+            sink: self.what.clone(),
+            sighting_id: sighting.id,
+            source,
+        };
+        let mut line = serde_json::to_vec(&SightingEvent::from(sighting)).map_err(|e| sink_error(Box::new(e)))?;
         line.push(b'\n');
-        self.out.write_all(&line).and_then(|_| self.out.flush()).with_context(|| format!("cannot write an event to {}", self.what))
+        self.out.write_all(&line).and_then(|_| self.out.flush()).map_err(|e| sink_error(Box::new(e)))
     }
 }
 
+/// An events file or sink that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("{what} {}: {source}", path.display())]
+    Open { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("cannot read sightings file {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{} line {line}: {problem}: {source}", path.display())]
+    Line { path: PathBuf, line: usize, problem: &'static str, source: serde_json::Error },
+}
+
 /// Reads a JSON-lines sightings file (the events stream), naming the bad line.
-pub fn read_sightings(path: &std::path::Path) -> Result<Vec<SightingEvent>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read sightings file {}", path.display()))?;
+pub fn read_sightings(path: &Path) -> Result<Vec<SightingEvent>, EventsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EventsError::Read { path: path.to_path_buf(), source })?;
     let mut out = vec![];
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{} line {}: not JSON (a truncated last line after a crash?)", path.display(), i + 1))?;
+        let bad = |problem, source| EventsError::Line { path: path.to_path_buf(), line: i + 1, problem, source };
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad("not JSON (a truncated last line after a crash?)", e))?;
         if v.get("event").and_then(|e| e.as_str()) != Some("sighting") {
             continue;
         }
-        out.push(
-            serde_json::from_value(v).with_context(|| format!("{} line {}: not a sighting event", path.display(), i + 1))?,
-        );
+        out.push(serde_json::from_value(v).map_err(|e| bad("not a sighting event", e))?);
     }
     Ok(out)
 }

@@ -14,7 +14,6 @@
 //! the pipeline: events go into a bounded queue, and when the broker is slow or
 //! unreachable the newest events are dropped and counted instead of piling up.
 
-use anyhow::{bail, Context, Result};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -22,7 +21,28 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::modality::Modality;
+use crate::core::time::ns_to_secs;
+use crate::core::{ConfigError, Modality, Sighting, SightingSink, SinkError};
+use crate::ingest::CameraConfig;
+
+/// What can go wrong talking to the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("MQTT queue full or closed, event dropped ({0}): is the broker reachable?")]
+    Dropped(rumqttc::ClientError),
+    #[error("serialising a sighting event: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("queueing MQTT offline/disconnect: {0}")]
+    Disconnect(rumqttc::ClientError),
+    #[error("MQTT disconnect did not finish within {0:?}; queued events may be lost")]
+    Timeout(Duration),
+    #[error("the MQTT task panicked")]
+    Panicked,
+    #[error("MQTT sink still in use at shutdown: the gallery has not finished")]
+    StillInUse,
+}
 
 /// The `[mqtt]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -75,32 +95,35 @@ impl MqttConfig {
         self.availability_topic.clone().unwrap_or_else(|| format!("{}/available", self.topic_prefix))
     }
 
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.enabled {
             return Ok(());
         }
         if self.host.trim().is_empty() {
-            bail!("mqtt.host is empty: set the broker's host name or address");
+            crate::invalid_config!("mqtt.host", "mqtt.host is empty: set the broker's host name or address");
         }
         if self.port == 0 {
-            bail!("mqtt.port is 0: set the broker's port (1883 by default)");
+            crate::invalid_config!("mqtt.port", "mqtt.port is 0: set the broker's port (1883 by default)");
         }
         if self.client_id.is_empty() || self.client_id.len() > 256 {
-            bail!("mqtt.client_id must be 1..=256 characters");
+            crate::invalid_config!("mqtt.client_id", "mqtt.client_id must be 1..=256 characters");
         }
         if self.username.is_none() && self.password.is_some() {
-            bail!("mqtt.password is set without mqtt.username: set both or neither");
+            crate::invalid_config!("mqtt.password", "mqtt.password is set without mqtt.username: set both or neither");
         }
         for (key, topic) in [("mqtt.events_topic", self.events_topic()), ("mqtt.availability_topic", self.availability_topic())] {
             if topic.is_empty() || topic.contains(['#', '+', '\0']) {
-                bail!("{key} (or mqtt.topic_prefix) gives '{topic}': a topic to publish to must be non-empty and contain no '#', '+' or NUL");
+                crate::invalid_config!(
+                    key,
+                    "{key} (or mqtt.topic_prefix) gives '{topic}': a topic to publish to must be non-empty and contain no '#', '+' or NUL"
+                );
             }
         }
         if self.keep_alive_s < 5 {
-            bail!("mqtt.keep_alive_s is {}: use at least 5 seconds", self.keep_alive_s);
+            crate::invalid_config!("mqtt.keep_alive_s", "mqtt.keep_alive_s is {}: use at least 5 seconds", self.keep_alive_s);
         }
         if self.queue_events == 0 || self.max_open_sightings == 0 {
-            bail!("mqtt.queue_events and mqtt.max_open_sightings must be at least 1");
+            crate::invalid_config!("mqtt.queue_events", "mqtt.queue_events and mqtt.max_open_sightings must be at least 1");
         }
         Ok(())
     }
@@ -115,13 +138,14 @@ pub enum SightingEventKind {
     End,
 }
 
-/// A sighting as published: one track of one person on one camera, and the
-/// identity it was linked to.
+/// The MQTT wire form of a [`Sighting`]: one track of one person on one
+/// camera, and the identity it was linked to, in the NVR conventions.
 ///
-/// The gallery's own sighting type converts into this (`From`), so the wire
-/// format stays fixed when the gallery's internals change.
+/// Converted from the one sighting model (`From<&Sighting>`; the box comes
+/// from the config, see [`MqttSink`]), so the wire format stays fixed when the
+/// gallery's internals change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SightingState {
+pub struct MqttSighting {
     /// Sighting id (unique per box database).
     pub id: u64,
     pub camera: String,
@@ -149,11 +173,31 @@ pub struct SightingState {
     pub frames: Option<u32>,
 }
 
-/// One change of a sighting, as the pipeline reports it.
+impl From<&Sighting> for MqttSighting {
+    fn from(s: &Sighting) -> MqttSighting {
+        MqttSighting {
+            id: s.id.max(0) as u64,
+            camera: s.camera.clone(),
+            box_name: String::new(),
+            modality: s.modality,
+            label: "person".into(),
+            identity_id: Some(s.identity_id.max(0) as u64),
+            identity_label: s.label.clone(),
+            score: s.similarity,
+            day_night_link: s.day_night_link,
+            start_time: ns_to_secs(s.start_ns),
+            end_time: Some(ns_to_secs(s.end_ns)),
+            bbox: [s.best_box.x, s.best_box.y, s.best_box.w, s.best_box.h],
+            frames: None,
+        }
+    }
+}
+
+/// One change of a sighting, as published.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SightingEvent {
+pub struct SightingChange {
     pub kind: SightingEventKind,
-    pub sighting: SightingState,
+    pub sighting: MqttSighting,
 }
 
 /// The JSON message on `<prefix>/events`.
@@ -161,15 +205,15 @@ pub struct SightingEvent {
 pub struct EventMessage {
     #[serde(rename = "type")]
     pub kind: SightingEventKind,
-    pub before: SightingState,
-    pub after: SightingState,
+    pub before: MqttSighting,
+    pub after: MqttSighting,
 }
 
 /// Turns a stream of sighting changes into `before`/`after` messages,
 /// remembering the last published state of each open sighting (bounded).
 #[derive(Debug)]
 pub struct EventComposer {
-    open: HashMap<u64, (u64, SightingState)>,
+    open: HashMap<u64, (u64, MqttSighting)>,
     seq: u64,
     max_open: usize,
 }
@@ -179,7 +223,7 @@ impl EventComposer {
         EventComposer { open: HashMap::new(), seq: 0, max_open: max_open.max(1) }
     }
 
-    pub fn compose(&mut self, event: SightingEvent) -> EventMessage {
+    pub fn compose(&mut self, event: SightingChange) -> EventMessage {
         self.seq += 1;
         let id = event.sighting.id;
         let before = match event.kind {
@@ -231,8 +275,8 @@ pub const OFFLINE: &str = "offline";
 impl MqttPublisher {
     /// Starts the connection on the given runtime. Returns at once; the
     /// connection comes up in the background and `online` is published then.
-    pub fn start(config: &MqttConfig, runtime: &tokio::runtime::Handle) -> Result<MqttPublisher> {
-        config.validate().context("in [mqtt]")?;
+    pub fn start(config: &MqttConfig, runtime: &tokio::runtime::Handle) -> Result<MqttPublisher, MqttError> {
+        config.validate()?;
         let availability_topic = config.availability_topic();
         let mut options = MqttOptions::new(config.client_id.clone(), config.host.clone(), config.port);
         options.set_keep_alive(Duration::from_secs(config.keep_alive_s));
@@ -267,9 +311,9 @@ impl MqttPublisher {
     /// Queues one event. Never blocks: when the queue is full (broker slow or
     /// away) the event is dropped and counted; the `end` of a sighting still
     /// carries its full state, so a consumer recovers at the next message.
-    pub fn publish(&self, event: SightingEvent) -> Result<()> {
+    pub fn publish(&self, event: SightingChange) -> Result<(), MqttError> {
         let message = self.composer.lock().unwrap_or_else(|p| p.into_inner()).compose(event);
-        let payload = serde_json::to_vec(&message).context("serialising a sighting event")?;
+        let payload = serde_json::to_vec(&message)?;
         match self.client.try_publish(self.events_topic.clone(), QoS::AtLeastOnce, false, payload) {
             Ok(()) => {
                 self.stats.published.fetch_add(1, Ordering::Relaxed);
@@ -277,7 +321,7 @@ impl MqttPublisher {
             }
             Err(e) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                bail!("MQTT queue full or closed, event dropped ({e}): is the broker reachable?")
+                Err(MqttError::Dropped(e))
             }
         }
     }
@@ -288,7 +332,7 @@ impl MqttPublisher {
 
     /// Clean shutdown: publish `offline` (so no last will is needed), send
     /// DISCONNECT after the queued events, and wait up to `timeout` for it.
-    pub async fn shutdown(self, timeout: Duration) -> Result<()> {
+    pub async fn shutdown(self, timeout: Duration) -> Result<(), MqttError> {
         self.stopping.store(true, Ordering::SeqCst);
         let sent = async {
             self.client.publish(self.availability_topic.clone(), QoS::AtLeastOnce, true, OFFLINE).await?;
@@ -297,23 +341,23 @@ impl MqttPublisher {
         };
         let mut task = self.task;
         let result = tokio::time::timeout(timeout, async {
-            sent.await.context("queueing MQTT offline/disconnect")?;
-            (&mut task).await.context("the MQTT task panicked")
+            sent.await.map_err(MqttError::Disconnect)?;
+            (&mut task).await.map_err(|_| MqttError::Panicked)
         })
         .await;
         match result {
             Ok(r) => r,
             Err(_) => {
                 task.abort();
-                bail!("MQTT disconnect did not finish within {timeout:?}; queued events may be lost")
+                Err(MqttError::Timeout(timeout))
             }
         }
     }
 }
 
-/// The gallery's events on MQTT. The gallery emits one event per sighting,
-/// once it is finished and stored; consumers written for NVR-style streams act
-/// on `new` and close on `end`, so each is published as `new` (without
+/// The gallery's sightings on MQTT. The gallery emits one sighting per
+/// finished track, once it is stored; consumers written for NVR-style streams
+/// act on `new` and close on `end`, so each is published as `new` (without
 /// `end_time`) followed by `end` (the final state).
 pub struct MqttSink {
     publisher: Arc<MqttPublisher>,
@@ -322,71 +366,48 @@ pub struct MqttSink {
 }
 
 impl MqttSink {
-    pub fn new(publisher: Arc<MqttPublisher>, cameras: &[crate::ingest::CameraConfig]) -> MqttSink {
+    pub fn new(publisher: Arc<MqttPublisher>, cameras: &[CameraConfig]) -> MqttSink {
         let boxes = cameras.iter().map(|c| (c.name.clone(), c.box_name.clone())).collect();
         MqttSink { publisher, boxes }
     }
+}
 
-    fn state(&self, e: &crate::events::SightingEvent) -> SightingState {
-        SightingState {
-            id: e.sighting_id.max(0) as u64,
-            camera: e.camera.clone(),
-            box_name: self.boxes.get(&e.camera).cloned().unwrap_or_default(),
-            modality: e.modality,
-            label: "person".into(),
-            identity_id: Some(e.identity_id.max(0) as u64),
-            identity_label: e.label.clone(),
-            score: e.similarity,
-            day_night_link: e.day_night_link,
-            start_time: e.start_ns as f64 / 1e9,
-            end_time: Some(e.end_ns as f64 / 1e9),
-            bbox: e.best_box,
-            frames: None,
-        }
+impl SightingSink for MqttSink {
+    fn emit(&mut self, sighting: &Sighting) -> Result<(), SinkError> {
+        let box_name = self.boxes.get(&sighting.camera).cloned().unwrap_or_default();
+        let end = MqttSighting { box_name, ..MqttSighting::from(sighting) };
+        let new = MqttSighting { end_time: None, ..end.clone() };
+        let sink_error = |e: MqttError| SinkError { sink: "MQTT".into(), sighting_id: sighting.id, source: Box::new(e) };
+        self.publisher.publish(SightingChange { kind: SightingEventKind::New, sighting: new }).map_err(sink_error)?;
+        self.publisher.publish(SightingChange { kind: SightingEventKind::End, sighting: end }).map_err(sink_error)
     }
 }
 
-impl crate::events::EventSink for MqttSink {
-    fn emit(&mut self, event: &crate::events::SightingEvent) -> Result<()> {
-        let end = self.state(event);
-        let new = SightingState { end_time: None, ..end.clone() };
-        self.publisher.publish(SightingEvent { kind: SightingEventKind::New, sighting: new })?;
-        self.publisher.publish(SightingEvent { kind: SightingEventKind::End, sighting: end })
-    }
-}
-
-/// MQTT for `vireid run`: a small tokio runtime of its own (the pipeline is
-/// thread-based) holding the connection, handing out sinks for the gallery.
+/// MQTT for `vireid run`: the connection, on the process's runtime, handing
+/// out sinks for the gallery.
 pub struct MqttService {
-    runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Handle,
     publisher: Arc<MqttPublisher>,
 }
 
 impl MqttService {
     /// `None` when `[mqtt] enabled = false`.
-    pub fn start(config: &crate::config::Config) -> Result<Option<MqttService>> {
-        if !config.mqtt.enabled {
+    pub fn start(config: &MqttConfig, runtime: &tokio::runtime::Handle) -> Result<Option<MqttService>, MqttError> {
+        if !config.enabled {
             return Ok(None);
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("mqtt")
-            .enable_all()
-            .build()
-            .context("cannot start the MQTT runtime")?;
-        let publisher = Arc::new(MqttPublisher::start(&config.mqtt, runtime.handle())?);
-        Ok(Some(MqttService { runtime, publisher }))
+        let publisher = Arc::new(MqttPublisher::start(config, runtime)?);
+        Ok(Some(MqttService { runtime: runtime.clone(), publisher }))
     }
 
-    pub fn sink(&self, cameras: &[crate::ingest::CameraConfig]) -> Box<dyn crate::events::EventSink> {
+    pub fn sink(&self, cameras: &[CameraConfig]) -> Box<dyn SightingSink> {
         Box::new(MqttSink::new(self.publisher.clone(), cameras))
     }
 
     /// After the gallery has drained: publish `offline`, disconnect.
-    pub fn shutdown(self) -> Result<()> {
+    pub fn shutdown(self) -> Result<(), MqttError> {
         let MqttService { runtime, publisher } = self;
-        let publisher = Arc::try_unwrap(publisher)
-            .map_err(|_| anyhow::anyhow!("MQTT sink still in use at shutdown: the gallery has not finished"))?;
+        let publisher = Arc::try_unwrap(publisher).map_err(|_| MqttError::StillInUse)?;
         runtime.block_on(publisher.shutdown(Duration::from_secs(5)))
     }
 }
@@ -434,8 +455,8 @@ async fn drive(
 mod tests {
     use super::*;
 
-    fn state(id: u64, frames: u32) -> SightingState {
-        SightingState {
+    fn state(id: u64, frames: u32) -> MqttSighting {
+        MqttSighting {
             id,
             camera: "gate-thermal".into(),
             box_name: "gate".into(),
@@ -455,13 +476,13 @@ mod tests {
     #[test]
     fn before_is_the_last_published_state() {
         let mut c = EventComposer::new(16);
-        let m = c.compose(SightingEvent { kind: SightingEventKind::New, sighting: state(1, 1) });
+        let m = c.compose(SightingChange { kind: SightingEventKind::New, sighting: state(1, 1) });
         assert_eq!(m.before, m.after);
-        let m = c.compose(SightingEvent { kind: SightingEventKind::Update, sighting: state(1, 5) });
+        let m = c.compose(SightingChange { kind: SightingEventKind::Update, sighting: state(1, 5) });
         assert_eq!((m.before.frames, m.after.frames), (Some(1), Some(5)));
         let mut end = state(1, 9);
         end.end_time = Some(1_700_000_010.0);
-        let m = c.compose(SightingEvent { kind: SightingEventKind::End, sighting: end });
+        let m = c.compose(SightingChange { kind: SightingEventKind::End, sighting: end });
         assert_eq!((m.before.frames, m.after.frames), (Some(5), Some(9)));
         assert_eq!(c.open_sightings(), 0);
     }
@@ -470,7 +491,7 @@ mod tests {
     fn open_sightings_are_bounded() {
         let mut c = EventComposer::new(3);
         for id in 0..10 {
-            c.compose(SightingEvent { kind: SightingEventKind::New, sighting: state(id, 1) });
+            c.compose(SightingChange { kind: SightingEventKind::New, sighting: state(id, 1) });
         }
         assert_eq!(c.open_sightings(), 3);
     }

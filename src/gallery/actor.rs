@@ -1,14 +1,14 @@
 //! The gallery actor: one thread owns the SQLite connection and the index.
 //! Embedded tracks come in on a bounded channel; each is committed, then its
-//! event emitted. Queries from other threads (API) come in on the same thread
-//! as requests with a reply channel, so there is no shared mutable state.
+//! sighting handed to the sinks. Queries from other threads (API) come in on
+//! the same thread as requests with a reply channel, so there is no shared
+//! mutable state.
 
-use anyhow::Result;
 use crossbeam_channel::{select, Receiver, Sender};
 
-use super::{Gallery, QueryResult};
+use super::{Gallery, GalleryResult, QueryResult};
+use crate::core::{Modality, SightingSink};
 use crate::embed::batcher::EmbeddedTrack;
-use crate::events::{EventSink, SightingEvent};
 use crate::pair::{PairUnit, Pairer};
 
 /// How often tracks held for a partner (`crate::pair`) are checked.
@@ -19,10 +19,16 @@ const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600
 
 /// A request from another thread.
 pub enum GalleryRequest {
-    Query { feature: Vec<f32>, top: usize, reply: Sender<Result<Vec<QueryResult>>> },
-    Forget { identity_id: i64, reply: Sender<Result<()>> },
+    Query { feature: Vec<f32>, top: usize, reply: Sender<GalleryResult<Vec<QueryResult>>> },
+    Forget { identity_id: i64, reply: Sender<GalleryResult<()>> },
     /// A watch-list identity from one image; replies (identity id, enrolment image id).
-    Enrol { label: Option<String>, modality: crate::modality::Modality, feature: Vec<f32>, image: image::RgbImage, reply: Sender<Result<(i64, i64)>> },
+    Enrol {
+        label: Option<String>,
+        modality: Modality,
+        feature: Vec<f32>,
+        image: image::RgbImage,
+        reply: Sender<GalleryResult<(i64, i64)>>,
+    },
 }
 
 #[derive(Debug, Default, Clone)]
@@ -42,42 +48,38 @@ pub fn run_gallery_actor(
     mut gallery: Gallery,
     tracks: Receiver<EmbeddedTrack>,
     requests: Receiver<GalleryRequest>,
-    mut sinks: Vec<Box<dyn EventSink>>,
-    observer: Option<Sender<SightingEvent>>,
-    mut pairer: Pairer,
-) -> Result<GalleryActorStats> {
+    mut sinks: Vec<Box<dyn SightingSink>>,
+    mut pairer: Pairer<EmbeddedTrack>,
+) -> GalleryActorStats {
     let mut stats = GalleryActorStats::default();
     let purge = |gallery: &mut Gallery| {
         if let Err(e) = gallery.purge_expired_crops() {
-            tracing::warn!("crop retention purge failed: {e:#}");
+            tracing::warn!("crop retention purge failed: {}", crate::core::error_chain(&e));
         }
     };
     purge(&mut gallery);
     // A service runs for months: crops age out while it runs, not only at start.
     let retention_tick = crossbeam_channel::tick(RETENTION_SWEEP);
     let pair_tick = crossbeam_channel::tick(PAIR_TICK);
-    let mut record = |gallery: &mut Gallery, pairer: &mut Pairer, units: Vec<PairUnit>| {
+    let mut record = |gallery: &mut Gallery, pairer: &mut Pairer<EmbeddedTrack>, units: Vec<PairUnit<EmbeddedTrack>>| {
         for unit in units {
             for (et, result) in gallery.record_unit(unit) {
                 match result {
-                    Ok(event) => {
-                        pairer.recorded(&et, event.identity_id, event.sighting_id);
+                    Ok(sighting) => {
+                        pairer.recorded(&et, sighting.identity_id, sighting.id);
                         stats.sightings += 1;
-                        stats.new_identities += event.new_identity as u64;
-                        stats.day_night_links += event.day_night_link as u64;
+                        stats.new_identities += sighting.new_identity as u64;
+                        stats.day_night_links += sighting.day_night_link as u64;
                         for sink in sinks.iter_mut() {
-                            if let Err(e) = sink.emit(&event) {
-                                tracing::error!("event sink failed (the sighting is stored): {e:#}");
+                            if let Err(e) = sink.emit(&sighting) {
+                                tracing::error!("event sink failed (the sighting is stored): {}", crate::core::error_chain(&e));
                             }
-                        }
-                        if let Some(o) = &observer {
-                            let _ = o.send(event);
                         }
                     }
                     Err(e) => {
                         // Database trouble: the track is lost but counted and logged.
                         stats.failed += 1;
-                        tracing::error!("cannot record sighting of track {} on {}: {e:#}", et.track.track_id, et.track.camera);
+                        tracing::error!("cannot record sighting of track {} on {}: {}", et.track.track_id, et.track.camera, crate::core::error_chain(&e));
                     }
                 }
             }
@@ -115,5 +117,5 @@ pub fn run_gallery_actor(
     }
     let units = pairer.drain();
     record(&mut gallery, &mut pairer, units);
-    Ok(stats)
+    stats
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::index::FeatureIndex;
-use crate::modality::Modality;
+use crate::core::Modality;
 
 /// Cosine-similarity thresholds: same-modality pairs score higher than
 /// cross-modality pairs of the same person, so each kind has its own.

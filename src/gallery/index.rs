@@ -9,7 +9,7 @@
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
-use crate::modality::Modality;
+use crate::core::Modality;
 
 /// What a row of the matrix belongs to.
 #[derive(Debug, Clone, Copy, PartialEq)]

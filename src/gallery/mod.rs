@@ -9,29 +9,64 @@
 //! cross-modality matches have separate thresholds (cross-modality similarities
 //! are systematically lower); a match through an exemplar of the other modality
 //! is a *day/night link*.
+//!
+//! The gallery never emits anything itself: it returns the [`Sighting`] it
+//! stored, and the actor hands it to the sinks (`core::SightingSink`).
 
-use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
+use crate::core::time::unix_ns;
+use crate::core::{ConfigError, Modality, Sighting};
 use crate::embed::batcher::EmbeddedTrack;
-use crate::events::SightingEvent;
-use crate::modality::Modality;
 
 pub mod actor;
-pub mod api;
 pub mod assign;
-pub mod cli;
 pub mod index;
-pub mod runner;
 pub mod store;
-pub mod thresholds;
 
 use crate::pair::{PairUnit, Partner};
 use assign::{assign, assign_pair, Assignment, Thresholds};
 use index::{FeatureIndex, RowInfo};
-use store::{GalleryStore, LinkVia, SightingRow};
+use store::{GalleryStore, LinkVia, StoreError};
+
+/// What can go wrong in the gallery, by what a caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum GalleryError {
+    /// The database (locked, corrupt, not writable, …): see [`StoreError::kind`].
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "gallery {} holds {stored}-dimensional features but the embedder gives {model}: it was built with another model; \
+         use another state dir (or [gallery].db) for this model",
+        path.display()
+    )]
+    ModelMismatch { path: PathBuf, stored: usize, model: usize },
+    /// A feature of the wrong size (from a different embedder).
+    #[error("{what} has dimension {got}, gallery expects {expected}")]
+    Dimension { what: &'static str, got: usize, expected: usize },
+    #[error("identity {id} is not in the gallery {}: see `vireid gallery list`", path.display())]
+    UnknownIdentity { id: i64, path: PathBuf },
+    #[error("no enrolment images given")]
+    NoEnrolmentImages,
+    /// A crop or enrolment image file could not be written or deleted.
+    #[error("{action} {}: {source}", path.display())]
+    File { action: &'static str, path: PathBuf, source: Box<dyn std::error::Error + Send + Sync> },
+}
+
+impl GalleryError {
+    /// True when trying again later may succeed (another process holds the database).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, GalleryError::Store(e) if e.is_locked())
+    }
+
+    fn file(action: &'static str, path: &Path, source: impl std::error::Error + Send + Sync + 'static) -> GalleryError {
+        GalleryError::File { action, path: path.to_path_buf(), source: Box::new(source) }
+    }
+}
+
+pub type GalleryResult<T> = Result<T, GalleryError>;
 
 /// The `[gallery]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -76,24 +111,30 @@ impl Default for GalleryConfig {
 }
 
 impl GalleryConfig {
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         for (k, v) in [
             ("same_modality_threshold", self.same_modality_threshold),
             ("same_modality_threshold_thermal", self.same_modality_threshold_thermal.unwrap_or(0.0)),
             ("cross_modality_threshold", self.cross_modality_threshold),
         ] {
             if !(-1.0..=1.0).contains(&v) {
-                bail!("gallery.{k} = {v} must be a cosine similarity between -1 and 1");
+                return Err(ConfigError::new(
+                    format!("gallery.{k}"),
+                    format!("gallery.{k} = {v} must be a cosine similarity between -1 and 1"),
+                ));
             }
         }
         if !(0.0..=1.0).contains(&self.min_gap) {
-            bail!("gallery.min_gap = {} must be a cosine difference within 0..=1 (e.g. 0.05; 0 = always take the best)", self.min_gap);
+            return Err(ConfigError::new(
+                "gallery.min_gap",
+                format!("gallery.min_gap = {} must be a cosine difference within 0..=1 (e.g. 0.05; 0 = always take the best)", self.min_gap),
+            ));
         }
         if self.exemplars_per_modality == 0 {
-            bail!("gallery.exemplars_per_modality must be at least 1");
+            return Err(ConfigError::new("gallery.exemplars_per_modality", "gallery.exemplars_per_modality must be at least 1"));
         }
         if !(self.crop_retention_days >= 0.0) {
-            bail!("gallery.crop_retention_days must be zero or more");
+            return Err(ConfigError::new("gallery.crop_retention_days", "gallery.crop_retention_days must be zero or more"));
         }
         Ok(())
     }
@@ -112,10 +153,6 @@ impl GalleryConfig {
     }
 }
 
-pub(crate) fn ns_of(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
-}
-
 /// One identity a query found, with its sightings in both modalities.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QueryResult {
@@ -123,7 +160,7 @@ pub struct QueryResult {
     pub label: Option<String>,
     pub similarity: f32,
     pub matched_modality: Modality,
-    pub sightings: Vec<SightingRow>,
+    pub sightings: Vec<Sighting>,
 }
 
 /// The database plus its in-memory exemplar index.
@@ -137,18 +174,13 @@ pub struct Gallery {
 impl Gallery {
     /// Opens the gallery for features of dimension `dim`; a gallery built by a
     /// model of another dimension is refused (its features would be meaningless).
-    pub fn open(config: &GalleryConfig, state_dir: &Path, dim: usize) -> Result<Gallery> {
+    pub fn open(config: &GalleryConfig, state_dir: &Path, dim: usize) -> GalleryResult<Gallery> {
         let path = config.db_path(state_dir);
         let store = GalleryStore::open(&path, Duration::from_millis(config.busy_timeout_ms))?;
         let mut index = FeatureIndex::new(dim);
         for f in store.load_features()? {
             if f.vector.len() != dim {
-                bail!(
-                    "gallery {} holds {}-dimensional features but the embedder gives {dim}: it was built with another model; \
-                     use another state dir (or [gallery].db) for this model",
-                    path.display(),
-                    f.vector.len()
-                );
+                return Err(GalleryError::ModelMismatch { path, stored: f.vector.len(), model: dim });
             }
             index.push(RowInfo { feature_id: f.id, identity_id: f.identity_id, modality: f.modality }, &f.vector);
         }
@@ -167,7 +199,7 @@ impl Gallery {
     /// Assigns a track to an identity by appearance, stores the sighting (and
     /// its crop), and returns the event to emit. The database commit happens
     /// before this returns, so an emitted event always has its sighting on disk.
-    pub fn record_sighting(&mut self, et: &EmbeddedTrack) -> Result<SightingEvent> {
+    pub fn record_sighting(&mut self, et: &EmbeddedTrack) -> GalleryResult<Sighting> {
         let a = self.assign_by_appearance(et)?;
         self.record_decided(et, &a, None)
     }
@@ -175,7 +207,7 @@ impl Gallery {
     /// Records what pairing (`crate::pair`) decided: a track alone (joining
     /// its recorded partner's identity when it has one), or two tracks of one
     /// person from a box's two modalities, filed under one identity.
-    pub fn record_unit(&mut self, unit: PairUnit) -> Vec<(Box<EmbeddedTrack>, Result<SightingEvent>)> {
+    pub fn record_unit(&mut self, unit: PairUnit<EmbeddedTrack>) -> Vec<(Box<EmbeddedTrack>, GalleryResult<Sighting>)> {
         match unit {
             PairUnit::Single(et, None) => {
                 let r = self.record_sighting(&et);
@@ -192,30 +224,38 @@ impl Gallery {
         }
     }
 
-    fn checked_feature<'a>(&self, et: &'a EmbeddedTrack) -> Result<&'a [f32]> {
-        let feature = et.feature.as_slice().context("feature is not contiguous")?;
-        if feature.len() != self.index.dim() {
-            bail!("feature has dimension {}, gallery expects {}", feature.len(), self.index.dim());
-        }
+    fn checked_feature<'a>(&self, et: &'a EmbeddedTrack) -> GalleryResult<&'a [f32]> {
+        let feature = et.feature.as_slice().ok_or(GalleryError::Dimension {
+            what: "feature (not contiguous)",
+            got: et.feature.len(),
+            expected: self.index.dim(),
+        })?;
+        self.check_dim("feature", feature)?;
         Ok(feature)
     }
 
-    fn assign_by_appearance(&self, et: &EmbeddedTrack) -> Result<Assignment> {
+    fn check_dim(&self, what: &'static str, feature: &[f32]) -> GalleryResult<()> {
+        if feature.len() != self.index.dim() {
+            return Err(GalleryError::Dimension { what, got: feature.len(), expected: self.index.dim() });
+        }
+        Ok(())
+    }
+
+    fn assign_by_appearance(&self, et: &EmbeddedTrack) -> GalleryResult<Assignment> {
         Ok(assign(&self.index, self.checked_feature(et)?, et.track.modality, self.config.thresholds()))
     }
 
     /// A track whose partner from the box's other modality is already stored:
     /// it joins that identity (unless it has been forgotten meanwhile).
-    fn record_joining(&mut self, et: &EmbeddedTrack, partner: &Partner) -> Result<SightingEvent> {
+    fn record_joining(&mut self, et: &EmbeddedTrack, partner: &Partner) -> GalleryResult<Sighting> {
         if !self.store.identity_exists(partner.identity_id)? {
             return self.record_sighting(et);
         }
         let joined = Assignment::joining(partner.identity_id, partner.modality, et.track.modality);
-        let mut event = self.record_decided(et, &joined, Some(partner.sighting_id))?;
-        self.note_partner(partner.sighting_id, event.sighting_id);
-        event.paired_sighting_id = Some(partner.sighting_id);
-        tracing::debug!(iou = partner.iou, camera = %et.track.camera, identity = partner.identity_id, sightings = ?(partner.sighting_id, event.sighting_id), "joined a recorded partner");
-        Ok(event)
+        let sighting = self.record_decided(et, &joined, Some(partner.sighting_id))?;
+        self.note_partner(partner.sighting_id, sighting.id);
+        tracing::debug!(iou = partner.iou, camera = %et.track.camera, identity = partner.identity_id, sightings = ?(partner.sighting_id, sighting.id), "joined a recorded partner");
+        Ok(sighting)
     }
 
     /// Two tracks of one person: both views vote on the identity
@@ -223,7 +263,7 @@ impl Gallery {
     /// identity if none qualifies) and the other joins it. Results come back
     /// in the order given. Each track is stored once whatever fails: if the
     /// lead cannot be stored the other is recorded on its own.
-    fn record_pair(&mut self, a: &EmbeddedTrack, b: &EmbeddedTrack, iou: f32) -> (Result<SightingEvent>, Result<SightingEvent>) {
+    fn record_pair(&mut self, a: &EmbeddedTrack, b: &EmbeddedTrack, iou: f32) -> (GalleryResult<Sighting>, GalleryResult<Sighting>) {
         let p = match (self.checked_feature(a), self.checked_feature(b)) {
             (Ok(fa), Ok(fb)) => assign_pair(&self.index, (fa, a.track.modality), (fb, b.track.modality), self.config.thresholds()),
             // A malformed feature: each on its own, the bad one failing with its own error.
@@ -234,16 +274,16 @@ impl Gallery {
         let mut follow_r = match &lead_r {
             Ok(first) => {
                 let joined = Assignment::joining(first.identity_id, lead.track.modality, follow.track.modality);
-                self.record_decided(follow, &joined, Some(first.sighting_id))
+                self.record_decided(follow, &joined, Some(first.id))
             }
             Err(_) => self.record_sighting(follow),
         };
         if let (Ok(first), Ok(second)) = (&mut lead_r, &mut follow_r) {
-            second.paired_sighting_id = Some(first.sighting_id);
-            if self.note_partner(first.sighting_id, second.sighting_id) {
-                first.paired_sighting_id = Some(second.sighting_id);
+            second.paired_sighting_id = Some(first.id);
+            if self.note_partner(first.id, second.id) {
+                first.paired_sighting_id = Some(second.id);
             }
-            tracing::debug!(iou, lead = %lead.track.camera, follow = %follow.track.camera, identity = first.identity_id, sightings = ?(first.sighting_id, second.sighting_id), "paired tracks");
+            tracing::debug!(iou, lead = %lead.track.camera, follow = %follow.track.camera, identity = first.identity_id, sightings = ?(first.id, second.id), "paired tracks");
         }
         if p.first_leads {
             (lead_r, follow_r)
@@ -259,7 +299,10 @@ impl Gallery {
         match self.store.set_paired(sighting_id, partner_id) {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!("sighting {sighting_id} is stored but its partner {partner_id} could not be noted on it: {e:#}");
+                tracing::warn!(
+                    "sighting {sighting_id} is stored but its partner {partner_id} could not be noted on it: {}",
+                    crate::core::error_chain(&e)
+                );
                 false
             }
         }
@@ -269,7 +312,7 @@ impl Gallery {
     /// link when the identity it joins is known from the other modality
     /// (an exemplar of it), whether the deciding match was across modalities,
     /// within its own modality, or by co-observation.
-    fn record_decided(&mut self, et: &EmbeddedTrack, a: &Assignment, paired_with: Option<i64>) -> Result<SightingEvent> {
+    fn record_decided(&mut self, et: &EmbeddedTrack, a: &Assignment, paired_with: Option<i64>) -> GalleryResult<Sighting> {
         let t = &et.track;
         let feature = self.checked_feature(et)?;
         let day_night_link = a.identity_id.is_some_and(|id| {
@@ -281,74 +324,79 @@ impl Gallery {
             Some(id) => self.plan_exemplar_update(id, t.modality, feature),
             None => (true, vec![]),
         };
-        let db = self.store.path().to_path_buf();
-        let ex = |e: rusqlite::Error| store::explain(&db, e);
-        let (identity_id, row, new_rows, removed) = {
-            let tx = self.store.transaction()?;
-            let identity_id = match a.identity_id {
-                Some(id) => id,
-                None => GalleryStore::insert_identity(&tx, None, false, t.modality).map_err(ex)?,
-            };
-            let best_pts = t.crops.first().and_then(|c| c.pts_ns).map(|p| p as i64);
-            let mut row = SightingRow {
-                id: 0,
-                identity_id,
-                camera: t.camera.to_string(),
-                modality: t.modality,
-                track_id: t.track_id,
-                start_ns: ns_of(t.start_time),
-                end_ns: ns_of(t.end_time),
-                start_pts_ns: t.first_pts_ns.map(|p| p as i64),
-                end_pts_ns: t.last_pts_ns.map(|p| p as i64),
-                best_pts_ns: best_pts,
-                best_box: t.best_box,
-                similarity: a.similarity,
-                matched_modality: a.matched_modality,
-                day_night_link,
-                crop_path: None,
-                paired_sighting_id: paired_with,
-            };
-            row.id = GalleryStore::insert_sighting(&tx, &row).map_err(ex)?;
-            if day_night_link {
-                GalleryStore::insert_link(&tx, identity_id, row.id, t.modality.other(), t.modality, a.similarity, via).map_err(ex)?;
+        let label = match a.identity_id {
+            Some(id) => self.store.label_of(id)?,
+            None => None,
+        };
+        let mut sighting = Sighting {
+            id: 0,
+            identity_id: a.identity_id.unwrap_or(0),
+            label,
+            new_identity: a.identity_id.is_none(),
+            camera: t.camera.to_string(),
+            modality: t.modality,
+            track_id: t.track_id,
+            start_ns: unix_ns(t.start_time),
+            end_ns: unix_ns(t.end_time),
+            start_pts_ns: t.first_pts_ns.map(|p| p as i64),
+            end_pts_ns: t.last_pts_ns.map(|p| p as i64),
+            best_pts_ns: t.crops.first().and_then(|c| c.pts_ns).map(|p| p as i64),
+            best_box: t.best_box,
+            similarity: a.similarity,
+            matched_modality: a.matched_modality,
+            day_night_link,
+            crop_path: None,
+            paired_sighting_id: paired_with,
+        };
+        let (store_crops, crops_dir) = (self.config.store_crops, &self.crops_dir);
+        let inserted = self.store.write(|w| -> GalleryResult<Option<RowInfo>> {
+            if a.identity_id.is_none() {
+                sighting.identity_id = w.insert_identity(None, false, t.modality)?;
             }
-            if self.config.store_crops {
+            let identity_id = sighting.identity_id;
+            sighting.id = w.insert_sighting(&sighting)?;
+            if day_night_link {
+                w.insert_link(identity_id, sighting.id, t.modality.other(), t.modality, a.similarity, via)?;
+            }
+            if store_crops {
                 if let Some(best) = t.crops.first() {
-                    let dir = self.crops_dir.join(identity_id.to_string());
-                    let file = dir.join(format!("{}.jpg", row.id));
-                    let saved = std::fs::create_dir_all(&dir).map_err(anyhow::Error::from).and_then(|_| {
-                        best.crop.image.save_with_format(&file, image::ImageFormat::Jpeg).map_err(anyhow::Error::from)
-                    });
+                    let dir = crops_dir.join(identity_id.to_string());
+                    let file = dir.join(format!("{}.jpg", sighting.id));
+                    let saved = std::fs::create_dir_all(&dir)
+                        .map_err(|e| GalleryError::file("cannot create crop directory", &dir, e))
+                        .and_then(|_| {
+                            best.crop
+                                .image
+                                .save_with_format(&file, image::ImageFormat::Jpeg)
+                                .map_err(|e| GalleryError::file("cannot save crop", &file, e))
+                        });
                     match saved {
                         Ok(()) => {
                             let p = file.to_string_lossy().to_string();
-                            GalleryStore::set_crop_path(&tx, row.id, &p).map_err(ex)?;
-                            row.crop_path = Some(p);
+                            w.set_crop_path(sighting.id, &p)?;
+                            sighting.crop_path = Some(p);
                         }
                         // A full disk must not lose the sighting itself.
-                        Err(e) => tracing::warn!("cannot save crop {}: {e:#}", file.display()),
+                        Err(e) => tracing::warn!("{}", crate::core::error_chain(&e)),
                     }
                 }
             }
-            let mut inserted = vec![];
             for fid in &removed {
-                GalleryStore::delete_feature(&tx, *fid).map_err(ex)?;
+                w.delete_feature(*fid)?;
             }
             if add_exemplar {
-                let fid = GalleryStore::insert_feature(&tx, identity_id, t.modality, feature).map_err(ex)?;
-                inserted.push(RowInfo { feature_id: fid, identity_id, modality: t.modality });
+                let fid = w.insert_feature(identity_id, t.modality, feature)?;
+                return Ok(Some(RowInfo { feature_id: fid, identity_id, modality: t.modality }));
             }
-            tx.commit().map_err(ex)?;
-            (identity_id, row, inserted, removed)
-        };
+            Ok(None)
+        })?;
         for fid in removed {
             self.index.remove_feature(fid);
         }
-        for info in &new_rows {
-            self.index.push(*info, feature);
+        if let Some(info) = inserted {
+            self.index.push(info, feature);
         }
-        let label = if a.identity_id.is_some() { self.store.label_of(identity_id)? } else { None };
-        Ok(SightingEvent::from_sighting(&row, label, a.identity_id.is_none()))
+        Ok(sighting)
     }
 
     /// Bounded, diverse exemplar set: add while below the bound; at the bound,
@@ -380,34 +428,28 @@ impl Gallery {
     }
 
     /// Adds a watch-list identity from features of enrolment images.
-    pub fn enrol(&mut self, label: &str, features: &[(Modality, Vec<f32>)]) -> Result<i64> {
-        if features.is_empty() {
-            bail!("no enrolment images given");
+    pub fn enrol(&mut self, label: &str, features: &[(Modality, Vec<f32>)]) -> GalleryResult<i64> {
+        let Some((first, _)) = features.first() else { return Err(GalleryError::NoEnrolmentImages) };
+        for (_, v) in features {
+            self.check_dim("enrolment feature", v)?;
         }
-        let first = features[0].0;
-        let db = self.store.path().to_path_buf();
-        let ex = |e: rusqlite::Error| store::explain(&db, e);
-        let (id, rows) = {
-            let tx = self.store.transaction()?;
-            let id = GalleryStore::insert_identity(&tx, Some(label), true, first).map_err(ex)?;
+        let limit = self.config.exemplars_per_modality;
+        let (id, rows) = self.store.write(|w| -> GalleryResult<_> {
+            let id = w.insert_identity(Some(label), true, *first)?;
             let mut rows = vec![];
             // Enrolment images are all kept (up to the bound): they are the reference.
             let mut per_mod = std::collections::HashMap::new();
             for (m, v) in features {
-                if v.len() != self.index.dim() {
-                    bail!("enrolment feature has dimension {}, gallery expects {}", v.len(), self.index.dim());
-                }
                 let n = per_mod.entry(*m).or_insert(0usize);
-                if *n >= self.config.exemplars_per_modality {
+                if *n >= limit {
                     continue;
                 }
                 *n += 1;
-                let fid = GalleryStore::insert_feature(&tx, id, *m, v).map_err(ex)?;
+                let fid = w.insert_feature(id, *m, v)?;
                 rows.push((RowInfo { feature_id: fid, identity_id: id, modality: *m }, v.clone()));
             }
-            tx.commit().map_err(ex)?;
-            (id, rows)
-        };
+            Ok((id, rows))
+        })?;
         for (info, v) in rows {
             self.index.push(info, &v);
         }
@@ -416,31 +458,32 @@ impl Gallery {
 
     /// Enrols one reference image: a new watch-list identity with its feature
     /// and the image kept as JPEG. Returns (identity id, enrolment image id).
-    pub fn enrol_image(&mut self, label: Option<&str>, modality: Modality, feature: &[f32], image: &image::RgbImage) -> Result<(i64, i64)> {
-        if feature.len() != self.index.dim() {
-            bail!("enrolment feature has dimension {}, gallery expects {}", feature.len(), self.index.dim());
-        }
-        let db = self.store.path().to_path_buf();
-        let ex = |e: rusqlite::Error| store::explain(&db, e);
+    pub fn enrol_image(
+        &mut self,
+        label: Option<&str>,
+        modality: Modality,
+        feature: &[f32],
+        image: &image::RgbImage,
+    ) -> GalleryResult<(i64, i64)> {
+        self.check_dim("enrolment feature", feature)?;
         let crops_dir = self.crops_dir.clone();
-        let tx = self.store.transaction()?;
-        let id = GalleryStore::insert_identity(&tx, label, true, modality).map_err(ex)?;
-        let fid = GalleryStore::insert_feature(&tx, id, modality, feature).map_err(ex)?;
-        let dir = crops_dir.join(id.to_string());
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create crop directory {}", dir.display()))?;
-        let file = dir.join("enrol.jpg");
-        image.save_with_format(&file, image::ImageFormat::Jpeg).with_context(|| format!("cannot save {}", file.display()))?;
-        let img_id = GalleryStore::insert_enrol_image(&tx, id, modality, &file.to_string_lossy()).map_err(ex)?;
-        tx.commit().map_err(ex)?;
+        let (id, fid, img_id) = self.store.write(|w| -> GalleryResult<_> {
+            let id = w.insert_identity(label, true, modality)?;
+            let fid = w.insert_feature(id, modality, feature)?;
+            let dir = crops_dir.join(id.to_string());
+            std::fs::create_dir_all(&dir).map_err(|e| GalleryError::file("cannot create crop directory", &dir, e))?;
+            let file = dir.join("enrol.jpg");
+            image.save_with_format(&file, image::ImageFormat::Jpeg).map_err(|e| GalleryError::file("cannot save", &file, e))?;
+            let img_id = w.insert_enrol_image(id, modality, &file.to_string_lossy())?;
+            Ok((id, fid, img_id))
+        })?;
         self.index.push(RowInfo { feature_id: fid, identity_id: id, modality }, feature);
         Ok((id, img_id))
     }
 
     /// Identities most similar to a feature, best first, with their sightings.
-    pub fn query(&self, feature: &[f32], top: usize) -> Result<Vec<QueryResult>> {
-        if feature.len() != self.index.dim() {
-            bail!("query feature has dimension {}, gallery expects {}", feature.len(), self.index.dim());
-        }
+    pub fn query(&self, feature: &[f32], top: usize) -> GalleryResult<Vec<QueryResult>> {
+        self.check_dim("query feature", feature)?;
         let scores = self.index.scores(feature);
         let mut best: std::collections::HashMap<i64, (f32, Modality)> = std::collections::HashMap::new();
         for (s, r) in scores.iter().zip(self.index.rows()) {
@@ -468,15 +511,15 @@ impl Gallery {
 
     /// Deletes every trace of an identity: rows, exemplars, crop files.
     /// Returns how many crop files were deleted.
-    pub fn forget(&mut self, identity_id: i64) -> Result<usize> {
+    pub fn forget(&mut self, identity_id: i64) -> GalleryResult<usize> {
         let crops = forget_identity(&mut self.store, identity_id)?;
         self.index.remove_identity(identity_id);
         Ok(crops.len())
     }
 
     /// Deletes crop files past the retention period; returns how many.
-    pub fn purge_expired_crops(&self) -> Result<usize> {
-        let cutoff = ns_of(SystemTime::now()) - (self.config.crop_retention_days * 86_400e9) as i64;
+    pub fn purge_expired_crops(&self) -> GalleryResult<usize> {
+        let cutoff = unix_ns(SystemTime::now()) - (self.config.crop_retention_days * 86_400e9) as i64;
         let expired = self.store.expired_crops(cutoff)?;
         for (id, path) in &expired {
             if let Err(e) = std::fs::remove_file(path) {
@@ -492,15 +535,15 @@ impl Gallery {
 }
 
 /// `forget` without an embedder (the CLI): database rows, then crop files.
-pub fn forget_identity(store: &mut GalleryStore, identity_id: i64) -> Result<Vec<String>> {
+pub fn forget_identity(store: &mut GalleryStore, identity_id: i64) -> GalleryResult<Vec<String>> {
     if !store.identity_exists(identity_id)? {
-        bail!("identity {identity_id} is not in the gallery {}: see `vireid gallery list`", store.path().display());
+        return Err(GalleryError::UnknownIdentity { id: identity_id, path: store.path().to_path_buf() });
     }
     let crops = store.forget(identity_id)?;
     for c in &crops {
         if let Err(e) = std::fs::remove_file(c) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                bail!("identity {identity_id} removed from the database but its crop {c} could not be deleted: {e}");
+                return Err(GalleryError::file("identity removed from the database but its crop could not be deleted:", Path::new(c), e));
             }
         }
     }

@@ -4,14 +4,17 @@
 //! transaction in flight, never a committed one), `synchronous=FULL` so a
 //! sighting whose event was emitted is on disk, schema versioned by
 //! `PRAGMA user_version` with forward-only migrations.
+//!
+//! Errors are [`StoreError`]s: the database's path and a [`StoreErrorKind`] a
+//! caller can act on (locked → retry, HTTP 503; corrupt → move the file aside).
+//! Reads for the API and the CLI are here too, so no other module writes SQL.
 
-use anyhow::{anyhow, bail, Context, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::bbox::BBox;
-use crate::modality::Modality;
+use crate::core::time::now_ns;
+use crate::core::{BBox, Modality, Sighting};
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i+1`.
 const MIGRATIONS: &[&str] = &[
@@ -138,6 +141,72 @@ impl LinkVia {
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// What went wrong with the database, as a caller can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// Another process holds it locked (another vireid on this state dir?): retry later.
+    Locked,
+    /// Damaged, or not a vireid gallery: nothing was changed; move it aside or restore a backup.
+    Corrupt,
+    /// It or its folder cannot be created or written: check the path and permissions.
+    NotWritable,
+    /// Written by a newer vireid: upgrade, or use another state dir.
+    SchemaTooNew,
+    /// Any other SQLite failure.
+    Sqlite,
+}
+
+/// A gallery database error: which file, what kind, what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    pub path: PathBuf,
+    pub kind: StoreErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    fn new(path: &Path, kind: StoreErrorKind, message: String) -> StoreError {
+        StoreError { path: path.to_path_buf(), kind, message, source: None }
+    }
+
+    /// Classifies an SQLite error and says what to do about it.
+    pub fn sqlite(path: &Path, e: rusqlite::Error) -> StoreError {
+        let p = path.display();
+        let (kind, message) = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => match f.code {
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => (
+                    StoreErrorKind::Locked,
+                    format!("gallery database {p} is locked by another process (is another vireid running on this state dir?)"),
+                ),
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt => (
+                    StoreErrorKind::Corrupt,
+                    format!(
+                        "gallery database {p} is unreadable or corrupt; nothing was changed: move it aside \
+                         (or restore a backup) and start again to create a new gallery"
+                    ),
+                ),
+                rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::PermissionDenied | rusqlite::ErrorCode::ReadOnly => (
+                    StoreErrorKind::NotWritable,
+                    format!("gallery database {p} cannot be opened for writing: check the path and its permissions"),
+                ),
+                _ => (StoreErrorKind::Sqlite, format!("gallery database {p}")),
+            },
+            _ => (StoreErrorKind::Sqlite, format!("gallery database {p}")),
+        };
+        StoreError { path: path.to_path_buf(), kind, message, source: Some(Box::new(e)) }
+    }
+
+    /// True when trying again later may succeed (the database was locked).
+    pub fn is_locked(&self) -> bool {
+        self.kind == StoreErrorKind::Locked
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
 /// One stored exemplar feature.
 #[derive(Debug, Clone)]
 pub struct StoredFeature {
@@ -147,40 +216,40 @@ pub struct StoredFeature {
     pub vector: Vec<f32>,
 }
 
-/// A sighting row as stored.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SightingRow {
-    pub id: i64,
-    pub identity_id: i64,
-    pub camera: String,
-    pub modality: Modality,
-    pub track_id: u64,
-    pub start_ns: i64,
-    pub end_ns: i64,
-    pub start_pts_ns: Option<i64>,
-    pub end_pts_ns: Option<i64>,
-    pub best_pts_ns: Option<i64>,
-    pub best_box: BBox,
-    pub similarity: Option<f32>,
-    pub matched_modality: Option<Modality>,
-    pub day_night_link: bool,
-    pub crop_path: Option<String>,
-    /// The sighting of the box's other modality that saw the same person at the same time.
-    pub paired_sighting_id: Option<i64>,
-}
-
-/// An identity with its counts, for `gallery list`.
-#[derive(Debug, Clone, serde::Serialize)]
+/// An identity with what is known of it: for `vireid gallery list` and the API.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct IdentitySummary {
     pub id: i64,
+    /// Watch-list label, if enrolled with one.
     pub label: Option<String>,
     pub enrolled: bool,
     pub created_ns: i64,
     pub first_modality: Modality,
+    /// First and last sighting (the creation time while there is none), ns since the epoch.
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
     pub rgb_sightings: i64,
     pub thermal_sightings: i64,
+    /// Exemplar features held for search.
     pub features: i64,
+    /// Day/night links recorded.
     pub links: i64,
+    /// The first sighting per modality that still has its crop.
+    pub rgb_crop_sighting: Option<i64>,
+    pub thermal_crop_sighting: Option<i64>,
+    /// The first enrolment image, if enrolled from images.
+    pub enrol_image: Option<i64>,
+}
+
+/// Which sightings to read, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SightingQuery {
+    pub identity_id: Option<i64>,
+    /// Sightings that ended at or after this, ns since the epoch.
+    pub since_ns: Option<i64>,
+    pub camera: Option<String>,
+    pub modality: Option<Modality>,
+    pub limit: Option<usize>,
 }
 
 pub struct GalleryStore {
@@ -200,102 +269,164 @@ pub fn blob_to_vector(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
-/// Turns SQLite's terse errors into ones that say what to do.
-pub(crate) fn explain(path: &Path, e: rusqlite::Error) -> anyhow::Error {
-    let text = e.to_string();
-    if let rusqlite::Error::SqliteFailure(f, _) = &e {
-        match f.code {
-            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
-                return anyhow!(
-                    "gallery database {} is locked by another process (is another vireid running on this state dir?): {text}",
-                    path.display()
-                )
-            }
-            rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt => {
-                return anyhow!(
-                    "gallery database {} is unreadable or corrupt ({text}); nothing was changed: move it aside \
-                     (or restore a backup) and start again to create a new gallery",
-                    path.display()
-                )
-            }
-            rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::PermissionDenied | rusqlite::ErrorCode::ReadOnly => {
-                return anyhow!("gallery database {} cannot be opened for writing ({text}): check the path and its permissions", path.display())
-            }
-            _ => {}
-        }
-    }
-    anyhow!("gallery database {}: {text}", path.display())
+/// The columns [`sighting_row`] reads, in order (`s` = sightings, `i` = identities).
+const SIGHTING_COLUMNS: &str = "s.id, s.identity_id, i.label,
+        (i.enrolled = 0 AND s.id = (SELECT MIN(f.id) FROM sightings f WHERE f.identity_id = s.identity_id)),
+        s.camera, s.modality, s.track_id, s.start_ns, s.end_ns, s.start_pts_ns, s.end_pts_ns, s.best_pts_ns,
+        s.best_box, s.similarity, s.matched_modality, s.day_night_link, s.crop_path, s.paired_sighting_id
+     FROM sightings s JOIN identities i ON i.id = s.identity_id";
+
+/// The SQL row form of a [`Sighting`] (see `core::sighting`).
+fn sighting_row(r: &rusqlite::Row) -> rusqlite::Result<Sighting> {
+    let b: String = r.get(12)?;
+    let v: Vec<f32> = serde_json::from_str(&b).unwrap_or_default();
+    let best_box = if v.len() == 4 { BBox::new(v[0], v[1], v[2], v[3]) } else { BBox::default() };
+    Ok(Sighting {
+        id: r.get(0)?,
+        identity_id: r.get(1)?,
+        label: r.get(2)?,
+        new_identity: r.get::<_, i64>(3)? != 0,
+        camera: r.get(4)?,
+        modality: modality_of(r.get(5)?)?,
+        track_id: r.get::<_, i64>(6)? as u64,
+        start_ns: r.get(7)?,
+        end_ns: r.get(8)?,
+        start_pts_ns: r.get(9)?,
+        end_pts_ns: r.get(10)?,
+        best_pts_ns: r.get(11)?,
+        best_box,
+        similarity: r.get(13)?,
+        matched_modality: r.get::<_, Option<String>>(14)?.map(modality_of).transpose()?,
+        day_night_link: r.get::<_, i64>(15)? != 0,
+        crop_path: r.get(16)?,
+        paired_sighting_id: r.get(17)?,
+    })
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+/// The columns [`summary_row`] reads.
+const SUMMARY_SQL: &str = "SELECT i.id, i.label, i.enrolled, i.created_ns, i.first_modality,
+        COALESCE(MIN(s.start_ns), i.created_ns), COALESCE(MAX(s.end_ns), i.created_ns),
+        COALESCE(SUM(s.modality = 'rgb'), 0), COALESCE(SUM(s.modality = 'thermal'), 0),
+        (SELECT count(*) FROM features f WHERE f.identity_id = i.id),
+        (SELECT count(*) FROM links l WHERE l.identity_id = i.id),
+        (SELECT s2.id FROM sightings s2 WHERE s2.identity_id = i.id AND s2.modality = 'rgb' AND s2.crop_path IS NOT NULL ORDER BY s2.id LIMIT 1),
+        (SELECT s3.id FROM sightings s3 WHERE s3.identity_id = i.id AND s3.modality = 'thermal' AND s3.crop_path IS NOT NULL ORDER BY s3.id LIMIT 1),
+        (SELECT e.id FROM enrol_images e WHERE e.identity_id = i.id ORDER BY e.id LIMIT 1)
+     FROM identities i LEFT JOIN sightings s ON s.identity_id = i.id";
+
+fn summary_row(r: &rusqlite::Row) -> rusqlite::Result<IdentitySummary> {
+    Ok(IdentitySummary {
+        id: r.get(0)?,
+        label: r.get(1)?,
+        enrolled: r.get::<_, i64>(2)? != 0,
+        created_ns: r.get(3)?,
+        first_modality: modality_of(r.get(4)?)?,
+        first_seen_ns: r.get(5)?,
+        last_seen_ns: r.get(6)?,
+        rgb_sightings: r.get(7)?,
+        thermal_sightings: r.get(8)?,
+        features: r.get(9)?,
+        links: r.get(10)?,
+        rgb_crop_sighting: r.get(11)?,
+        thermal_crop_sighting: r.get(12)?,
+        enrol_image: r.get(13)?,
+    })
 }
 
 impl GalleryStore {
     /// Opens (creating if absent) and migrates the database.
-    pub fn open(path: &Path, busy_timeout: Duration) -> Result<GalleryStore> {
+    pub fn open(path: &Path, busy_timeout: Duration) -> StoreResult<GalleryStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the gallery directory {}: check permissions", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| StoreError {
+                source: Some(Box::new(e)),
+                ..StoreError::new(
+                    path,
+                    StoreErrorKind::NotWritable,
+                    format!("cannot create the gallery directory {}: check permissions", dir.display()),
+                )
+            })?;
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| explain(path, e))?;
-        conn.busy_timeout(busy_timeout).map_err(|e| explain(path, e))?;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::sqlite(path, e))?;
+        conn.busy_timeout(busy_timeout).map_err(|e| StoreError::sqlite(path, e))?;
         let mut store = GalleryStore { conn, path: path.to_path_buf() };
-        store.init().map_err(|e| e.context(format!("cannot open gallery database {}", path.display())))?;
+        store.init()?;
         Ok(store)
     }
 
-    fn init(&mut self) -> Result<()> {
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |e| StoreError::sqlite(&self.path, e)
+    }
+
+    fn init(&mut self) -> StoreResult<()> {
         let p = self.path.clone();
+        let ex = |e| StoreError::sqlite(&p, e);
         // The first real read: a corrupt or foreign file fails here, before any write.
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| explain(&p, e))?;
-        let mode: String = self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| explain(&p, e))?;
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ex)?;
+        let mode: String = self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(ex)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!("gallery database {} is not in WAL mode ({mode})", p.display());
         }
         // Foreign keys stay off while migrating (a table rebuild must not cascade); on after.
-        self.conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;").map_err(|e| explain(&p, e))?;
+        self.conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;").map_err(ex)?;
         if version > SCHEMA_VERSION {
-            bail!(
-                "gallery database {} has schema version {version}, newer than this vireid understands ({SCHEMA_VERSION}): \
-                 upgrade vireid or use another state dir",
-                p.display()
-            );
+            return Err(StoreError::new(
+                &p,
+                StoreErrorKind::SchemaTooNew,
+                format!(
+                    "gallery database {} has schema version {version}, newer than this vireid understands ({SCHEMA_VERSION}): \
+                     upgrade vireid or use another state dir",
+                    p.display()
+                ),
+            ));
         }
         if version == 0 {
             // A version-0 file with tables is not ours: refuse rather than mix schemas.
-            let tables: i64 = self
-                .conn
-                .query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0))
-                .map_err(|e| explain(&p, e))?;
+            let tables: i64 =
+                self.conn.query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0)).map_err(ex)?;
             if tables > 0 {
-                bail!("{} is an SQLite database but not a vireid gallery (it has tables but no vireid schema version): use another path", p.display());
+                return Err(StoreError::new(
+                    &p,
+                    StoreErrorKind::Corrupt,
+                    format!(
+                        "{} is an SQLite database but not a vireid gallery (it has tables but no vireid schema version): use another path",
+                        p.display()
+                    ),
+                ));
             }
         }
         for v in version..SCHEMA_VERSION {
-            let tx = self.conn.transaction().map_err(|e| explain(&p, e))?;
-            tx.execute_batch(MIGRATIONS[v as usize]).map_err(|e| explain(&p, e))?;
-            let dangling: i64 = tx
-                .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
-                .map_err(|e| explain(&p, e))?;
+            let tx = self.conn.transaction().map_err(ex)?;
+            tx.execute_batch(MIGRATIONS[v as usize]).map_err(ex)?;
+            let dangling: i64 = tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).map_err(ex)?;
             if dangling > 0 {
-                bail!(
-                    "gallery database {}: migrating to schema v{} would leave {dangling} rows pointing at missing identities or sightings; \
-                     that migration was rolled back: move the file aside or restore a backup",
-                    p.display(),
-                    v + 1
-                );
+                return Err(StoreError::new(
+                    &p,
+                    StoreErrorKind::Corrupt,
+                    format!(
+                        "gallery database {}: migrating to schema v{} would leave {dangling} rows pointing at missing identities or sightings; \
+                         that migration was rolled back: move the file aside or restore a backup",
+                        p.display(),
+                        v + 1
+                    ),
+                ));
             }
-            tx.pragma_update(None, "user_version", v + 1).map_err(|e| explain(&p, e))?;
-            tx.commit().map_err(|e| explain(&p, e))?;
+            tx.pragma_update(None, "user_version", v + 1).map_err(ex)?;
+            tx.commit().map_err(ex)?;
             tracing::info!("gallery database {} migrated to schema v{}", p.display(), v + 1);
         }
-        self.conn.execute_batch("PRAGMA foreign_keys=ON;").map_err(|e| explain(&p, e))?;
+        self.conn.execute_batch("PRAGMA foreign_keys=ON;").map_err(ex)?;
         // Integrity of the pages we will read: cheap and catches a damaged file early.
-        let check: String = self.conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| explain(&p, e))?;
+        let check: String = self.conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(ex)?;
         if check != "ok" {
-            bail!("gallery database {} failed its integrity check ({check}); nothing was changed: move it aside or restore a backup", p.display());
+            return Err(StoreError::new(
+                &p,
+                StoreErrorKind::Corrupt,
+                format!(
+                    "gallery database {} failed its integrity check ({check}); nothing was changed: move it aside or restore a backup",
+                    p.display()
+                ),
+            ));
         }
         Ok(())
     }
@@ -304,194 +435,133 @@ impl GalleryStore {
         &self.path
     }
 
-    pub fn load_features(&self) -> Result<Vec<StoredFeature>> {
-        let mut stmt = self.conn.prepare("SELECT id, identity_id, modality, vector FROM features ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(StoredFeature {
-                id: r.get(0)?,
-                identity_id: r.get(1)?,
-                modality: modality_of(r.get(2)?)?,
-                vector: blob_to_vector(&r.get::<_, Vec<u8>>(3)?),
+    pub fn load_features(&self) -> StoreResult<Vec<StoredFeature>> {
+        let mut stmt = self.conn.prepare("SELECT id, identity_id, modality, vector FROM features ORDER BY id").map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(StoredFeature {
+                    id: r.get(0)?,
+                    identity_id: r.get(1)?,
+                    modality: modality_of(r.get(2)?)?,
+                    vector: blob_to_vector(&r.get::<_, Vec<u8>>(3)?),
+                })
             })
-        })?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| explain(&self.path, e))
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
     }
 
-    /// Starts a write transaction; everything one sighting changes goes in one.
-    pub fn transaction(&mut self) -> Result<rusqlite::Transaction<'_>> {
-        let p = self.path.clone();
-        self.conn.transaction().map_err(|e| explain(&p, e))
-    }
-
-    pub fn explain(&self, e: rusqlite::Error) -> anyhow::Error {
-        explain(&self.path, e)
-    }
-
-    pub fn insert_identity(tx: &rusqlite::Transaction, label: Option<&str>, enrolled: bool, modality: Modality) -> rusqlite::Result<i64> {
-        tx.execute(
-            "INSERT INTO identities (label, enrolled, created_ns, first_modality) VALUES (?1, ?2, ?3, ?4)",
-            params![label, enrolled as i64, now_ns(), modality.as_str()],
-        )?;
-        Ok(tx.last_insert_rowid())
-    }
-
-    pub fn insert_feature(tx: &rusqlite::Transaction, identity_id: i64, modality: Modality, v: &[f32]) -> rusqlite::Result<i64> {
-        tx.execute(
-            "INSERT INTO features (identity_id, modality, dim, vector, created_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![identity_id, modality.as_str(), v.len() as i64, vector_to_blob(v), now_ns()],
-        )?;
-        Ok(tx.last_insert_rowid())
-    }
-
-    pub fn delete_feature(tx: &rusqlite::Transaction, feature_id: i64) -> rusqlite::Result<()> {
-        tx.execute("DELETE FROM features WHERE id = ?1", params![feature_id])?;
-        Ok(())
-    }
-
-    pub fn insert_sighting(tx: &rusqlite::Transaction, s: &SightingRow) -> rusqlite::Result<i64> {
-        tx.execute(
-            "INSERT INTO sightings (identity_id, camera, modality, track_id, start_ns, end_ns, start_pts_ns, end_pts_ns,
-                best_pts_ns, best_box, similarity, matched_modality, day_night_link, crop_path, created_ns, paired_sighting_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            params![
-                s.identity_id,
-                s.camera,
-                s.modality.as_str(),
-                s.track_id as i64,
-                s.start_ns,
-                s.end_ns,
-                s.start_pts_ns,
-                s.end_pts_ns,
-                s.best_pts_ns,
-                serde_json::to_string(&[s.best_box.x, s.best_box.y, s.best_box.w, s.best_box.h]).unwrap_or_default(),
-                s.similarity,
-                s.matched_modality.map(|m| m.as_str()),
-                s.day_night_link as i64,
-                s.crop_path,
-                now_ns(),
-                s.paired_sighting_id
-            ],
-        )?;
-        Ok(tx.last_insert_rowid())
-    }
-
-    pub fn insert_enrol_image(tx: &rusqlite::Transaction, identity_id: i64, modality: Modality, path: &str) -> rusqlite::Result<i64> {
-        tx.execute(
-            "INSERT INTO enrol_images (identity_id, modality, path, created_ns) VALUES (?1, ?2, ?3, ?4)",
-            params![identity_id, modality.as_str(), path, now_ns()],
-        )?;
-        Ok(tx.last_insert_rowid())
-    }
-
-    /// The connection, for read-only queries of other modules (the API adapter).
-    pub fn conn(&self) -> &Connection {
-        &self.conn
-    }
-
-    pub fn set_crop_path(tx: &rusqlite::Transaction, sighting_id: i64, path: &str) -> rusqlite::Result<()> {
-        tx.execute("UPDATE sightings SET crop_path = ?2 WHERE id = ?1", params![sighting_id, path])?;
-        Ok(())
-    }
-
-    pub fn insert_link(
-        tx: &rusqlite::Transaction,
-        identity_id: i64,
-        sighting_id: i64,
-        from: Modality,
-        to: Modality,
-        similarity: Option<f32>,
-        via: LinkVia,
-    ) -> rusqlite::Result<()> {
-        tx.execute(
-            "INSERT INTO links (identity_id, sighting_id, from_modality, to_modality, similarity, created_ns, via) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![identity_id, sighting_id, from.as_str(), to.as_str(), similarity.unwrap_or(0.0), now_ns(), via.as_str()],
-        )?;
-        Ok(())
+    /// Runs `f` in one write transaction and commits: everything one sighting
+    /// (or enrolment) changes goes in one. An error from `f` rolls it all back.
+    pub fn write<T, E: From<StoreError>>(&mut self, f: impl FnOnce(&mut Writer<'_>) -> Result<T, E>) -> Result<T, E> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| StoreError::sqlite(&path, e))?;
+        let mut w = Writer { tx, path: &path };
+        let out = f(&mut w)?;
+        w.tx.commit().map_err(|e| StoreError::sqlite(&path, e))?;
+        Ok(out)
     }
 
     /// Records that a stored sighting has a partner from the box's other modality.
-    pub fn set_paired(&self, sighting_id: i64, paired_sighting_id: i64) -> Result<()> {
+    pub fn set_paired(&self, sighting_id: i64, paired_sighting_id: i64) -> StoreResult<()> {
         self.conn
             .execute("UPDATE sightings SET paired_sighting_id = ?2 WHERE id = ?1", params![sighting_id, paired_sighting_id])
-            .map_err(|e| explain(&self.path, e))?;
+            .map_err(self.err())?;
         Ok(())
     }
 
-    pub fn identity_exists(&self, id: i64) -> Result<bool> {
+    pub fn identity_exists(&self, id: i64) -> StoreResult<bool> {
         self.conn
             .query_row("SELECT 1 FROM identities WHERE id = ?1", params![id], |_| Ok(()))
             .optional()
             .map(|o| o.is_some())
-            .map_err(|e| explain(&self.path, e))
+            .map_err(self.err())
     }
 
-    pub fn list_identities(&self) -> Result<Vec<IdentitySummary>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT i.id, i.label, i.enrolled, i.created_ns, i.first_modality,
-                (SELECT count(*) FROM sightings s WHERE s.identity_id = i.id AND s.modality = 'rgb'),
-                (SELECT count(*) FROM sightings s WHERE s.identity_id = i.id AND s.modality = 'thermal'),
-                (SELECT count(*) FROM features f WHERE f.identity_id = i.id),
-                (SELECT count(*) FROM links l WHERE l.identity_id = i.id)
-             FROM identities i ORDER BY i.id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(IdentitySummary {
-                id: r.get(0)?,
-                label: r.get(1)?,
-                enrolled: r.get::<_, i64>(2)? != 0,
-                created_ns: r.get(3)?,
-                first_modality: modality_of(r.get(4)?)?,
-                rgb_sightings: r.get(5)?,
-                thermal_sightings: r.get(6)?,
-                features: r.get(7)?,
-                links: r.get(8)?,
-            })
-        })?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| explain(&self.path, e))
+    /// Every identity, oldest first (`vireid gallery list`).
+    pub fn list_identities(&self) -> StoreResult<Vec<IdentitySummary>> {
+        self.summaries(&format!("{SUMMARY_SQL} GROUP BY i.id ORDER BY i.id"), params![])
     }
 
-    pub fn sightings_of(&self, identity_id: Option<i64>) -> Result<Vec<SightingRow>> {
-        let sql = "SELECT id, identity_id, camera, modality, track_id, start_ns, end_ns, start_pts_ns, end_pts_ns, best_pts_ns,
-                best_box, similarity, matched_modality, day_night_link, crop_path, paired_sighting_id
-             FROM sightings WHERE (?1 IS NULL OR identity_id = ?1) ORDER BY id";
-        let mut stmt = self.conn.prepare(sql)?;
-        let rows = stmt.query_map(params![identity_id], |r| {
-            let b: String = r.get(10)?;
-            let v: Vec<f32> = serde_json::from_str(&b).unwrap_or_default();
-            let best_box = if v.len() == 4 { BBox::new(v[0], v[1], v[2], v[3]) } else { BBox::default() };
-            Ok(SightingRow {
-                id: r.get(0)?,
-                identity_id: r.get(1)?,
-                camera: r.get(2)?,
-                modality: modality_of(r.get(3)?)?,
-                track_id: r.get::<_, i64>(4)? as u64,
-                start_ns: r.get(5)?,
-                end_ns: r.get(6)?,
-                start_pts_ns: r.get(7)?,
-                end_pts_ns: r.get(8)?,
-                best_pts_ns: r.get(9)?,
-                best_box,
-                similarity: r.get(11)?,
-                matched_modality: r.get::<_, Option<String>>(12)?.map(modality_of).transpose()?,
-                day_night_link: r.get::<_, i64>(13)? != 0,
-                crop_path: r.get(14)?,
-                paired_sighting_id: r.get(15)?,
-            })
-        })?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| explain(&self.path, e))
+    /// A page of identities, most recently seen first (the API).
+    pub fn recent_identities(&self, offset: usize, limit: usize) -> StoreResult<Vec<IdentitySummary>> {
+        self.summaries(
+            &format!("{SUMMARY_SQL} GROUP BY i.id ORDER BY 7 DESC, i.id DESC LIMIT ?1 OFFSET ?2"),
+            params![limit as i64, offset as i64],
+        )
+    }
+
+    pub fn identity_summary(&self, id: i64) -> StoreResult<Option<IdentitySummary>> {
+        Ok(self.summaries(&format!("{SUMMARY_SQL} WHERE i.id = ?1 GROUP BY i.id"), params![id])?.pop())
+    }
+
+    fn summaries(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> StoreResult<Vec<IdentitySummary>> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
+        let rows = stmt.query_map(params, summary_row).map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+    }
+
+    /// Every sighting (of one identity, or all), in the order they were stored.
+    pub fn sightings_of(&self, identity_id: Option<i64>) -> StoreResult<Vec<Sighting>> {
+        let sql = format!("SELECT {SIGHTING_COLUMNS} WHERE (?1 IS NULL OR s.identity_id = ?1) ORDER BY s.id");
+        let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
+        let rows = stmt.query_map(params![identity_id], sighting_row).map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+    }
+
+    /// Sightings matching `q`, newest first.
+    pub fn recent_sightings(&self, q: &SightingQuery) -> StoreResult<Vec<Sighting>> {
+        let sql = format!(
+            "SELECT {SIGHTING_COLUMNS} WHERE (?1 IS NULL OR s.identity_id = ?1) AND (?2 IS NULL OR s.end_ns >= ?2)
+               AND (?3 IS NULL OR s.camera = ?3) AND (?4 IS NULL OR s.modality = ?4)
+             ORDER BY s.start_ns DESC, s.id DESC LIMIT ?5"
+        );
+        let limit = q.limit.map(|l| l as i64).unwrap_or(-1);
+        let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![q.identity_id, q.since_ns, q.camera, q.modality.map(|m| m.as_str()), limit], sighting_row)
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+    }
+
+    /// An identity's enrolment images: (id, modality), oldest first.
+    pub fn enrol_images_of(&self, identity_id: i64) -> StoreResult<Vec<(i64, Modality)>> {
+        let mut stmt =
+            self.conn.prepare("SELECT id, modality FROM enrol_images WHERE identity_id = ?1 ORDER BY id").map_err(self.err())?;
+        let rows = stmt.query_map(params![identity_id], |r| Ok((r.get(0)?, modality_of(r.get(1)?)?))).map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+    }
+
+    /// The stored crop file of a sighting, if it still has one.
+    pub fn sighting_crop_path(&self, sighting_id: i64) -> StoreResult<Option<String>> {
+        self.conn
+            .query_row("SELECT crop_path FROM sightings WHERE id = ?1", params![sighting_id], |r| r.get::<_, Option<String>>(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(self.err())
+    }
+
+    /// The file of an enrolment image.
+    pub fn enrol_image_path(&self, image_id: i64) -> StoreResult<Option<String>> {
+        self.conn
+            .query_row("SELECT path FROM enrol_images WHERE id = ?1", params![image_id], |r| r.get(0))
+            .optional()
+            .map_err(self.err())
     }
 
     /// Deletes an identity and all its rows; returns the crop files to delete.
-    pub fn forget(&mut self, identity_id: i64) -> Result<Vec<String>> {
+    pub fn forget(&mut self, identity_id: i64) -> StoreResult<Vec<String>> {
         let p = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| explain(&p, e))?;
+        let ex = |e| StoreError::sqlite(&p, e);
+        let tx = self.conn.transaction().map_err(ex)?;
         let crops: Vec<String> = {
-            let mut stmt = tx.prepare(
-                "SELECT crop_path FROM sightings WHERE identity_id = ?1 AND crop_path IS NOT NULL
-                 UNION ALL SELECT path FROM enrol_images WHERE identity_id = ?1",
-            )?;
-            let rows = stmt.query_map(params![identity_id], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| explain(&p, e))?
+            let mut stmt = tx
+                .prepare(
+                    "SELECT crop_path FROM sightings WHERE identity_id = ?1 AND crop_path IS NOT NULL
+                     UNION ALL SELECT path FROM enrol_images WHERE identity_id = ?1",
+                )
+                .map_err(ex)?;
+            let rows = stmt.query_map(params![identity_id], |r| r.get(0)).map_err(ex)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(ex)?
         };
         // Explicit deletes (not only ON DELETE CASCADE) so nothing depends on the pragma.
         for sql in [
@@ -501,44 +571,159 @@ impl GalleryStore {
             "DELETE FROM features WHERE identity_id = ?1",
             "DELETE FROM identities WHERE id = ?1",
         ] {
-            tx.execute(sql, params![identity_id]).map_err(|e| explain(&p, e))?;
+            tx.execute(sql, params![identity_id]).map_err(ex)?;
         }
-        tx.commit().map_err(|e| explain(&p, e))?;
+        tx.commit().map_err(ex)?;
         Ok(crops)
     }
 
     /// Sightings whose crop is older than the retention cut-off: (id, path).
-    pub fn expired_crops(&self, older_than_ns: i64) -> Result<Vec<(i64, String)>> {
-        let mut stmt =
-            self.conn.prepare("SELECT id, crop_path FROM sightings WHERE crop_path IS NOT NULL AND created_ns < ?1")?;
-        let rows = stmt.query_map(params![older_than_ns], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| explain(&self.path, e))
+    pub fn expired_crops(&self, older_than_ns: i64) -> StoreResult<Vec<(i64, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, crop_path FROM sightings WHERE crop_path IS NOT NULL AND created_ns < ?1")
+            .map_err(self.err())?;
+        let rows = stmt.query_map(params![older_than_ns], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
     }
 
-    pub fn clear_crop(&self, sighting_id: i64) -> Result<()> {
-        self.conn
-            .execute("UPDATE sightings SET crop_path = NULL WHERE id = ?1", params![sighting_id])
-            .map_err(|e| explain(&self.path, e))?;
+    pub fn clear_crop(&self, sighting_id: i64) -> StoreResult<()> {
+        self.conn.execute("UPDATE sightings SET crop_path = NULL WHERE id = ?1", params![sighting_id]).map_err(self.err())?;
         Ok(())
     }
 
-    pub fn counts(&self) -> Result<(i64, i64, i64)> {
+    /// (identities, sightings, day/night links).
+    pub fn counts(&self) -> StoreResult<(i64, i64, i64)> {
         self.conn
             .query_row(
                 "SELECT (SELECT count(*) FROM identities), (SELECT count(*) FROM sightings), (SELECT count(*) FROM links)",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .map_err(|e| explain(&self.path, e))
+            .map_err(self.err())
+    }
+
+    /// Exemplar features stored.
+    pub fn feature_count(&self) -> StoreResult<i64> {
+        self.conn.query_row("SELECT count(*) FROM features", [], |r| r.get(0)).map_err(self.err())
     }
 
     /// Enrolled identity's label, if any.
-    pub fn label_of(&self, identity_id: i64) -> Result<Option<String>> {
+    pub fn label_of(&self, identity_id: i64) -> StoreResult<Option<String>> {
         self.conn
             .query_row("SELECT label FROM identities WHERE id = ?1", params![identity_id], |r| r.get(0))
             .optional()
             .map(|o| o.flatten())
-            .map_err(|e| explain(&self.path, e))
+            .map_err(self.err())
+    }
+
+    /// The connection, for tests that look at the schema itself.
+    #[cfg(test)]
+    fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// One write transaction ([`GalleryStore::write`]): the inserts and updates a
+/// sighting or an enrolment makes, committed together.
+pub struct Writer<'a> {
+    tx: rusqlite::Transaction<'a>,
+    path: &'a Path,
+}
+
+impl Writer<'_> {
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |e| StoreError::sqlite(self.path, e)
+    }
+
+    pub fn insert_identity(&mut self, label: Option<&str>, enrolled: bool, modality: Modality) -> StoreResult<i64> {
+        self.tx
+            .execute(
+                "INSERT INTO identities (label, enrolled, created_ns, first_modality) VALUES (?1, ?2, ?3, ?4)",
+                params![label, enrolled as i64, now_ns(), modality.as_str()],
+            )
+            .map_err(self.err())?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    pub fn insert_feature(&mut self, identity_id: i64, modality: Modality, v: &[f32]) -> StoreResult<i64> {
+        self.tx
+            .execute(
+                "INSERT INTO features (identity_id, modality, dim, vector, created_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![identity_id, modality.as_str(), v.len() as i64, vector_to_blob(v), now_ns()],
+            )
+            .map_err(self.err())?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    pub fn delete_feature(&mut self, feature_id: i64) -> StoreResult<()> {
+        self.tx.execute("DELETE FROM features WHERE id = ?1", params![feature_id]).map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Inserts the SQL row form of a sighting (its `id`, `label` and
+    /// `new_identity` are not stored: the id is assigned here, the others
+    /// come from the identity); returns the new id.
+    pub fn insert_sighting(&mut self, s: &Sighting) -> StoreResult<i64> {
+        self.tx
+            .execute(
+                "INSERT INTO sightings (identity_id, camera, modality, track_id, start_ns, end_ns, start_pts_ns, end_pts_ns,
+                    best_pts_ns, best_box, similarity, matched_modality, day_night_link, crop_path, created_ns, paired_sighting_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                params![
+                    s.identity_id,
+                    s.camera,
+                    s.modality.as_str(),
+                    s.track_id as i64,
+                    s.start_ns,
+                    s.end_ns,
+                    s.start_pts_ns,
+                    s.end_pts_ns,
+                    s.best_pts_ns,
+                    serde_json::to_string(&[s.best_box.x, s.best_box.y, s.best_box.w, s.best_box.h]).unwrap_or_default(),
+                    s.similarity,
+                    s.matched_modality.map(|m| m.as_str()),
+                    s.day_night_link as i64,
+                    s.crop_path,
+                    now_ns(),
+                    s.paired_sighting_id
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    pub fn insert_enrol_image(&mut self, identity_id: i64, modality: Modality, path: &str) -> StoreResult<i64> {
+        self.tx
+            .execute(
+                "INSERT INTO enrol_images (identity_id, modality, path, created_ns) VALUES (?1, ?2, ?3, ?4)",
+                params![identity_id, modality.as_str(), path, now_ns()],
+            )
+            .map_err(self.err())?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    pub fn set_crop_path(&mut self, sighting_id: i64, path: &str) -> StoreResult<()> {
+        self.tx.execute("UPDATE sightings SET crop_path = ?2 WHERE id = ?1", params![sighting_id, path]).map_err(self.err())?;
+        Ok(())
+    }
+
+    pub fn insert_link(
+        &mut self,
+        identity_id: i64,
+        sighting_id: i64,
+        from: Modality,
+        to: Modality,
+        similarity: Option<f32>,
+        via: LinkVia,
+    ) -> StoreResult<()> {
+        self.tx
+            .execute(
+                "INSERT INTO links (identity_id, sighting_id, from_modality, to_modality, similarity, created_ns, via) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![identity_id, sighting_id, from.as_str(), to.as_str(), similarity.unwrap_or(0.0), now_ns(), via.as_str()],
+            )
+            .map_err(self.err())?;
+        Ok(())
     }
 }
 
@@ -581,8 +766,11 @@ mod tests {
         store.forget(2).unwrap();
         assert_eq!(store.counts().unwrap(), (1, 1, 0));
         // The newest identity (2) and sighting (2) were forgotten: the next ones are 3, not 2 again.
-        let tx = store.transaction().unwrap();
-        assert_eq!(GalleryStore::insert_identity(&tx, None, false, Modality::Rgb).unwrap(), 3);
+        let tx = store.conn.transaction().unwrap();
+        let id: i64 = tx
+            .query_row("INSERT INTO identities (created_ns, first_modality) VALUES (4, 'rgb') RETURNING id", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, 3);
         let row: i64 = tx
             .query_row(
                 "INSERT INTO sightings (identity_id, camera, modality, track_id, start_ns, end_ns, best_box, created_ns)

@@ -6,13 +6,12 @@
 //! away and counted, so a slow detector sees the newest frames and memory is
 //! bounded by `queue_frames` frames per camera whatever the run time.
 
-use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -20,8 +19,11 @@ use std::time::{Duration, Instant, SystemTime};
 use super::gst_pipeline::{build_pipeline, init_gstreamer};
 use super::source::SourceKind;
 use super::stats::{CameraState, CameraStats};
-use super::{CameraConfig, FilePace, Frame, IngestConfig};
-use crate::modality::Modality;
+use crate::core::{Frame, Shutdown};
+use super::{CameraConfig, FilePace, IngestConfig, IngestError};
+
+type Result<T> = std::result::Result<T, IngestError>;
+use crate::core::Modality;
 
 /// A running camera. Frames come out of `frames`; the channel disconnects
 /// when the camera stops for good (file ended, fatal error, or [`CameraHandle::stop`]).
@@ -30,14 +32,14 @@ pub struct CameraHandle {
     pub modality: Modality,
     pub frames: Receiver<Frame>,
     pub stats: Arc<CameraStats>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
     thread: Option<JoinHandle<Result<()>>>,
 }
 
 impl CameraHandle {
     /// Asks the camera to stop; frames already queued can still be read.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
+        self.stop.request();
     }
 
     /// Stops the camera and waits for its thread; returns its fatal error, if any.
@@ -53,7 +55,7 @@ impl CameraHandle {
 
     fn join_inner(&mut self) -> Result<()> {
         match self.thread.take() {
-            Some(t) => t.join().map_err(|_| anyhow!("camera '{}': ingest thread panicked", self.name))?,
+            Some(t) => t.join().map_err(|_| IngestError::Panicked(self.name.to_string()))?,
             None => Ok(()),
         }
     }
@@ -70,12 +72,12 @@ impl Drop for CameraHandle {
 /// machine lacks, a bad source string) are returned here, before any thread runs.
 pub fn start_camera(cam: &CameraConfig, ingest: &IngestConfig) -> Result<CameraHandle> {
     init_gstreamer()?;
-    let kind = SourceKind::parse(&cam.source).with_context(|| format!("camera '{}' source", cam.name))?;
+    let kind = SourceKind::parse(&cam.source).map_err(|e| IngestError::Invalid(format!("camera '{}' source: {e}", cam.name)))?;
     let first = build_pipeline(cam, ingest)?;
     let name: Arc<str> = Arc::from(cam.name.as_str());
     let (tx, rx) = bounded::<Frame>(ingest.queue_frames);
     let stats = Arc::new(CameraStats::new(name.clone()));
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Shutdown::new();
     let sup = Supervisor {
         cam: cam.clone(),
         ingest: ingest.clone(),
@@ -89,7 +91,7 @@ pub fn start_camera(cam: &CameraConfig, ingest: &IngestConfig) -> Result<CameraH
     let thread = std::thread::Builder::new()
         .name(format!("ingest-{}", cam.name))
         .spawn(move || sup.run(first))
-        .context("cannot spawn ingest thread")?;
+        .map_err(IngestError::Spawn)?;
     Ok(CameraHandle { name, modality: cam.modality, frames: rx, stats, stop, thread: Some(thread) })
 }
 
@@ -108,7 +110,7 @@ struct Supervisor {
     tx: Sender<Frame>,
     rx: Receiver<Frame>,
     stats: Arc<CameraStats>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
 }
 
 impl Supervisor {
@@ -119,7 +121,7 @@ impl Supervisor {
         let mut backoff = initial;
         let mut next = Some(first);
         let result = loop {
-            if self.stop.load(Ordering::Acquire) {
+            if self.stop.is_requested() {
                 break Ok(());
             }
             let pipeline = match next.take() {
@@ -138,7 +140,7 @@ impl Supervisor {
                 RunEnd::StopRequested => break Ok(()),
                 RunEnd::Eos if !live => break Ok(()),
                 RunEnd::Failed(msg) if !live => {
-                    break Err(anyhow!("camera '{}' ({}): {msg}", self.name, self.cam.source));
+                    break Err(IngestError::Failed { camera: self.name.to_string(), source_uri: self.cam.source.clone(), message: msg });
                 }
                 RunEnd::Eos => "stream ended".to_string(),
                 RunEnd::Failed(msg) => msg,
@@ -151,10 +153,8 @@ impl Supervisor {
             self.stats.set_error(reason.clone());
             self.stats.set_state(CameraState::Retrying);
             tracing::warn!(camera = %self.name, source = %self.cam.source, "{reason}; retrying in {:.1} s", backoff.as_secs_f64());
-            let until = Instant::now() + backoff;
-            while Instant::now() < until && !self.stop.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            // Wakes at once when the camera is asked to stop.
+            self.stop.wait_timeout(backoff);
             backoff = (backoff * 2).min(max);
         };
         if let Err(e) = &result {
@@ -186,7 +186,7 @@ impl Supervisor {
         let mut last_count = self.stats.frames.load(Ordering::Relaxed);
         let mut last_progress = Instant::now();
         loop {
-            if self.stop.load(Ordering::Acquire) {
+            if self.stop.is_requested() {
                 return RunEnd::StopRequested;
             }
             if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
@@ -245,7 +245,7 @@ impl Supervisor {
                         match tx.send_timeout(frame, Duration::from_millis(100)) {
                             Ok(()) => break,
                             Err(crossbeam_channel::SendTimeoutError::Timeout(f)) => {
-                                if stop.load(Ordering::Acquire) {
+                                if stop.is_requested() {
                                     return Err(gst::FlowError::Flushing);
                                 }
                                 frame = f;
@@ -280,18 +280,18 @@ fn push_drop_oldest(tx: &Sender<Frame>, rx: &Receiver<Frame>, mut frame: Frame, 
 }
 
 /// Copies a sample into a packed frame (GStreamer rows may be padded).
-fn frame_from_sample(sample: &gst::Sample, camera: &Arc<str>, modality: Modality) -> Result<Frame> {
-    let caps = sample.caps().ok_or_else(|| anyhow!("sample without caps"))?;
-    let info = gst_video::VideoInfo::from_caps(caps).context("caps are not raw video")?;
-    let buffer = sample.buffer().ok_or_else(|| anyhow!("sample without buffer"))?;
-    let map = buffer.map_readable().context("cannot map buffer")?;
+fn frame_from_sample(sample: &gst::Sample, camera: &Arc<str>, modality: Modality) -> std::result::Result<Frame, String> {
+    let caps = sample.caps().ok_or("sample without caps")?;
+    let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| format!("caps are not raw video: {e}"))?;
+    let buffer = sample.buffer().ok_or("sample without buffer")?;
+    let map = buffer.map_readable().map_err(|e| format!("cannot map buffer: {e}"))?;
     let (w, h) = (info.width() as usize, info.height() as usize);
     let row = w * modality.channels();
     let stride = info.stride()[0] as usize;
     let offset = info.offset()[0];
     let bytes = map.as_slice();
     if stride < row || bytes.len() < offset + stride * (h.saturating_sub(1)) + row {
-        return Err(anyhow!("buffer of {} bytes too small for {w}×{h} {modality} frame", bytes.len()));
+        return Err(format!("buffer of {} bytes too small for {w}×{h} {modality} frame", bytes.len()));
     }
     let mut data = Vec::with_capacity(row * h);
     for y in 0..h {

@@ -1,23 +1,29 @@
 //! A camera's source → the GStreamer pipeline that decodes it (feature `media`).
 
-use anyhow::{anyhow, Context, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::source::SourceKind;
-use super::{CameraConfig, FilePace, IngestConfig};
-use crate::modality::Modality;
+use super::{CameraConfig, FilePace, IngestConfig, IngestError};
+
+type Result<T> = std::result::Result<T, IngestError>;
+use crate::core::Modality;
 
 /// Initialises GStreamer once; a clear error if the library cannot start.
 pub fn init_gstreamer() -> Result<()> {
-    gst::init().context("cannot initialise GStreamer: is libgstreamer1.0 installed? (scripts/setup.sh installs it)")
+    gst::init().map_err(|e| {
+        IngestError::Gstreamer(format!("cannot initialise GStreamer: is libgstreamer1.0 installed? (scripts/setup.sh installs it): {e}"))
+    })
 }
 
 /// Fails with the element's name (and the package that usually has it) when
 /// this machine lacks a GStreamer element the pipeline needs.
 pub fn require_element(name: &str, why: &str) -> Result<gst::ElementFactory> {
     gst::ElementFactory::find(name).ok_or_else(|| {
-        anyhow!("GStreamer element '{name}' ({why}) is not available on this machine: install the plugin that provides it (check with `gst-inspect-1.0 {name}`)")
+        IngestError::Gstreamer(format!(
+            "GStreamer element '{name}' ({why}) is not available on this machine: install the plugin that provides it \
+             (check with `gst-inspect-1.0 {name}`)"
+        ))
     })
 }
 
@@ -39,7 +45,7 @@ pub fn sink_caps(modality: Modality, ingest: &IngestConfig) -> String {
 /// (paths, URIs) are set on the elements, never pasted into pipeline text, so
 /// no quoting can break the description.
 pub fn build_pipeline(cam: &CameraConfig, ingest: &IngestConfig) -> Result<gst::Pipeline> {
-    let kind = SourceKind::parse(&cam.source)?;
+    let kind = SourceKind::parse(&cam.source).map_err(|e| IngestError::Invalid(format!("camera '{}' source: {e}", cam.name)))?;
     if let Some(dec) = &cam.decoder {
         // Prefer the configured (e.g. hardware) decoder when decodebin autoplugs.
         let factory = require_element(dec, &format!("decoder configured for camera '{}'", cam.name))?;
@@ -78,16 +84,18 @@ pub fn build_pipeline(cam: &CameraConfig, ingest: &IngestConfig) -> Result<gst::
     };
     let description = format!("{head} ! {tail}");
     let pipeline = gst::parse::launch(&description)
-        .with_context(|| format!("camera '{}': cannot build GStreamer pipeline '{description}'", cam.name))?
+        .map_err(|e| IngestError::Gstreamer(format!("camera '{}': cannot build GStreamer pipeline '{description}': {e}", cam.name)))?
         .downcast::<gst::Pipeline>()
-        .map_err(|_| anyhow!("camera '{}': pipeline description did not give a pipeline", cam.name))?;
-    let src = pipeline.by_name("src").ok_or_else(|| anyhow!("pipeline has no 'src' element"))?;
+        .map_err(|_| IngestError::Gstreamer(format!("camera '{}': pipeline description did not give a pipeline", cam.name)))?;
+    let src = pipeline.by_name("src").ok_or_else(|| IngestError::Gstreamer("pipeline has no 'src' element".into()))?;
     match &kind {
         SourceKind::File(path) => {
             let abs = std::fs::canonicalize(path)
-                .with_context(|| format!("camera '{}': video file {} does not exist: check the path", cam.name, path.display()))?;
+                .map_err(|e| {
+                    IngestError::Invalid(format!("camera '{}': video file {} does not exist: check the path ({e})", cam.name, path.display()))
+                })?;
             let uri = gst::glib::filename_to_uri(&abs, None)
-                .with_context(|| format!("camera '{}': cannot make a URI from {}", cam.name, abs.display()))?;
+                .map_err(|e| IngestError::Invalid(format!("camera '{}': cannot make a URI from {}: {e}", cam.name, abs.display())))?;
             src.set_property("uri", uri.as_str());
         }
         SourceKind::Rtsp(uri) => src.set_property("location", uri.as_str()),

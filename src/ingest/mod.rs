@@ -15,18 +15,37 @@ pub mod camera;
 #[cfg(feature = "media")]
 pub mod gst_pipeline;
 #[cfg(feature = "media")]
-pub mod rtsp_serve;
+pub mod rtsp_server;
 pub mod source;
 pub mod stats;
 
-use anyhow::{bail, Result};
 use serde::Deserialize;
 use std::collections::HashSet;
 
-use crate::modality::Modality;
+use crate::core::{ConfigError, Modality};
 
 #[cfg(feature = "media")]
 pub use camera::{start_camera, CameraHandle};
+pub use source::SourceError;
+
+/// A camera (or the RTSP test server) that cannot start or run. The message
+/// names the camera and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// GStreamer is missing, lacks an element, or refused a pipeline.
+    #[error("{0}")]
+    Gstreamer(String),
+    /// A `source` or `--mount` that cannot work.
+    #[error("{0}")]
+    Invalid(String),
+    /// The camera failed for good (a fatal error, not a reconnectable one).
+    #[error("camera '{camera}' ({source_uri}): {message}")]
+    Failed { camera: String, source_uri: String, message: String },
+    #[error("camera '{0}': ingest thread panicked")]
+    Panicked(String),
+    #[error("cannot start a thread: {0}")]
+    Spawn(std::io::Error),
+}
 pub use stats::{CameraState, CameraStats, StatsSnapshot};
 pub use source::SourceKind;
 
@@ -104,21 +123,21 @@ impl Default for IngestConfig {
 }
 
 impl IngestConfig {
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.queue_frames == 0 {
-            bail!("ingest.queue_frames must be at least 1");
+            crate::invalid_config!("ingest.queue_frames", "ingest.queue_frames must be at least 1");
         }
         if self.queue_frames > 256 {
-            bail!("ingest.queue_frames = {} is too large (frames are held in memory): use at most 256", self.queue_frames);
+            crate::invalid_config!("ingest.queue_frames", "ingest.queue_frames = {} is too large (frames are held in memory): use at most 256", self.queue_frames);
         }
         if (self.width == 0) != (self.height == 0) {
-            bail!("ingest.width and ingest.height must both be set (or both 0 to keep the source size)");
+            crate::invalid_config!("ingest.width", "ingest.width and ingest.height must both be set (or both 0 to keep the source size)");
         }
         if self.reconnect_initial_ms == 0 || self.reconnect_max_ms < self.reconnect_initial_ms {
-            bail!("ingest.reconnect_initial_ms must be > 0 and ingest.reconnect_max_ms at least as large");
+            crate::invalid_config!("ingest.reconnect_initial_ms", "ingest.reconnect_initial_ms must be > 0 and ingest.reconnect_max_ms at least as large");
         }
         if self.stall_timeout_ms < 500 {
-            bail!("ingest.stall_timeout_ms must be at least 500");
+            crate::invalid_config!("ingest.stall_timeout_ms", "ingest.stall_timeout_ms must be at least 500");
         }
         Ok(())
     }
@@ -126,60 +145,37 @@ impl IngestConfig {
 
 /// Checks what only the whole list can tell: unique names, non-empty fields,
 /// a source this build understands and, for files, that the file exists.
-pub fn validate_cameras(cameras: &[CameraConfig]) -> Result<()> {
+pub fn validate_cameras(cameras: &[CameraConfig]) -> Result<(), ConfigError> {
     let mut seen = HashSet::new();
     for (i, cam) in cameras.iter().enumerate() {
         if cam.name.trim().is_empty() {
-            bail!("camera[{i}].name is empty: give every camera a unique name");
+            crate::invalid_config!(format!("camera[{i}].name"), "camera[{i}].name is empty: give every camera a unique name");
         }
         if !seen.insert(cam.name.as_str()) {
-            bail!("camera[{i}].name '{}' is used by two cameras: camera names must be unique", cam.name);
+            crate::invalid_config!(format!("camera[{i}].name"), "camera[{i}].name '{}' is used by two cameras: camera names must be unique", cam.name);
         }
         if cam.source.trim().is_empty() {
-            bail!("camera[{i}].source (camera '{}') is empty: give a file path, rtsp://, v4l2:// or test: source", cam.name);
+            crate::invalid_config!(format!("camera[{i}].source"), "camera[{i}].source (camera '{}') is empty: give a file path, rtsp://, v4l2:// or test: source", cam.name);
         }
         let kind = SourceKind::parse(&cam.source)
-            .map_err(|e| anyhow::anyhow!("camera[{i}].source (camera '{}'): {e}", cam.name))?;
+            .map_err(|e| ConfigError::new(format!("camera[{i}].source"), format!("camera[{i}].source (camera '{}'): {e}", cam.name)))?;
         if let SourceKind::File(path) = &kind {
             if !path.is_file() {
-                bail!(
-                    "camera[{i}].source (camera '{}'): video file {} does not exist: check the path",
+                crate::invalid_config!(format!("camera[{i}].source"), "camera[{i}].source (camera '{}'): video file {} does not exist: check the path",
                     cam.name,
                     path.display()
                 );
             }
         } else if cam.loop_file {
-            bail!("camera[{i}].loop (camera '{}') only applies to file sources; remove it", cam.name);
+            crate::invalid_config!(format!("camera[{i}].loop"), "camera[{i}].loop (camera '{}') only applies to file sources; remove it", cam.name);
         }
         if let Some(dec) = &cam.decoder {
             if dec.trim().is_empty() {
-                bail!("camera[{i}].decoder (camera '{}') is empty: name a GStreamer decoder element or remove the key", cam.name);
+                crate::invalid_config!(format!("camera[{i}].decoder"), "camera[{i}].decoder (camera '{}') is empty: name a GStreamer decoder element or remove the key", cam.name);
             }
         }
     }
     Ok(())
-}
-
-/// One decoded frame, as it leaves GStreamer.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    /// The camera's configured name.
-    pub camera: std::sync::Arc<str>,
-    pub modality: Modality,
-    /// Presentation timestamp in nanoseconds from the stream start, if the stream has one.
-    pub pts_ns: Option<u64>,
-    /// When the frame was pulled from GStreamer.
-    pub wall_time: std::time::SystemTime,
-    pub width: u32,
-    pub height: u32,
-    /// Packed pixels: RGB (3 bytes/pixel) for `rgb`, GRAY8 for `thermal`, no row padding.
-    pub data: Vec<u8>,
-}
-
-impl Frame {
-    pub fn channels(&self) -> usize {
-        self.modality.channels()
-    }
 }
 
 #[cfg(test)]

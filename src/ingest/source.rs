@@ -1,7 +1,14 @@
 //! A camera's `source` string: what kind of source it names. The GStreamer
 //! pipeline that decodes it is built in [`super::gst_pipeline`] (feature `media`).
 
-use anyhow::{bail, Result};
+/// A `source` string this build does not understand.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+macro_rules! bail {
+    ($($msg:tt)+) => { return Err(SourceError(format!($($msg)+))) };
+}
 use std::path::PathBuf;
 
 /// Where a camera's frames come from.
@@ -20,7 +27,7 @@ pub enum SourceKind {
 impl SourceKind {
     /// Parses a source string. Anything with a scheme other than the ones
     /// above is rejected with the list of supported forms.
-    pub fn parse(source: &str) -> Result<SourceKind> {
+    pub fn parse(source: &str) -> Result<SourceKind, SourceError> {
         let s = source.trim();
         if let Some(rest) = s.strip_prefix("test:") {
             let pattern = rest.trim_start_matches("//");

@@ -15,15 +15,14 @@
 //! about the same time); a track that finds none goes on alone, and a partner
 //! that finishes later still joins it through the recently recorded tracks.
 
-use anyhow::{bail, Result};
 use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::embed::batcher::EmbeddedTrack;
+use crate::core::{ConfigError, Modality};
 use crate::ingest::{CameraConfig, SourceKind};
-use crate::modality::Modality;
 use crate::track::path::PathPoint;
+use crate::track::FinishedTrack;
 
 /// The `[pair]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,18 +49,26 @@ impl Default for PairConfig {
 }
 
 impl PairConfig {
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.min_iou > 0.0 && self.min_iou < 1.0) {
-            bail!("pair.min_iou = {} must be between 0 and 1 (e.g. 0.3)", self.min_iou);
+            crate::invalid_config!("pair.min_iou", "pair.min_iou = {} must be between 0 and 1 (e.g. 0.3)", self.min_iou);
         }
         if !(self.min_shared > 0.0 && self.min_shared <= 1.0) {
-            bail!("pair.min_shared = {} must be within 0..=1 (e.g. 0.5)", self.min_shared);
+            crate::invalid_config!("pair.min_shared", "pair.min_shared = {} must be within 0..=1 (e.g. 0.5)", self.min_shared);
         }
         if self.max_time_gap_ms == 0 || self.max_time_gap_ms > 10_000 {
-            bail!("pair.max_time_gap_ms = {} must be within 1..=10000 (about one frame interval, e.g. 250)", self.max_time_gap_ms);
+            crate::invalid_config!(
+                "pair.max_time_gap_ms",
+                "pair.max_time_gap_ms = {} must be within 1..=10000 (about one frame interval, e.g. 250)",
+                self.max_time_gap_ms
+            );
         }
         if self.hold_ms > 60_000 {
-            bail!("pair.hold_ms = {} is over a minute: sightings would be held back that long (e.g. 3000)", self.hold_ms);
+            crate::invalid_config!(
+                "pair.hold_ms",
+                "pair.hold_ms = {} is over a minute: sightings would be held back that long (e.g. 3000)",
+                self.hold_ms
+            );
         }
         Ok(())
     }
@@ -149,17 +156,18 @@ pub struct Partner {
     pub iou: f32,
 }
 
-/// What the gallery records next.
-pub enum PairUnit {
+/// What the gallery records next. `T` is the finished track as it reaches
+/// the pairer (the pipeline pairs embedded tracks: [`FinishedTrack`] plus a feature).
+pub enum PairUnit<T> {
     /// A track on its own; `partner` when a recorded track of the box's other
     /// modality saw the same person.
-    Single(Box<EmbeddedTrack>, Option<Partner>),
+    Single(Box<T>, Option<Partner>),
     /// Two tracks, one per modality, that saw the same person; recorded together.
-    Pair(Box<EmbeddedTrack>, Box<EmbeddedTrack>, f32),
+    Pair(Box<T>, Box<T>, f32),
 }
 
-struct Pending {
-    track: Box<EmbeddedTrack>,
+struct Pending<T> {
+    track: Box<T>,
     arrived: Instant,
 }
 
@@ -172,21 +180,23 @@ struct Recorded {
 /// Recently recorded tracks remembered for late partners (bounded).
 const RECENT_RECORDED: usize = 256;
 
-/// The pairing buffer; lives on the gallery thread.
-pub struct Pairer {
+/// The pairing buffer; lives on the gallery thread. Pairing needs only what
+/// tracking knows (camera, modality, path), so any `T` that holds a
+/// [`FinishedTrack`] can be paired.
+pub struct Pairer<T> {
     config: PairConfig,
     places: HashMap<String, CameraPlace>,
-    pending: Vec<Pending>,
+    pending: Vec<Pending<T>>,
     recorded: VecDeque<Recorded>,
 }
 
-impl Pairer {
-    pub fn new(config: PairConfig, places: HashMap<String, CameraPlace>) -> Pairer {
+impl<T: AsRef<FinishedTrack>> Pairer<T> {
+    pub fn new(config: PairConfig, places: HashMap<String, CameraPlace>) -> Pairer<T> {
         Pairer { config, places, pending: vec![], recorded: VecDeque::new() }
     }
 
     /// No pairing: every track is recorded on its own as it arrives.
-    pub fn disabled() -> Pairer {
+    pub fn disabled() -> Pairer<T> {
         Pairer::new(PairConfig { enabled: false, ..PairConfig::default() }, HashMap::new())
     }
 
@@ -211,38 +221,40 @@ impl Pairer {
     }
 
     /// The best recorded partner of a track.
-    fn recorded_partner(&self, t: &EmbeddedTrack) -> Option<Partner> {
-        let cam = &*t.track.camera;
+    fn recorded_partner(&self, t: &T) -> Option<Partner> {
+        let t = t.as_ref();
+        let cam = &*t.camera;
         self.recorded
             .iter()
             .filter_map(|r| {
                 let clock = self.partners_of(cam, &r.camera)?;
-                co_observation(&t.track.path, &r.path, clock, &self.config).map(|iou| Partner { iou, ..r.partner })
+                co_observation(&t.path, &r.path, clock, &self.config).map(|iou| Partner { iou, ..r.partner })
             })
             .max_by(|a, b| a.iou.total_cmp(&b.iou))
     }
 
     /// A finished, embedded track arrives. Returns what can be recorded now.
-    pub fn push(&mut self, track: EmbeddedTrack) -> Vec<PairUnit> {
+    pub fn push(&mut self, track: T) -> Vec<PairUnit<T>> {
         let track = Box::new(track);
-        if self.pairable(&track.track.camera).is_none() {
+        let t = (*track).as_ref();
+        if self.pairable(&t.camera).is_none() {
             return vec![PairUnit::Single(track, None)];
         }
-        let cam = track.track.camera.clone();
         let best_pending = self
             .pending
             .iter()
             .enumerate()
             .filter_map(|(i, p)| {
-                let clock = self.partners_of(&cam, &p.track.track.camera)?;
-                co_observation(&track.track.path, &p.track.track.path, clock, &self.config).map(|iou| (i, iou))
+                let other = (*p.track).as_ref();
+                let clock = self.partners_of(&t.camera, &other.camera)?;
+                co_observation(&t.path, &other.path, clock, &self.config).map(|iou| (i, iou))
             })
             .max_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((i, iou)) = best_pending {
             let other = self.pending.remove(i).track;
             return vec![PairUnit::Pair(other, track, iou)];
         }
-        if let Some(partner) = self.recorded_partner(&track) {
+        if let Some(partner) = self.recorded_partner(&*track) {
             return vec![PairUnit::Single(track, Some(partner))];
         }
         self.pending.push(Pending { track, arrived: Instant::now() });
@@ -250,36 +262,37 @@ impl Pairer {
     }
 
     /// Tracks whose wait is over (`now` − arrival ≥ hold), oldest first.
-    pub fn due(&mut self, now: Instant) -> Vec<PairUnit> {
+    pub fn due(&mut self, now: Instant) -> Vec<PairUnit<T>> {
         let hold = Duration::from_millis(self.config.hold_ms);
         let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|p| now.duration_since(p.arrived) >= hold);
         self.pending = keep;
         due.into_iter()
             .map(|p| {
-                let partner = self.recorded_partner(&p.track);
+                let partner = self.recorded_partner(&*p.track);
                 PairUnit::Single(p.track, partner)
             })
             .collect()
     }
 
     /// Everything still waiting (shutdown), oldest first.
-    pub fn drain(&mut self) -> Vec<PairUnit> {
+    pub fn drain(&mut self) -> Vec<PairUnit<T>> {
         self.due(Instant::now() + Duration::from_millis(self.config.hold_ms))
     }
 
     /// A track was recorded as a sighting of `identity_id`: later tracks of the
     /// box's other modality that saw the same person can join it.
-    pub fn recorded(&mut self, track: &EmbeddedTrack, identity_id: i64, sighting_id: i64) {
-        if self.pairable(&track.track.camera).is_none() {
+    pub fn recorded(&mut self, track: &T, identity_id: i64, sighting_id: i64) {
+        let track = track.as_ref();
+        if self.pairable(&track.camera).is_none() {
             return;
         }
         if self.recorded.len() == RECENT_RECORDED {
             self.recorded.pop_front();
         }
         self.recorded.push_back(Recorded {
-            camera: track.track.camera.to_string(),
-            path: track.track.path.clone(),
-            partner: Partner { identity_id, sighting_id, modality: track.track.modality, iou: 0.0 },
+            camera: track.camera.to_string(),
+            path: track.path.clone(),
+            partner: Partner { identity_id, sighting_id, modality: track.modality, iou: 0.0 },
         });
     }
 
@@ -292,8 +305,7 @@ impl Pairer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bbox::BBox;
-    use crate::track::FinishedTrack;
+    use crate::core::BBox;
 
     /// A path walking right at `speed` (frame widths per second) from `x0`, 10 fps.
     fn walk(x0: f32, speed: f32, start_s: f32, secs: f32, dx: f32) -> Vec<PathPoint> {
@@ -306,9 +318,8 @@ mod tests {
             .collect()
     }
 
-    fn track(camera: &str, modality: Modality, id: u64, path: Vec<PathPoint>) -> EmbeddedTrack {
-        let track = FinishedTrack { path, ..FinishedTrack::for_test(id, camera, modality, [9, 9, 9], 1) };
-        EmbeddedTrack { track, feature: ndarray::Array1::zeros(4), crops_used: 1 }
+    fn track(camera: &str, modality: Modality, id: u64, path: Vec<PathPoint>) -> FinishedTrack {
+        FinishedTrack { path, ..FinishedTrack::for_test(id, camera, modality, [9, 9, 9], 1) }
     }
 
     fn places(rgb_source: &str) -> HashMap<String, CameraPlace> {
@@ -375,7 +386,7 @@ mod tests {
 
     #[test]
     fn pairs_pending_holds_and_joins_late_partners() {
-        let mut p = Pairer::new(PairConfig::default(), places("/tmp/r.mp4"));
+        let mut p: Pairer<FinishedTrack> = Pairer::new(PairConfig::default(), places("/tmp/r.mp4"));
         // A camera alone in its box is never held.
         assert!(matches!(p.push(track("lone", Modality::Thermal, 1, walk(0.1, 0.1, 0.0, 3.0, 0.0)))[..], [PairUnit::Single(_, None)]));
         // RGB finishes first and waits; its thermal partner arrives and both go together.
@@ -385,21 +396,21 @@ mod tests {
         assert!(p.push(track("night", Modality::Thermal, 3, walk(0.7, -0.1, 0.0, 3.0, 0.0))).is_empty());
         let out = p.push(track("night", Modality::Thermal, 4, walk(0.1, 0.1, 0.0, 3.0, 0.01)));
         match &out[..] {
-            [PairUnit::Pair(a, b, iou)] => assert_eq!((a.track.track_id, b.track.track_id, *iou > 0.5), (2, 4, true)),
+            [PairUnit::Pair(a, b, iou)] => assert_eq!((a.track_id, b.track_id, *iou > 0.5), (2, 4, true)),
             _ => panic!("expected a pair"),
         }
         assert_eq!(p.pending(), 1);
         // Not due before the hold, due after it.
         assert!(p.due(Instant::now()).is_empty());
         let due = p.due(Instant::now() + Duration::from_secs(4));
-        assert!(matches!(&due[..], [PairUnit::Single(t, None)] if t.track.track_id == 3));
+        assert!(matches!(&due[..], [PairUnit::Single(t, None)] if t.track_id == 3));
         // Recorded as identity 7: a late RGB track of that person joins it.
         let t3 = track("night", Modality::Thermal, 3, walk(0.7, -0.1, 0.0, 3.0, 0.0));
         p.recorded(&t3, 7, 70);
         let out = p.push(track("day", Modality::Rgb, 5, walk(0.65, -0.1, 0.5, 2.0, 0.0)));
         match &out[..] {
             [PairUnit::Single(t, Some(partner))] => {
-                assert_eq!((t.track.track_id, partner.identity_id, partner.sighting_id, partner.modality), (5, 7, 70, Modality::Thermal))
+                assert_eq!((t.track_id, partner.identity_id, partner.sighting_id, partner.modality), (5, 7, 70, Modality::Thermal))
             }
             _ => panic!("expected a join"),
         }
@@ -409,7 +420,7 @@ mod tests {
         assert_eq!(p.drain().len(), 1);
         assert_eq!(p.pending(), 0);
         // Disabled: everything goes straight through.
-        let mut off = Pairer::new(PairConfig { enabled: false, ..PairConfig::default() }, places("/tmp/r.mp4"));
+        let mut off: Pairer<FinishedTrack> = Pairer::new(PairConfig { enabled: false, ..PairConfig::default() }, places("/tmp/r.mp4"));
         assert!(matches!(off.push(track("day", Modality::Rgb, 8, walk(0.1, 0.1, 0.0, 3.0, 0.0)))[..], [PairUnit::Single(_, None)]));
     }
 }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::Path;
 
-use crate::modality::Modality;
+use crate::core::Modality;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct GroundTruthLine {

@@ -304,7 +304,7 @@ fn draw_people(
             }
         }
         let Some((bx, by, bw, bh)) = layer.tight_box() else { continue };
-        let bbox = crate::bbox::BBox::new((layer.x0 + bx as i32) as f32, (layer.y0 + by as i32) as f32, bw as f32, bh as f32).clip(w, h);
+        let bbox = crate::core::BBox::new((layer.x0 + bx as i32) as f32, (layer.y0 + by as i32) as f32, bw as f32, bh as f32).clip(w, h);
         if total <= 0.0 || shown <= 0.0 || bbox.w < 1.0 || bbox.h < 1.0 {
             continue;
         }

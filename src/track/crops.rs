@@ -5,8 +5,8 @@ use image::{GrayImage, RgbImage};
 
 use super::{TrackConfig, TrackCrop};
 use crate::detect::Detection;
-use crate::embed::Crop;
-use crate::ingest::Frame;
+use crate::core::Crop;
+use crate::core::Frame;
 
 /// The K best crops of one track, kept sorted best first.
 pub struct BestCrops {

@@ -6,7 +6,7 @@
 //! stays block-diagonal, and four exact 2×2 filters are the same filter as the
 //! 8-state one SORT uses, without a matrix library.
 
-use crate::bbox::BBox;
+use crate::core::BBox;
 
 /// One coordinate: state `[p, v]`, covariance `[[a, b], [b, c]]`.
 #[derive(Debug, Clone, Copy)]

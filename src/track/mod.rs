@@ -13,16 +13,15 @@ pub mod crops;
 pub mod kalman;
 pub mod path;
 
-use anyhow::{bail, Result};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::bbox::BBox;
+use crate::core::BBox;
 use crate::detect::Detection;
-use crate::embed::Crop;
-use crate::ingest::Frame;
-use crate::modality::Modality;
+use crate::core::Crop;
+use crate::core::Frame;
+use crate::core::{ConfigError, Modality};
 use kalman::BoxKalman;
 
 /// One of a track's best crops, kept for the embedder.
@@ -55,6 +54,13 @@ pub struct FinishedTrack {
     pub crops: Vec<TrackCrop>,
     /// Where and when it was seen (bounded), for pairing across a box's cameras.
     pub path: Vec<path::PathPoint>,
+}
+
+/// Pairing (`crate::pair`) and the later stages reach the track through this.
+impl AsRef<FinishedTrack> for FinishedTrack {
+    fn as_ref(&self) -> &FinishedTrack {
+        self
+    }
 }
 
 #[cfg(test)]
@@ -112,18 +118,18 @@ impl Default for TrackConfig {
 }
 
 impl TrackConfig {
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.iou_threshold > 0.0 && self.iou_threshold < 1.0) {
-            bail!("track.iou_threshold = {} must be between 0 and 1 (e.g. 0.3)", self.iou_threshold);
+            crate::invalid_config!("track.iou_threshold", "track.iou_threshold = {} must be between 0 and 1 (e.g. 0.3)", self.iou_threshold);
         }
         if !(self.max_shift_per_frame >= 0.0 && self.max_shift_per_frame <= 2.0) {
-            bail!("track.max_shift_per_frame = {} must be within 0..=2 box heights (0 = IoU matching only)", self.max_shift_per_frame);
+            crate::invalid_config!("track.max_shift_per_frame", "track.max_shift_per_frame = {} must be within 0..=2 box heights (0 = IoU matching only)", self.max_shift_per_frame);
         }
         if self.min_hits == 0 {
-            bail!("track.min_hits must be at least 1");
+            crate::invalid_config!("track.min_hits", "track.min_hits must be at least 1");
         }
         if self.crops_per_track == 0 || self.crops_per_track > 64 {
-            bail!("track.crops_per_track = {} must be within 1..=64", self.crops_per_track);
+            crate::invalid_config!("track.crops_per_track", "track.crops_per_track = {} must be within 1..=64", self.crops_per_track);
         }
         Ok(())
     }
@@ -258,7 +264,7 @@ impl Tracker {
                         t.confirmed = true;
                     }
                     t.crops.offer(frame, d, &self.config);
-                    t.path.offer(frame.pts_ns, crate::gallery::ns_of(frame.wall_time), &d.bbox, frame.width, frame.height);
+                    t.path.offer(frame.pts_ns, crate::core::time::unix_ns(frame.wall_time), &d.bbox, frame.width, frame.height);
                     if t.confirmed {
                         self.active.push(ActiveTrack { track_id: t.id, bbox: d.bbox, score: d.score });
                     }
@@ -310,7 +316,7 @@ impl Tracker {
             };
             self.next_id += 1;
             t.crops.offer(frame, d, &self.config);
-            t.path.offer(frame.pts_ns, crate::gallery::ns_of(frame.wall_time), &d.bbox, frame.width, frame.height);
+            t.path.offer(frame.pts_ns, crate::core::time::unix_ns(frame.wall_time), &d.bbox, frame.width, frame.height);
             if t.confirmed {
                 self.active.push(ActiveTrack { track_id: t.id, bbox: d.bbox, score: d.score });
             }

@@ -3,7 +3,7 @@
 //! it to tell that an RGB and a thermal track of one box followed the same
 //! person at the same time, whatever the two sensors' resolutions.
 
-use crate::bbox::BBox;
+use crate::core::BBox;
 
 /// One matched detection of a track.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]

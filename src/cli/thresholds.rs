@@ -1,0 +1,435 @@
+//! `vireid thresholds`: derive the same- and cross-modality thresholds from a
+//! labelled dataset (SYSU-MM01 or RegDB layout, e.g. from `vireid synth`) at a
+//! target false-match rate, per pair kind.
+//!
+//! By default (`--level track`) the false-match rate is that of the gallery's
+//! own decision: a track's feature is the mean of a few crops
+//! (`embed.crops_per_track`), and it is compared with each *identity* through
+//! the best of that identity's exemplars. So the calibration groups each
+//! person's crops into track-sized sets, and an impostor score is the best
+//! score of a query set against all sets of one other person. A threshold
+//! taken from single crop pairs (`--level crop`) is far too permissive for
+//! that decision: with many exemplars per identity, 1 % per crop pair is many
+//! times 1 % per identity.
+
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::embed::EmbedderArgs;
+use crate::core::{list_images, Crop, Modality};
+
+/// One labelled crop of a dataset.
+#[derive(Debug, Clone)]
+pub struct LabelledImage {
+    pub person: String,
+    pub modality: Modality,
+    pub path: PathBuf,
+}
+
+/// SYSU-MM01: `cam1..cam6/PPPP/NNNN.jpg`, cams 3 and 6 infrared.
+fn read_sysu(root: &Path, per_person_cam: usize) -> Result<Vec<LabelledImage>> {
+    let mut out = vec![];
+    for cam in 1..=6 {
+        let dir = root.join(format!("cam{cam}"));
+        if !dir.is_dir() {
+            continue;
+        }
+        let modality = if cam == 3 || cam == 6 { Modality::Thermal } else { Modality::Rgb };
+        let mut people: Vec<PathBuf> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+        people.sort();
+        for p in people {
+            let person = p.file_name().unwrap_or_default().to_string_lossy().to_string();
+            let mut imgs = list_images(&p)?;
+            imgs.truncate(per_person_cam);
+            out.extend(imgs.into_iter().map(|path| LabelledImage { person: person.clone(), modality, path }));
+        }
+    }
+    Ok(out)
+}
+
+/// RegDB: `idx/{train,test}_{visible,thermal}_1.txt` with `relpath label` lines.
+fn read_regdb(root: &Path, per_person_cam: usize) -> Result<Vec<LabelledImage>> {
+    let mut out = vec![];
+    for split in ["train", "test"] {
+        for (m, modality) in [("visible", Modality::Rgb), ("thermal", Modality::Thermal)] {
+            let idx = root.join("idx").join(format!("{split}_{m}_1.txt"));
+            if !idx.exists() {
+                continue;
+            }
+            let text = std::fs::read_to_string(&idx).with_context(|| format!("cannot read {}", idx.display()))?;
+            let mut count: HashMap<String, usize> = HashMap::new();
+            for (i, line) in text.lines().enumerate() {
+                let mut parts = line.split_whitespace();
+                let (Some(rel), Some(label)) = (parts.next(), parts.next()) else {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    bail!("{} line {}: expected 'relpath label'", idx.display(), i + 1);
+                };
+                // Labels are namespaced by split: train and test people are different people.
+                let person = format!("{split}-{label}");
+                let n = count.entry(person.clone()).or_default();
+                if *n >= per_person_cam {
+                    continue;
+                }
+                *n += 1;
+                out.push(LabelledImage { person, modality, path: root.join(rel) });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a dataset folder in either layout.
+pub fn read_labelled(root: &Path, per_person_cam: usize) -> Result<Vec<LabelledImage>> {
+    let imgs = if root.join("cam1").is_dir() {
+        read_sysu(root, per_person_cam)?
+    } else if root.join("idx").is_dir() && (root.join("Visible").is_dir() || root.join("Thermal").is_dir()) {
+        read_regdb(root, per_person_cam)?
+    } else {
+        bail!("{} is neither a SYSU-MM01 layout (cam1..cam6/) nor a RegDB layout (Visible/, Thermal/, idx/): make one with `vireid synth sysu|regdb`", root.display());
+    };
+    if imgs.is_empty() {
+        bail!("no images found under {}", root.display());
+    }
+    Ok(imgs)
+}
+
+/// A threshold at a target false-match rate, with what it costs in matches.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DerivedThreshold {
+    pub threshold: f32,
+    pub impostor_pairs: usize,
+    pub genuine_pairs: usize,
+    /// Measured share of impostor pairs at or above the threshold.
+    pub false_match_rate: f64,
+    /// Share of genuine pairs at or above the threshold.
+    pub true_match_rate: f64,
+}
+
+/// The smallest threshold whose impostor acceptance is ≤ `far`.
+pub fn threshold_at_far(genuine: &[f32], impostor: &[f32], far: f64) -> Result<DerivedThreshold> {
+    if impostor.is_empty() || genuine.is_empty() {
+        bail!("need both genuine and impostor pairs (at least two people with two crops each)");
+    }
+    let mut imp = impostor.to_vec();
+    imp.sort_by(|a, b| b.total_cmp(a)); // descending
+    let allowed = (far * imp.len() as f64).floor() as usize;
+    // Accept strictly above the (allowed+1)-th highest impostor score.
+    let threshold = if allowed >= imp.len() { f32::MIN } else { next_up(imp[allowed]) };
+    let fmr = imp.iter().filter(|s| **s >= threshold).count() as f64 / imp.len() as f64;
+    let tmr = genuine.iter().filter(|s| **s >= threshold).count() as f64 / genuine.len() as f64;
+    Ok(DerivedThreshold { threshold, impostor_pairs: imp.len(), genuine_pairs: genuine.len(), false_match_rate: fmr, true_match_rate: tmr })
+}
+
+fn next_up(x: f32) -> f32 {
+    if x.is_nan() || x == f32::INFINITY {
+        return x;
+    }
+    let bits = x.to_bits();
+    f32::from_bits(if x >= 0.0 { bits + 1 } else if x == 0.0 { 1 } else { bits - 1 })
+}
+
+/// The unit a threshold's false-match rate is counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Level {
+    Track,
+    Crop,
+}
+
+/// Genuine and impostor scores of one pair kind.
+#[derive(Debug, Default)]
+struct Scores {
+    genuine: Vec<f32>,
+    impostor: Vec<f32>,
+}
+
+/// Scores per pair kind: RGB↔RGB, thermal↔thermal, RGB↔thermal.
+#[derive(Debug, Default)]
+struct Kinds {
+    rgb: Scores,
+    thermal: Scores,
+    cross: Scores,
+}
+
+impl Kinds {
+    fn of(&mut self, a: Modality, b: Modality) -> &mut Scores {
+        match (a, b) {
+            (Modality::Rgb, Modality::Rgb) => &mut self.rgb,
+            (Modality::Thermal, Modality::Thermal) => &mut self.thermal,
+            _ => &mut self.cross,
+        }
+    }
+}
+
+/// Scores of single crop pairs.
+fn crop_pair_scores(imgs: &[LabelledImage], sims: &ndarray::Array2<f32>) -> Kinds {
+    let mut kinds = Kinds::default();
+    for i in 0..imgs.len() {
+        for j in i + 1..imgs.len() {
+            let kind = kinds.of(imgs[i].modality, imgs[j].modality);
+            let s = sims[[i, j]];
+            if imgs[i].person == imgs[j].person {
+                kind.genuine.push(s)
+            } else {
+                kind.impostor.push(s)
+            }
+        }
+    }
+    kinds
+}
+
+/// One person's track-sized set of crops of one modality, as one feature.
+struct TrackSet {
+    person: String,
+    modality: Modality,
+    feature: ndarray::Array1<f32>,
+}
+
+/// Groups each person's crops of one modality, in file-name order (a scene's
+/// crops are named by segment and frame, so a set holds neighbouring frames
+/// like a track does), into sets of `size`; each set's feature is the mean of
+/// its crops' features, re-normalised (as the embed worker aggregates a track).
+/// A person's last, smaller set is kept only if it has at least half the crops.
+fn track_sets(imgs: &[LabelledImage], feats: &ndarray::Array2<f32>, size: usize) -> Vec<TrackSet> {
+    let mut groups: std::collections::BTreeMap<(&str, bool), Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, img) in imgs.iter().enumerate() {
+        groups.entry((img.person.as_str(), img.modality == Modality::Thermal)).or_default().push(i);
+    }
+    let mut out = vec![];
+    for ((person, _), mut idx) in groups {
+        idx.sort_by(|a, b| imgs[*a].path.cmp(&imgs[*b].path));
+        for chunk in idx.chunks(size.max(1)) {
+            if chunk.len() * 2 < size {
+                continue;
+            }
+            let rows = feats.select(ndarray::Axis(0), chunk);
+            out.push(TrackSet { person: person.to_string(), modality: imgs[chunk[0]].modality, feature: crate::embed::batcher::aggregate(rows.view()) });
+        }
+    }
+    out
+}
+
+/// Scores of the gallery's decision: a query set against one identity is the
+/// best score over that identity's sets (its exemplars) of one modality.
+/// Genuine: against the query person's *other* sets. One matrix product, then
+/// one pass per query set: quadratic in sets, whatever the number of people.
+fn track_identity_scores(sets: &[TrackSet]) -> Result<Kinds> {
+    let mut kinds = Kinds::default();
+    if sets.is_empty() {
+        return Ok(kinds);
+    }
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let person: Vec<usize> = sets.iter().map(|s| { let n = index.len(); *index.entry(s.person.as_str()).or_insert(n) }).collect();
+    let views: Vec<_> = sets.iter().map(|s| s.feature.view().insert_axis(ndarray::Axis(0))).collect();
+    let feats = ndarray::concatenate(ndarray::Axis(0), &views).context("track-set features of different dimensions")?;
+    let sims = feats.dot(&feats.t());
+    const MODALITIES: [Modality; 2] = [Modality::Rgb, Modality::Thermal];
+    for (qi, q) in sets.iter().enumerate() {
+        // Best score per (person, exemplar modality).
+        let mut best = vec![[f32::NEG_INFINITY; 2]; index.len()];
+        for (gi, g) in sets.iter().enumerate() {
+            if gi != qi {
+                let b = &mut best[person[gi]][(g.modality == Modality::Thermal) as usize];
+                *b = b.max(sims[[qi, gi]]);
+            }
+        }
+        for (p, per_modality) in best.iter().enumerate() {
+            for (m, score) in MODALITIES.iter().zip(per_modality) {
+                if score.is_finite() {
+                    let kind = kinds.of(q.modality, *m);
+                    if p == person[qi] {
+                        kind.genuine.push(*score)
+                    } else {
+                        kind.impostor.push(*score)
+                    }
+                }
+            }
+        }
+    }
+    Ok(kinds)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ThresholdsArgs {
+    /// Dataset folder in SYSU-MM01 or RegDB layout.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Target false-match rate per pair kind.
+    #[arg(long, default_value_t = 0.01)]
+    pub far: f64,
+    /// Crops used per person and camera (bounds the cost on big datasets; default
+    /// 4 per crop pair, or four track-sized sets per track decision).
+    #[arg(long)]
+    pub per_person_cam: Option<usize>,
+    /// Below this cross-modality true-match rate at the target FAR, cross-modality
+    /// appearance matching is turned off (threshold 1.0).
+    #[arg(long, default_value_t = 0.2)]
+    pub min_cross_tmr: f64,
+    /// What one false match is: `track` (a track-sized mean of crops against one
+    /// identity's best exemplar, as the gallery decides) or `crop` (one crop pair).
+    #[arg(long, value_enum, default_value_t = Level::Track)]
+    pub level: Level,
+    /// Crops averaged into one track feature (default: the config's embed.crops_per_track).
+    #[arg(long)]
+    pub track_crops: Option<usize>,
+    /// Write a thermal↔thermal threshold of its own. By default one
+    /// same-modality threshold is written, the stricter of the two, so that
+    /// neither modality exceeds the target FAR.
+    #[arg(long)]
+    pub per_modality: bool,
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
+}
+
+pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
+    if !(args.far > 0.0 && args.far < 1.0) {
+        bail!("--far {} must be between 0 and 1 (e.g. 0.01)", args.far);
+    }
+    let (mut embedder, config) = args.embedder.open()?;
+    let track_crops = args.track_crops.unwrap_or(config.embed.crops_per_track);
+    if track_crops == 0 {
+        bail!("--track-crops must be at least 1");
+    }
+    let per_person_cam = args.per_person_cam.unwrap_or(match args.level {
+        Level::Crop => 4,
+        Level::Track => 4 * track_crops,
+    });
+    let imgs = read_labelled(&args.root, per_person_cam.max(1))?;
+    let mut rows = vec![];
+    for chunk in imgs.chunks(config.embed.max_batch.max(1)) {
+        let crops = chunk.iter().map(|i| Crop::load(&i.path, i.modality)).collect::<Result<Vec<_>, _>>()?;
+        rows.push(embedder.embed(&crops)?);
+    }
+    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+    let feats = ndarray::concatenate(ndarray::Axis(0), &views)?;
+    let (kinds, unit) = match args.level {
+        Level::Crop => (crop_pair_scores(&imgs, &feats.dot(&feats.t())), "crop pairs".to_string()),
+        Level::Track => {
+            let sets = track_sets(&imgs, &feats, track_crops);
+            let n = sets.len();
+            (track_identity_scores(&sets)?, format!("track-to-identity decisions ({n} sets of {track_crops} crops)"))
+        }
+    };
+    let too_few = match args.level {
+        Level::Track => "each person needs at least two track-sized sets of crops per modality; or use --level crop",
+        Level::Crop => "each person needs at least two crops per modality",
+    };
+    let rgb = threshold_at_far(&kinds.rgb.genuine, &kinds.rgb.impostor, args.far).with_context(|| format!("RGB↔RGB scores ({too_few})"))?;
+    let thermal =
+        threshold_at_far(&kinds.thermal.genuine, &kinds.thermal.impostor, args.far).with_context(|| format!("thermal↔thermal scores ({too_few})"))?;
+    let cross = threshold_at_far(&kinds.cross.genuine, &kinds.cross.impostor, args.far).context("RGB↔thermal scores")?;
+    let people: std::collections::HashSet<&str> = imgs.iter().map(|i| i.person.as_str()).collect();
+    println!(
+        "# {} crops of {} people from {}, embedder {}, target FAR {} per {unit}",
+        imgs.len(),
+        people.len(),
+        args.root.display(),
+        embedder.name(),
+        args.far
+    );
+    for (name, t) in [("RGB↔RGB        ", &rgb), ("thermal↔thermal", &thermal), ("RGB↔thermal    ", &cross)] {
+        println!(
+            "# {name}: FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine scores",
+            t.false_match_rate, t.impostor_pairs, t.true_match_rate, t.genuine_pairs
+        );
+    }
+    // An embedder that finds few true cross-modality pairs at the target FAR
+    // would make mostly wrong day/night links at any threshold that finds more:
+    // leave those links to co-observation pairing ([pair]) instead.
+    let cross_threshold = if cross.true_match_rate < args.min_cross_tmr {
+        println!(
+            "# cross-modality TMR {:.3} < --min-cross-tmr {}: this embedder cannot link across modalities by appearance \
+             at this FAR; threshold set to 1.0 (off), day/night links come from co-observation pairing",
+            cross.true_match_rate, args.min_cross_tmr
+        );
+        1.0
+    } else {
+        cross.threshold
+    };
+    println!("[gallery]");
+    if args.per_modality {
+        println!("same_modality_threshold = {:.4}\nsame_modality_threshold_thermal = {:.4}", rgb.threshold, thermal.threshold);
+    } else {
+        println!("same_modality_threshold = {:.4}", rgb.threshold.max(thermal.threshold));
+    }
+    println!("cross_modality_threshold = {cross_threshold:.4}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_keeps_false_matches_at_or_below_target() {
+        let impostor: Vec<f32> = (0..1000).map(|i| i as f32 / 1000.0).collect();
+        let genuine = vec![0.995, 0.999, 0.5];
+        let t = threshold_at_far(&genuine, &impostor, 0.01).unwrap();
+        assert!(t.false_match_rate <= 0.01 && t.false_match_rate >= 0.009, "{t:?}");
+        assert!((t.true_match_rate - 2.0 / 3.0).abs() < 1e-9);
+        assert!(threshold_at_far(&[], &impostor, 0.01).is_err());
+    }
+
+    fn img(person: &str, modality: Modality, name: &str) -> LabelledImage {
+        LabelledImage { person: person.into(), modality, path: PathBuf::from(format!("{person}/{name}")) }
+    }
+
+    #[test]
+    fn track_sets_average_neighbouring_crops_and_score_against_identities() {
+        // Person a: two RGB sets (day_1+day_2 → e0, night_1+night_2 → e1) and one thermal set;
+        // person b: two RGB sets, both along e2.
+        let imgs = vec![
+            img("a", Modality::Rgb, "night_2.jpg"),
+            img("a", Modality::Rgb, "day_1.jpg"),
+            img("a", Modality::Rgb, "night_1.jpg"),
+            img("a", Modality::Rgb, "day_2.jpg"),
+            img("a", Modality::Thermal, "day_1.jpg"),
+            img("a", Modality::Thermal, "day_2.jpg"),
+            img("b", Modality::Rgb, "day_1.jpg"),
+            img("b", Modality::Rgb, "day_2.jpg"),
+            img("b", Modality::Rgb, "day_3.jpg"),
+            img("b", Modality::Rgb, "day_4.jpg"),
+            img("b", Modality::Rgb, "day_5.jpg"), // alone in its set of 2: half a set, kept
+        ];
+        let f = ndarray::array![
+            [0.0, 1.0, 0.0], // a night_2
+            [1.0, 0.0, 0.0], // a day_1
+            [0.0, 1.0, 0.0], // a night_1
+            [1.0, 0.0, 0.0], // a day_2
+            [0.6, 0.8, 0.0], // a thermal
+            [0.6, 0.8, 0.0],
+            [0.0, 0.0, 1.0], // b
+            [0.0, 0.0, 1.0],
+            [0.0, 0.0, 1.0],
+            [0.0, 0.0, 1.0],
+            [0.0, 0.6, 0.8],
+        ];
+        let sets = track_sets(&imgs, &f, 2);
+        let a_rgb: Vec<&TrackSet> = sets.iter().filter(|s| s.person == "a" && s.modality == Modality::Rgb).collect();
+        assert_eq!(a_rgb.len(), 2, "day and night crops are not mixed in one set");
+        assert!((a_rgb[0].feature[0] - 1.0).abs() < 1e-6 && (a_rgb[1].feature[1] - 1.0).abs() < 1e-6);
+        assert_eq!(sets.iter().filter(|s| s.person == "b").count(), 3, "a last set of half the size is kept");
+        let sets4 = track_sets(&imgs, &f, 4);
+        assert_eq!(sets4.iter().filter(|s| s.person == "a" && s.modality == Modality::Thermal).count(), 1, "2 of 4 crops are a set");
+        assert_eq!(sets4.iter().filter(|s| s.person == "b").count(), 1, "1 of 4 crops is not");
+        let kinds = track_identity_scores(&sets).unwrap();
+        let (same, cross) = (&kinds.rgb, &kinds.cross);
+        assert!(kinds.thermal.genuine.is_empty() && kinds.thermal.impostor.is_empty(), "one thermal set, of one person");
+        // Same modality: a's two RGB sets are orthogonal (genuine 0 each way); b's sets: b1~b2 = 1,
+        // b3 best against b1 = 0.8. Impostors: per query, one best score per other person.
+        let mut g = same.genuine.clone();
+        g.sort_by(f32::total_cmp);
+        assert_eq!(g.len(), 5);
+        assert!(g[0].abs() < 1e-6 && g[1].abs() < 1e-6 && (g[2] - 0.8).abs() < 1e-6 && (g[4] - 1.0).abs() < 1e-6, "{g:?}");
+        // a's thermal set has no other thermal set of a: no same-modality genuine score of its own,
+        // and no other person has thermal sets: no same-modality impostor either.
+        assert_eq!(same.impostor.len(), 5, "{:?}", same.impostor);
+        // Its best impostor is a's night set against b3 (0.6).
+        assert!((same.impostor.iter().copied().fold(f32::MIN, f32::max) - 0.6).abs() < 1e-6);
+        // Cross: a thermal vs a RGB best = 0.8 (night set); and the RGB sets against a's thermal.
+        assert!(cross.genuine.iter().any(|s| (s - 0.8).abs() < 1e-6) && cross.genuine.len() == 3);
+        assert_eq!(cross.impostor.len(), 4, "a thermal vs b, and b's three sets vs a thermal");
+    }
+}

@@ -1,0 +1,43 @@
+//! The shared core: the types every stage speaks, and nothing else.
+//!
+//! A frame ([`Frame`]), a box ([`BBox`]), a modality ([`Modality`]), a person
+//! crop ([`Crop`]), points in time ([`time`]), the sighting every output is a
+//! form of ([`Sighting`], [`SightingSink`]) and the stop signal
+//! ([`Shutdown`]), and the error every config section's `validate()` gives
+//! ([`ConfigError`]). Every stage may use these; this module uses no stage. A
+//! type moves here when two stages on different branches of the flow need it
+//! (docs/ARCHITECTURE.md), not before.
+
+pub mod bbox;
+pub mod config_error;
+pub mod crop;
+pub mod frame;
+pub mod modality;
+pub mod shutdown;
+pub mod sighting;
+pub mod time;
+
+pub use bbox::BBox;
+pub use config_error::ConfigError;
+pub use crop::{list_images, Crop, ImageFileError};
+pub use frame::Frame;
+pub use modality::Modality;
+pub use shutdown::Shutdown;
+pub use sighting::{Sighting, SightingSink, SinkError};
+
+/// An error and its causes on one line (`a: b: c`), for logs: typed errors
+/// keep their source apart, and a log line should still say everything.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // Some errors repeat their source in their own message.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

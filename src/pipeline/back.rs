@@ -1,0 +1,106 @@
+//! The back half: finished tracks → embed worker (batches across cameras) →
+//! gallery actor (pairing, SQLite commit) → sighting sinks.
+//!
+//! Both stages are threads joined by bounded channels, so a slow database
+//! back-pressures the embedder, which back-pressures the trackers; memory does
+//! not grow with run time. [`BackHalf::finish`] drains everything in flight to
+//! the database.
+
+use super::{PipelineError, PipelineResult};
+use crossbeam_channel::{bounded, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::core::SightingSink;
+use crate::embed::batcher::{run_embed_worker, EmbedWorkerStats};
+use crate::embed::{Embedder, SharedEmbedder};
+use crate::events::JsonLinesSink;
+use crate::gallery::actor::{run_gallery_actor, GalleryActorStats, GalleryRequest};
+use crate::gallery::Gallery;
+use crate::pair::{camera_places, Pairer};
+use crate::track::FinishedTrack;
+
+pub struct BackHalf {
+    tracks: Option<Sender<FinishedTrack>>,
+    requests: Option<Sender<GalleryRequest>>,
+    embed_thread: JoinHandle<EmbedWorkerStats>,
+    actor_thread: JoinHandle<GalleryActorStats>,
+}
+
+/// What the back half did, for the run's summary and `--stats`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackHalfStats {
+    pub tracks_embedded: u64,
+    pub crops_embedded: u64,
+    pub embed_batches: u64,
+    pub tracks_failed_embedding: u64,
+    pub sightings: u64,
+    pub new_identities: u64,
+    pub day_night_links: u64,
+    pub sightings_failed: u64,
+}
+
+impl BackHalf {
+    /// Opens the gallery (errors surface here, before any camera starts) and
+    /// starts both threads on `embedder`. `sinks` get every sighting after it
+    /// is committed; `[events] jsonl` is added to them here.
+    pub fn start(config: &Config, embedder: SharedEmbedder, mut sinks: Vec<Box<dyn SightingSink>>) -> PipelineResult<BackHalf> {
+        let gallery = Gallery::open(&config.gallery, &config.state_dir, embedder.dim())?;
+        if let Some(sink) = JsonLinesSink::from_config(&config.events)? {
+            sinks.push(Box::new(sink));
+        }
+        tracing::info!(embedder = embedder.name(), dim = embedder.dim(), "gallery back half started");
+        let (tracks_tx, tracks_rx) = bounded::<FinishedTrack>(64);
+        let (emb_tx, emb_rx) = bounded(64);
+        let (req_tx, req_rx) = bounded::<GalleryRequest>(16);
+        let e = config.embed.clone();
+        let pairer = Pairer::new(config.pair.clone(), camera_places(&config.cameras));
+        let embed_thread = std::thread::Builder::new()
+            .name("embed".into())
+            .spawn(move || {
+                run_embed_worker(
+                    Box::new(embedder),
+                    tracks_rx,
+                    emb_tx,
+                    e.max_batch,
+                    Duration::from_millis(e.max_wait_ms),
+                    e.crops_per_track,
+                )
+            })
+            .map_err(|e| PipelineError::Spawn("embed", e))?;
+        let actor_thread = std::thread::Builder::new()
+            .name("gallery".into())
+            .spawn(move || run_gallery_actor(gallery, emb_rx, req_rx, sinks, pairer))
+            .map_err(|e| PipelineError::Spawn("gallery", e))?;
+        Ok(BackHalf { tracks: Some(tracks_tx), requests: Some(req_tx), embed_thread, actor_thread })
+    }
+
+    /// Where finished tracks go.
+    pub fn sender(&self) -> Sender<FinishedTrack> {
+        self.tracks.clone().expect("back half running")
+    }
+
+    /// For the API: queries and forgets go to the gallery thread.
+    pub fn requests(&self) -> Sender<GalleryRequest> {
+        self.requests.clone().expect("back half running")
+    }
+
+    /// Closes the input and waits until every track sent has been stored.
+    pub fn finish(mut self) -> PipelineResult<BackHalfStats> {
+        drop(self.tracks.take());
+        drop(self.requests.take());
+        let e = self.embed_thread.join().map_err(|_| PipelineError::Panicked("the embed thread".into()))?;
+        let g = self.actor_thread.join().map_err(|_| PipelineError::Panicked("the gallery thread".into()))?;
+        Ok(BackHalfStats {
+            tracks_embedded: e.tracks,
+            crops_embedded: e.crops,
+            embed_batches: e.batches,
+            tracks_failed_embedding: e.failed_tracks,
+            sightings: g.sightings,
+            new_identities: g.new_identities,
+            day_night_links: g.day_night_links,
+            sightings_failed: g.failed,
+        })
+    }
+}

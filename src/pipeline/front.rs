@@ -1,0 +1,177 @@
+//! The front half: per camera, ingest → detect → track on its own worker
+//! thread (feature `media`); finished tracks go to one output channel, which
+//! the service hands to the back half (`super::back`) and the `--tracks` file.
+
+use super::{PipelineError, PipelineResult};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::core::{Frame, Shutdown};
+use crate::detect::{open_detector, DetectConfig, Detector};
+use crate::ingest::{self, CameraHandle, StatsSnapshot};
+use crate::track::{FinishedTrack, Tracker};
+
+/// Per-camera worker counters.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub frames: AtomicU64,
+    /// Frames the detector ran on (`detect.every_n_frames`).
+    pub detected_frames: AtomicU64,
+    pub detections: AtomicU64,
+    pub detect_ns: AtomicU64,
+    pub track_ns: AtomicU64,
+    pub finished_tracks: AtomicU64,
+}
+
+/// A camera's ingest and worker counters together.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CameraReport {
+    pub ingest: StatsSnapshot,
+    pub processed_frames: u64,
+    pub detected_frames: u64,
+    pub detections: u64,
+    pub finished_tracks: u64,
+    /// Detector time over all processed frames (skipped ones count as 0).
+    pub detect_ms_per_frame: f64,
+    pub track_ms_per_frame: f64,
+    pub copy_ms_per_frame: f64,
+}
+
+struct CameraWorker {
+    camera: CameraHandle,
+    stats: Arc<WorkerStats>,
+    thread: Option<JoinHandle<PipelineResult<()>>>,
+}
+
+/// The running front half: cameras with their detect+track workers.
+pub struct FrontHalf {
+    workers: Vec<CameraWorker>,
+    stop: Shutdown,
+}
+
+impl FrontHalf {
+    /// Starts every camera and its worker; finished tracks are sent to `out`.
+    pub fn start(config: &Config, out: Sender<FinishedTrack>) -> PipelineResult<FrontHalf> {
+        config.validate()?;
+        let stop = Shutdown::new();
+        let mut workers = Vec::new();
+        for cam in &config.cameras {
+            // Each worker owns its detector: OpenCV/ORT objects are not shared across threads.
+            let detector = open_detector(&config.detect, config.embed.ort_library.as_deref())
+                .map_err(|source| PipelineError::OpenDetector { camera: cam.name.clone(), source })?;
+            let camera = ingest::start_camera(cam, &config.ingest)?;
+            let stats = Arc::new(WorkerStats::default());
+            let tracker = Tracker::new(camera.name.clone(), cam.modality, config.track.clone());
+            let (frames, wstats, wstop, wout) = (camera.frames.clone(), stats.clone(), stop.clone(), out.clone());
+            let detect_cfg = config.detect.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("detect-{}", cam.name))
+                .spawn(move || worker_loop(frames, &detect_cfg, detector, tracker, wstats, wstop, wout))
+                .map_err(|e| PipelineError::Spawn("detect worker", e))?;
+            workers.push(CameraWorker { camera, stats, thread: Some(thread) });
+        }
+        Ok(FrontHalf { workers, stop })
+    }
+
+    /// True once every camera has stopped and its worker has drained.
+    pub fn finished(&self) -> bool {
+        self.workers.iter().all(|w| w.thread.as_ref().is_none_or(|t| t.is_finished()))
+    }
+
+    pub fn reports(&self) -> Vec<CameraReport> {
+        self.workers
+            .iter()
+            .map(|w| {
+                let s = &w.stats;
+                let n = s.frames.load(Ordering::Relaxed).max(1) as f64;
+                let ingest = w.camera.stats.snapshot();
+                CameraReport {
+                    processed_frames: s.frames.load(Ordering::Relaxed),
+                    detected_frames: s.detected_frames.load(Ordering::Relaxed),
+                    detections: s.detections.load(Ordering::Relaxed),
+                    finished_tracks: s.finished_tracks.load(Ordering::Relaxed),
+                    detect_ms_per_frame: s.detect_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
+                    track_ms_per_frame: s.track_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
+                    copy_ms_per_frame: ingest.copy_ms / (ingest.frames.max(1) as f64),
+                    ingest,
+                }
+            })
+            .collect()
+    }
+
+    /// Stops the cameras, lets the workers flush their live tracks, and
+    /// returns the first error any camera or worker hit.
+    pub fn shutdown(mut self) -> PipelineResult<()> {
+        self.stop.request();
+        let mut first_err = None;
+        for w in &mut self.workers {
+            w.camera.stop();
+        }
+        for mut w in std::mem::take(&mut self.workers) {
+            if let Some(t) = w.thread.take() {
+                match t.join() {
+                    Ok(Err(e)) => first_err = first_err.or(Some(e)),
+                    Err(_) => first_err = first_err.or(Some(PipelineError::Panicked(format!("camera '{}': the worker thread", w.camera.name)))),
+                    Ok(Ok(())) => {}
+                }
+            }
+            if let Err(e) = w.camera.join() {
+                first_err = first_err.or(Some(e.into()));
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+fn worker_loop(
+    frames: Receiver<Frame>,
+    detect_cfg: &DetectConfig,
+    mut detector: Box<dyn Detector>,
+    mut tracker: Tracker,
+    stats: Arc<WorkerStats>,
+    stop: Shutdown,
+    out: Sender<FinishedTrack>,
+) -> PipelineResult<()> {
+    let send = |tracks: Vec<FinishedTrack>| {
+        for t in tracks {
+            stats.finished_tracks.fetch_add(1, Ordering::Relaxed);
+            // The output side gone means we are shutting down: nothing to keep.
+            let _ = out.send(t);
+        }
+    };
+    loop {
+        let frame = match frames.recv_timeout(Duration::from_millis(200)) {
+            Ok(f) => f,
+            Err(RecvTimeoutError::Timeout) => {
+                if stop.is_requested() {
+                    break;
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let index = stats.frames.fetch_add(1, Ordering::Relaxed);
+        if !detect_cfg.runs_on(index) {
+            let t0 = Instant::now();
+            tracker.coast();
+            stats.track_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            continue;
+        }
+        let t0 = Instant::now();
+        let dets = detector.detect(&frame).map_err(|source| PipelineError::Detect { camera: frame.camera.to_string(), source })?;
+        let t1 = Instant::now();
+        let finished = tracker.update(&frame, &dets);
+        let t2 = Instant::now();
+        stats.detect_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
+        stats.track_ns.fetch_add((t2 - t1).as_nanos() as u64, Ordering::Relaxed);
+        stats.detections.fetch_add(dets.len() as u64, Ordering::Relaxed);
+        stats.detected_frames.fetch_add(1, Ordering::Relaxed);
+        send(finished);
+    }
+    send(tracker.finish());
+    Ok(())
+}

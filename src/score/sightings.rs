@@ -1,0 +1,237 @@
+//! `vireid score`: sightings (the JSON-lines event stream) against a synthetic
+//! scene's ground truth (`ground_truth.jsonl` from `vireid synth scene`: one line
+//! per person per frame per camera, `{"camera":"rgb"|"thermal","frame","pts_ns",
+//! "person_id","segment","bbox":[x,y,w,h],"visible"}`).
+//!
+//! Each sighting is attributed to the ground-truth person whose box at the
+//! sighting's best frame (`best_pts_ns`, nearest ground-truth frame of that
+//! modality) overlaps its best box most (IoU ≥ `min_iou`). Then:
+//! * detection recall — share of ground-truth appearances (person × modality ×
+//!   segment) with at least one attributed sighting;
+//! * identity purity — share of attributed sightings whose gallery identity's
+//!   majority person is their own person;
+//! * day/night link rate — share of people present in both modalities whose RGB
+//!   and thermal sightings share at least one gallery identity;
+//! * night→day link rate — the product's point, and stricter: share of people
+//!   seen in RGB by day and in thermal at night whose night thermal sightings
+//!   share a gallery identity with their day RGB sightings (a link made only
+//!   while both cameras saw them by day does not count here);
+//! * pair precision — among co-observation pairs (`paired_sighting_id`) whose
+//!   two sightings are both attributed, the share that are one person;
+//! * false-link rate — among pairs (RGB sighting, thermal sighting) put in the
+//!   same gallery identity, the share that are two different people.
+
+use anyhow::Result;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use crate::core::BBox;
+use crate::events::{read_sightings, SightingEvent};
+use crate::core::Modality;
+
+use crate::synth::ground_truth::{read_ground_truth, GroundTruthLine};
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Score {
+    pub sightings: usize,
+    pub attributed_sightings: usize,
+    pub gt_appearances: usize,
+    pub detected_appearances: usize,
+    pub detection_recall: f64,
+    pub identities: usize,
+    pub identity_purity: f64,
+    pub people_in_both_modalities: usize,
+    pub people_linked: usize,
+    pub day_night_link_rate: f64,
+    pub people_day_rgb_night_thermal: usize,
+    pub people_linked_night_to_day: usize,
+    pub night_to_day_link_rate: f64,
+    pub co_observation_pairs: usize,
+    pub co_observation_pairs_correct: usize,
+    pub pair_precision: f64,
+    pub cross_modality_pairs: usize,
+    pub false_cross_modality_pairs: usize,
+    pub false_link_rate: f64,
+    /// Sightings flagged `day_night_link` by the gallery.
+    pub link_events: usize,
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, min_visible: f32) -> Score {
+    // Ground truth per modality, by timestamp.
+    let mut by_time: HashMap<Modality, BTreeMap<u64, Vec<&GroundTruthLine>>> = HashMap::new();
+    let mut appearances: HashSet<(u64, Modality, &str)> = HashSet::new();
+    let mut present: HashMap<u64, HashSet<Modality>> = HashMap::new();
+    for g in gt {
+        let m: Modality = g.camera.parse().unwrap_or(Modality::Rgb);
+        by_time.entry(m).or_default().entry(g.pts_ns).or_default().push(g);
+        if g.visible >= min_visible {
+            appearances.insert((g.person_id, m, g.segment.as_str()));
+            present.entry(g.person_id).or_default().insert(m);
+        }
+    }
+    // Attribute each sighting to a person.
+    let mut attributed: Vec<(&SightingEvent, u64, &str)> = vec![];
+    for s in sightings {
+        let Some(frames) = by_time.get(&s.modality) else { continue };
+        let t = s.best_pts_ns.or(s.start_pts_ns.zip(s.end_pts_ns).map(|(a, b)| (a + b) / 2)).unwrap_or(0).max(0) as u64;
+        let before = frames.range(..=t).next_back();
+        let after = frames.range(t..).next();
+        let nearest = match (before, after) {
+            (Some(b), Some(a)) => if t - b.0 <= a.0 - t { b } else { a },
+            (Some(b), None) => b,
+            (None, Some(a)) => a,
+            (None, None) => continue,
+        };
+        let sb = s.bbox();
+        let best = nearest
+            .1
+            .iter()
+            .map(|g| (g, sb.iou(&BBox::new(g.bbox[0], g.bbox[1], g.bbox[2], g.bbox[3]))))
+            .filter(|(_, iou)| *iou >= min_iou)
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((g, _)) = best {
+            attributed.push((s, g.person_id, g.segment.as_str()));
+        }
+    }
+    let detected: HashSet<(u64, Modality, &str)> =
+        attributed.iter().map(|(s, p, seg)| (*p, s.modality, *seg)).filter(|k| appearances.contains(k)).collect();
+    // Purity.
+    let mut per_identity: HashMap<i64, HashMap<u64, usize>> = HashMap::new();
+    for (s, p, _) in &attributed {
+        *per_identity.entry(s.identity_id).or_default().entry(*p).or_default() += 1;
+    }
+    let majority_sum: usize = per_identity.values().map(|m| m.values().copied().max().unwrap_or(0)).sum();
+    // Links: people in both modalities whose sightings share an identity.
+    let mut ids_of: HashMap<(u64, Modality), HashSet<i64>> = HashMap::new();
+    for (s, p, _) in &attributed {
+        ids_of.entry((*p, s.modality)).or_default().insert(s.identity_id);
+    }
+    let both: Vec<u64> = present.iter().filter(|(_, m)| m.len() == 2).map(|(p, _)| *p).collect();
+    let linked = both
+        .iter()
+        .filter(|p| {
+            let (Some(a), Some(b)) = (ids_of.get(&(**p, Modality::Rgb)), ids_of.get(&(**p, Modality::Thermal))) else { return false };
+            !a.is_disjoint(b)
+        })
+        .count();
+    // Night→day: thermal sightings at night against RGB sightings by day.
+    let mut ids_seg: HashMap<(u64, Modality, &str), HashSet<i64>> = HashMap::new();
+    for (s, p, seg) in &attributed {
+        ids_seg.entry((*p, s.modality, *seg)).or_default().insert(s.identity_id);
+    }
+    let (mut night_day, mut night_day_linked) = (0usize, 0usize);
+    for p in present.keys() {
+        if let (Some(day), Some(night)) = (ids_seg.get(&(*p, Modality::Rgb, "day")), ids_seg.get(&(*p, Modality::Thermal, "night"))) {
+            night_day += 1;
+            night_day_linked += !day.is_disjoint(night) as usize;
+        }
+    }
+    // Co-observation pairs, each once whichever side names the other (a late
+    // partner's event names the earlier sighting, whose own event named another).
+    let person_of: HashMap<i64, u64> = attributed.iter().map(|(s, p, _)| (s.sighting_id, *p)).collect();
+    let co: HashSet<(i64, i64)> = attributed
+        .iter()
+        .filter_map(|(s, _, _)| s.paired_sighting_id.map(|q| (s.sighting_id.min(q), s.sighting_id.max(q))))
+        .collect();
+    let (mut co_pairs, mut co_correct) = (0usize, 0usize);
+    for (a, b) in &co {
+        if let (Some(pa), Some(pb)) = (person_of.get(a), person_of.get(b)) {
+            co_pairs += 1;
+            co_correct += (pa == pb) as usize;
+        }
+    }
+    // False links: cross-modality pairs inside one identity that are two people.
+    let mut counts: HashMap<(i64, Modality), HashMap<u64, usize>> = HashMap::new();
+    for (s, p, _) in &attributed {
+        *counts.entry((s.identity_id, s.modality)).or_default().entry(*p).or_default() += 1;
+    }
+    let (mut pairs, mut false_pairs) = (0usize, 0usize);
+    for (&(id, m), rgb) in &counts {
+        if m != Modality::Rgb {
+            continue;
+        }
+        let Some(th) = counts.get(&(id, Modality::Thermal)) else { continue };
+        for (pr, nr) in rgb {
+            for (pt, nt) in th {
+                pairs += nr * nt;
+                if pr != pt {
+                    false_pairs += nr * nt;
+                }
+            }
+        }
+    }
+    Score {
+        sightings: sightings.len(),
+        attributed_sightings: attributed.len(),
+        gt_appearances: appearances.len(),
+        detected_appearances: detected.len(),
+        detection_recall: ratio(detected.len(), appearances.len()),
+        identities: sightings.iter().map(|s| s.identity_id).collect::<HashSet<_>>().len(),
+        identity_purity: ratio(majority_sum, attributed.len()),
+        people_in_both_modalities: both.len(),
+        people_linked: linked,
+        day_night_link_rate: ratio(linked, both.len()),
+        people_day_rgb_night_thermal: night_day,
+        people_linked_night_to_day: night_day_linked,
+        night_to_day_link_rate: ratio(night_day_linked, night_day),
+        co_observation_pairs: co_pairs,
+        co_observation_pairs_correct: co_correct,
+        pair_precision: ratio(co_correct, co_pairs),
+        cross_modality_pairs: pairs,
+        false_cross_modality_pairs: false_pairs,
+        false_link_rate: ratio(false_pairs, pairs),
+        link_events: sightings.iter().filter(|s| s.day_night_link).count(),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScoreArgs {
+    /// `ground_truth.jsonl` of a synthetic scene.
+    #[arg(long)]
+    pub gt: PathBuf,
+    /// Sightings (the JSON-lines event stream of `vireid run`).
+    #[arg(long)]
+    pub sightings: PathBuf,
+    /// Minimum IoU between a sighting's best box and a ground-truth box.
+    #[arg(long, default_value_t = 0.3)]
+    pub min_iou: f32,
+    /// Ground-truth boxes less visible than this don't count as appearances.
+    #[arg(long, default_value_t = 0.3)]
+    pub min_visible: f32,
+    /// Print JSON only.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run_score(args: &ScoreArgs) -> Result<()> {
+    let gt = read_ground_truth(&args.gt)?;
+    let sightings = read_sightings(&args.sightings)?;
+    let s = score(&gt, &sightings, args.min_iou, args.min_visible);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("sightings           {} ({} attributed to a ground-truth person)", s.sightings, s.attributed_sightings);
+    println!("detection recall    {:.1}% ({}/{} person×modality×segment appearances)", 100.0 * s.detection_recall, s.detected_appearances, s.gt_appearances);
+    println!("identities          {} (purity {:.1}%)", s.identities, 100.0 * s.identity_purity);
+    println!("day/night link rate {:.1}% ({}/{} people seen in both modalities)", 100.0 * s.day_night_link_rate, s.people_linked, s.people_in_both_modalities);
+    println!(
+        "night→day link rate {:.1}% ({}/{} people seen in RGB by day and thermal at night)",
+        100.0 * s.night_to_day_link_rate,
+        s.people_linked_night_to_day,
+        s.people_day_rgb_night_thermal
+    );
+    println!("pair precision      {:.1}% ({}/{} co-observation pairs are one person)", 100.0 * s.pair_precision, s.co_observation_pairs_correct, s.co_observation_pairs);
+    println!("false-link rate     {:.1}% ({}/{} cross-modality sighting pairs)", 100.0 * s.false_link_rate, s.false_cross_modality_pairs, s.cross_modality_pairs);
+    println!("link events         {}", s.link_events);
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! Gallery behaviour through its public API: open-set assignment, day/night
+//! links, bounded exemplars, persistence, forget, retention, bad databases.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ndarray::Array1;
+use vireid::core::BBox;
+use vireid::embed::batcher::EmbeddedTrack;
+use vireid::core::Crop;
+use vireid::gallery::store::GalleryStore;
+use vireid::gallery::{Gallery, GalleryConfig};
+use vireid::core::Modality;
+use vireid::track::{FinishedTrack, TrackCrop};
+
+const DIM: usize = 16;
+
+/// A unit feature near axis `person` (+ a small, per-call perturbation).
+fn feature(person: usize, wobble: f32, modality: Modality) -> Array1<f32> {
+    let mut v = Array1::<f32>::zeros(DIM);
+    v[person % DIM] = 1.0;
+    v[(person + 5) % DIM] += wobble;
+    // Thermal features of a person sit at cos ~0.6 from its RGB ones: like a real modality gap.
+    if modality == Modality::Thermal {
+        v[(person + 11) % DIM] += 1.3;
+    }
+    let n = v.dot(&v).sqrt();
+    v / n
+}
+
+fn track(id: u64, modality: Modality, f: Array1<f32>) -> EmbeddedTrack {
+    let crop = Crop::new(image::RgbImage::from_pixel(8, 16, image::Rgb([id as u8, 9, 9])), modality);
+    let tc = TrackCrop { crop, bbox: BBox::new(1., 2., 8., 16.), score: 0.9, sharpness: 1.0, pts_ns: Some(id * 100) };
+    let t = FinishedTrack {
+        track_id: id,
+        camera: Arc::from(modality.as_str()),
+        modality,
+        first_pts_ns: Some(id * 100),
+        last_pts_ns: Some(id * 100 + 50),
+        start_time: SystemTime::now(),
+        end_time: SystemTime::now(),
+        hits: 5,
+        best_box: BBox::new(1., 2., 8., 16.),
+        best_score: 0.9,
+        crops: vec![tc],
+        path: vec![],
+    };
+    EmbeddedTrack { track: t, feature: f, crops_used: 1 }
+}
+
+fn config() -> GalleryConfig {
+    GalleryConfig { same_modality_threshold: 0.8, cross_modality_threshold: 0.45, exemplars_per_modality: 3, ..Default::default() }
+}
+
+#[test]
+fn open_set_assignment_links_day_and_night_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Gallery::open(&config(), dir.path(), DIM).unwrap();
+    let a = g.record_sighting(&track(1, Modality::Rgb, feature(0, 0.0, Modality::Rgb))).unwrap();
+    assert!(a.new_identity && !a.day_night_link);
+    let b = g.record_sighting(&track(2, Modality::Rgb, feature(1, 0.0, Modality::Rgb))).unwrap();
+    assert!(b.new_identity && b.identity_id != a.identity_id, "a different person is a new identity");
+    let a2 = g.record_sighting(&track(3, Modality::Rgb, feature(0, 0.2, Modality::Rgb))).unwrap();
+    assert_eq!((a2.identity_id, a2.new_identity, a2.day_night_link), (a.identity_id, false, false));
+    // Person 0 at night: matches only through the RGB exemplars (cross threshold) → a link.
+    let n = g.record_sighting(&track(4, Modality::Thermal, feature(0, 0.1, Modality::Thermal))).unwrap();
+    assert_eq!((n.identity_id, n.day_night_link, n.matched_modality), (a.identity_id, true, Some(Modality::Rgb)));
+    assert!(n.similarity.unwrap() >= 0.45 && n.similarity.unwrap() < 0.8);
+    // Next night sighting of person 0 matches its new thermal exemplar (same modality), and
+    // is still a day/night link: the identity it joins is known from RGB.
+    let n2 = g.record_sighting(&track(5, Modality::Thermal, feature(0, 0.15, Modality::Thermal))).unwrap();
+    assert_eq!((n2.identity_id, n2.day_night_link, n2.matched_modality), (a.identity_id, true, Some(Modality::Thermal)));
+    drop(g);
+
+    // Reopen: everything is still there, and the index answers as before.
+    let g = Gallery::open(&config(), dir.path(), DIM).unwrap();
+    let ids = g.store().list_identities().unwrap();
+    assert_eq!(ids.len(), 2);
+    let p0 = ids.iter().find(|i| i.id == a.identity_id).unwrap();
+    assert_eq!((p0.rgb_sightings, p0.thermal_sightings, p0.links), (2, 2, 2));
+    let q = g.query(feature(0, 0.0, Modality::Rgb).as_slice().unwrap(), 5).unwrap();
+    assert_eq!(q[0].identity_id, a.identity_id);
+    assert_eq!(q[0].sightings.len(), 4);
+    assert!(q[0].sightings.iter().all(|s| s.crop_path.as_ref().is_some_and(|p| std::path::Path::new(p).exists())));
+}
+
+#[test]
+fn co_observed_tracks_share_an_identity_and_night_matches_link_to_day() {
+    use vireid::pair::{PairUnit, Partner};
+    let dir = tempfile::tempdir().unwrap();
+    // Cross-modality appearance matching off: links come only from co-observation.
+    let cfg = GalleryConfig { cross_modality_threshold: 1.0, ..config() };
+    let mut g = Gallery::open(&cfg, dir.path(), DIM).unwrap();
+    // By day both cameras see person 4: one pair, one new identity, both sightings filed under it.
+    let rgb = track(1, Modality::Rgb, feature(4, 0.0, Modality::Rgb));
+    let th = track(2, Modality::Thermal, feature(4, 0.0, Modality::Thermal));
+    let out = g.record_unit(PairUnit::Pair(Box::new(rgb), Box::new(th), 0.7));
+    let (a, b) = (out[0].1.as_ref().unwrap().clone(), out[1].1.as_ref().unwrap().clone());
+    assert_eq!((a.modality, b.modality), (Modality::Rgb, Modality::Thermal), "events in the order given");
+    assert!(a.new_identity && !b.new_identity && a.identity_id == b.identity_id);
+    assert_eq!((a.paired_sighting_id, b.paired_sighting_id), (Some(b.id), Some(a.id)));
+    assert!(!a.day_night_link && b.day_night_link, "the thermal sighting joins an identity known from RGB");
+    // The database agrees, both ways.
+    let rows = g.store().sightings_of(Some(a.identity_id)).unwrap();
+    assert_eq!(rows.iter().map(|r| r.paired_sighting_id).collect::<Vec<_>>(), vec![Some(b.id), Some(a.id)]);
+    // At night a thermal-only sighting of person 4 matches the day's thermal exemplar: a link to the day identity.
+    let n = g.record_sighting(&track(3, Modality::Thermal, feature(4, 0.1, Modality::Thermal))).unwrap();
+    assert_eq!((n.identity_id, n.day_night_link, n.matched_modality), (a.identity_id, true, Some(Modality::Thermal)));
+    // Without the pairing, the same night sighting would have started a new identity (cross off).
+    let lone_dir = tempfile::tempdir().unwrap();
+    let mut lone = Gallery::open(&cfg, lone_dir.path(), DIM).unwrap();
+    lone.record_sighting(&track(1, Modality::Rgb, feature(4, 0.0, Modality::Rgb))).unwrap();
+    assert!(lone.record_sighting(&track(3, Modality::Thermal, feature(4, 0.1, Modality::Thermal))).unwrap().new_identity);
+    // A late partner joins the recorded identity, whatever its own appearance says.
+    let partner = Partner { identity_id: a.identity_id, sighting_id: n.id, modality: Modality::Thermal, iou: 0.6 };
+    let late = g.record_unit(PairUnit::Single(Box::new(track(4, Modality::Rgb, feature(9, 0.0, Modality::Rgb))), Some(partner)));
+    let late = late[0].1.as_ref().unwrap();
+    assert_eq!((late.identity_id, late.paired_sighting_id, late.day_night_link), (a.identity_id, Some(n.id), true));
+    // A partner whose identity was forgotten meanwhile: matched by appearance instead (a new identity here).
+    g.forget(a.identity_id).unwrap();
+    let orphan = g.record_unit(PairUnit::Single(Box::new(track(5, Modality::Rgb, feature(11, 0.0, Modality::Rgb))), Some(partner)));
+    let orphan = orphan[0].1.as_ref().unwrap();
+    assert!(orphan.new_identity && orphan.paired_sighting_id.is_none());
+    // A pair with a malformed feature: the good track is stored exactly once, the bad one fails with its reason.
+    let before = g.store().counts().unwrap().1;
+    let bad = track(7, Modality::Thermal, Array1::<f32>::zeros(DIM + 1));
+    let out = g.record_unit(PairUnit::Pair(Box::new(track(6, Modality::Rgb, feature(12, 0.0, Modality::Rgb))), Box::new(bad), 0.7));
+    let good = out[0].1.as_ref().unwrap();
+    assert!(good.paired_sighting_id.is_none());
+    let err = format!("{:#}", out[1].1.as_ref().unwrap_err());
+    assert!(err.contains("dimension"), "{err}");
+    assert_eq!(g.store().counts().unwrap().1, before + 1, "one sighting stored, not two");
+}
+
+#[test]
+fn exemplars_stay_bounded_and_diverse() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Gallery::open(&config(), dir.path(), DIM).unwrap();
+    let first = g.record_sighting(&track(1, Modality::Rgb, feature(2, 0.0, Modality::Rgb))).unwrap();
+    for i in 0..20 {
+        let e = g.record_sighting(&track(10 + i, Modality::Rgb, feature(2, 0.05 * (i % 7) as f32, Modality::Rgb))).unwrap();
+        assert_eq!(e.identity_id, first.identity_id);
+    }
+    let rows: Vec<_> = g.index().rows().iter().filter(|r| r.identity_id == first.identity_id).collect();
+    assert_eq!(rows.len(), 3, "bounded by exemplars_per_modality");
+    // Diverse: the kept exemplars are not near-duplicates of each other.
+    let idx: Vec<usize> = (0..g.index().len()).filter(|&i| g.index().rows()[i].identity_id == first.identity_id).collect();
+    let min_pair = idx
+        .iter()
+        .flat_map(|&i| idx.iter().filter(move |&&j| j > i).map(move |&j| (i, j)))
+        .map(|(i, j)| g.index().row(i).iter().zip(g.index().row(j)).map(|(a, b)| a * b).sum::<f32>())
+        .fold(f32::MAX, f32::min);
+    assert!(min_pair < 0.99, "exemplars spread over the variation, min pair cos {min_pair}");
+    assert_eq!(g.store().load_features().unwrap().len(), 3, "database agrees with the index");
+}
+
+#[test]
+fn forget_deletes_every_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Gallery::open(&config(), dir.path(), DIM).unwrap();
+    let a = g.record_sighting(&track(1, Modality::Rgb, feature(3, 0.0, Modality::Rgb))).unwrap();
+    g.record_sighting(&track(2, Modality::Thermal, feature(3, 0.0, Modality::Thermal))).unwrap();
+    let b = g.record_sighting(&track(3, Modality::Rgb, feature(7, 0.0, Modality::Rgb))).unwrap();
+    let crops: Vec<String> = g.store().sightings_of(Some(a.identity_id)).unwrap().into_iter().filter_map(|s| s.crop_path).collect();
+    assert_eq!(crops.len(), 2);
+    g.forget(a.identity_id).unwrap();
+    assert!(crops.iter().all(|c| !std::path::Path::new(c).exists()), "crop files deleted");
+    assert!(g.index().rows().iter().all(|r| r.identity_id != a.identity_id));
+    drop(g);
+    let store = GalleryStore::open(&dir.path().join("gallery.db"), Duration::from_secs(1)).unwrap();
+    assert!(!store.identity_exists(a.identity_id).unwrap());
+    assert!(store.sightings_of(Some(a.identity_id)).unwrap().is_empty());
+    assert!(store.load_features().unwrap().iter().all(|f| f.identity_id == b.identity_id));
+    assert_eq!(store.counts().unwrap(), (1, 1, 0), "links of the forgotten identity are gone too");
+    let mut store = store;
+    let err = vireid::gallery::forget_identity(&mut store, a.identity_id).unwrap_err();
+    assert!(format!("{err:#}").contains("not in the gallery"));
+}
+
+#[test]
+fn expired_crops_are_deleted_but_sightings_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = GalleryConfig { crop_retention_days: 0.0, ..config() };
+    let mut g = Gallery::open(&cfg, dir.path(), DIM).unwrap();
+    g.record_sighting(&track(1, Modality::Rgb, feature(4, 0.0, Modality::Rgb))).unwrap();
+    let path = g.store().sightings_of(None).unwrap()[0].crop_path.clone().unwrap();
+    assert!(std::path::Path::new(&path).exists());
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(g.purge_expired_crops().unwrap(), 1);
+    assert!(!std::path::Path::new(&path).exists());
+    let s = g.store().sightings_of(None).unwrap();
+    assert_eq!(s.len(), 1);
+    assert!(s[0].crop_path.is_none());
+}
+
+#[test]
+fn bad_databases_are_clear_errors_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    // Corrupt: random bytes where the database should be.
+    let junk: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(dir.path().join("gallery.db"), &junk).unwrap();
+    let err = match Gallery::open(&config(), dir.path(), DIM) {
+        Ok(_) => panic!("corrupt database opened"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("gallery.db") && err.contains("corrupt") && err.contains("nothing was changed"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("gallery.db")).unwrap(), junk, "the file is not modified");
+
+    // Another SQLite database (not ours) is refused, not migrated into.
+    let other = tempfile::tempdir().unwrap();
+    let c = rusqlite::Connection::open(other.path().join("gallery.db")).unwrap();
+    c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);").unwrap();
+    drop(c);
+    let err = format!("{:#}", Gallery::open(&config(), other.path(), DIM).err().expect("foreign db refused"));
+    assert!(err.contains("not a vireid gallery"), "{err}");
+
+    // Locked: another process holds the write lock. WAL lets readers in (opening
+    // works), a write waits busy_timeout_ms and then fails naming the lock.
+    let locked = tempfile::tempdir().unwrap();
+    let short = GalleryConfig { busy_timeout_ms: 100, ..config() };
+    let mut g = Gallery::open(&short, locked.path(), DIM).unwrap();
+    g.record_sighting(&track(1, Modality::Rgb, feature(5, 0.0, Modality::Rgb))).unwrap();
+    let holder = rusqlite::Connection::open(locked.path().join("gallery.db")).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    let err = format!("{:#}", g.record_sighting(&track(2, Modality::Rgb, feature(6, 0.0, Modality::Rgb))).unwrap_err());
+    assert!(err.contains("locked by another process") && err.contains("gallery.db"), "{err}");
+    holder.execute_batch("ROLLBACK;").unwrap();
+    drop(holder);
+    // After the lock is gone the gallery works again and nothing stored was lost.
+    g.record_sighting(&track(3, Modality::Rgb, feature(6, 0.0, Modality::Rgb))).unwrap();
+    drop(g);
+    let g = Gallery::open(&config(), locked.path(), DIM).unwrap();
+    assert_eq!(g.store().counts().unwrap(), (2, 2, 0));
+    drop(g);
+
+    // A gallery built by a model of another dimension is refused.
+    let err = format!("{:#}", Gallery::open(&config(), locked.path(), DIM + 1).err().expect("dim mismatch"));
+    assert!(err.contains("16-dimensional") && err.contains("another model"), "{err}");
+}

@@ -1,0 +1,11 @@
+//! `vireid run` and `vireid detect` end to end: synthetic scenes, the ONNX
+//! detector, RTSP reconnection on loopback, bad input, kill -9 of a run.
+//!
+//! One test binary per topic (docs/ARCHITECTURE.md): each file below was its own
+//! binary; together they link the library once.
+
+mod scene;
+mod onnx_detector;
+mod rtsp_reconnect;
+mod bad_input;
+mod crash_run_kill9;
