@@ -11,7 +11,7 @@ export ORT_DYLIB_PATH ?= $(ORT_DIR)/libonnxruntime.so
 export VIREID_PYTHON := $(CURDIR)/.venv/bin/python
 CARGO ?= cargo
 
-.PHONY: setup setup-demo setup-bench build test test-rust test-portable test-python test-device demo bench clean
+.PHONY: setup setup-demo setup-bench build test test-gates test-rust test-portable test-python test-device demo bench clean
 
 setup:
 	scripts/setup.sh test
@@ -29,7 +29,14 @@ build:
 # part of every run (about 9 minutes from scratch on 2 cores; incremental afterwards).
 # test-python runs after test-rust: a Python test calls target/release/vireid.
 test: setup
-	$(MAKE) -k test-rust test-portable test-python test-device cross-check
+	$(MAKE) -k test-gates test-rust test-portable test-python test-device cross-check
+
+# Quality gates, cheapest first: formatting, the module graph (no cycle, every
+# edge down the flow: docs/ARCHITECTURE.md), then lints on every target.
+test-gates:
+	$(CARGO) fmt --check
+	python3 scripts/check_modules.py
+	$(CARGO) clippy --release --all-targets -- -D warnings
 
 test-rust:
 	$(CARGO) test --release --no-fail-fast

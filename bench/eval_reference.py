@@ -3,7 +3,7 @@
 
 Written from the rules in issue #3 (not from any implementation), as a
 straightforward per-query loop, so that `vireid eval distmat` can be checked
-against it (tests/eval_agreement.rs) and timed against it (benches/eval_speed.rs).
+against it (tests/embed_eval/eval_cli.rs) and timed against it (benches/eval_speed.rs).
 
 Rules:
   * each query ranks the gallery by ascending distance; ties keep gallery order

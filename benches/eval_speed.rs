@@ -35,7 +35,10 @@ fn main() {
     let mut rng = ChaCha8Rng::seed_from_u64(3803);
 
     // SYSU-sized labels: 96 test identities, IR queries from cams 3 and 6.
-    let query = Labels::new((0..QUERIES).map(|i| i as i64 % IDS).collect(), (0..QUERIES).map(|_| if rng.random_bool(0.5) { 3 } else { 6 }).collect());
+    let query = Labels::new(
+        (0..QUERIES).map(|i| i as i64 % IDS).collect(),
+        (0..QUERIES).map(|_| if rng.random_bool(0.5) { 3 } else { 6 }).collect(),
+    );
     write_meta(&dir.path().join("query.csv"), &query);
     let mut trials = Vec::new();
     for t in 0..TRIALS {
@@ -63,7 +66,12 @@ fn main() {
         let mut maps = Vec::new();
         for _ in 0..5 {
             let start = Instant::now();
-            maps = pool.install(|| trials.iter().map(|(d, g)| evaluate(d.view(), &query, g, Protocol::Sysu).unwrap().map).collect::<Vec<_>>());
+            maps = pool.install(|| {
+                trials
+                    .iter()
+                    .map(|(d, g)| evaluate(d.view(), &query, g, Protocol::Sysu).unwrap().map)
+                    .collect::<Vec<_>>()
+            });
             best = best.min(start.elapsed().as_secs_f64());
         }
         (best, maps)

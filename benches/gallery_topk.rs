@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use ndarray::{Array2, Axis};
 use rand::{Rng, SeedableRng};
-use vireid::gallery::index::{FeatureIndex, RowInfo};
 use vireid::core::Modality;
+use vireid::gallery::index::{FeatureIndex, RowInfo};
 
 fn random_unit(n: usize, d: usize, seed: u64) -> Array2<f32> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

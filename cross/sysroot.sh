@@ -13,7 +13,6 @@ packages=(
   libc6-dev libstdc++-12-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-objdetect-dev
-  libfontconfig1-dev libfreetype-dev
 )
 stamp="$root/.stamp-$(printf '%s\n' "${packages[@]}" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then echo "sysroot: $root is up to date"; exit 0; fi

@@ -11,9 +11,13 @@ A module may use only modules of a lower layer (LAYERS below). Code under
 points up the flow, or a top-level module missing from LAYERS fails the check
 with the edge and the file that makes it.
 
-    scripts/check_modules.py            # check (make test runs this)
-    scripts/check_modules.py --graph    # print the edges as a Markdown list
-    scripts/check_modules.py --dot      # Graphviz
+    scripts/check_modules.py              # check (make test runs this)
+    scripts/check_modules.py --graph      # print the edges as a Markdown list
+    scripts/check_modules.py --write-doc  # put that list into docs/ARCHITECTURE.md
+    scripts/check_modules.py --dot        # Graphviz
+
+The check also fails when docs/ARCHITECTURE.md's module graph (between the
+`module-graph` markers) is not the graph of the code: the document stays true.
 
 Standard library only: it runs before any set-up.
 """
@@ -22,6 +26,8 @@ import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "ARCHITECTURE.md")
+BEGIN, END = "<!-- module-graph:begin -->", "<!-- module-graph:end -->"
 
 # Lower layers first. Modules in one layer may not use each other.
 # A new top-level module gets a place here and a row in docs/ARCHITECTURE.md.
@@ -214,8 +220,29 @@ def cycles(modules, edges):
     return out
 
 
+def graph_markdown(modules, edges):
+    lines = []
+    for m in sorted(modules, key=lambda m: (RANK.get(m, 99), LAYERS[RANK[m]].index(m) if m in RANK else 0, m)):
+        uses = sorted((t for (f, t) in edges if f == m), key=lambda t: (RANK.get(t, 99), t))
+        lines.append(f"- `{m}` → {', '.join(f'`{u}`' for u in uses) if uses else '(nothing)'}")
+    return "\n".join(lines) + "\n"
+
+
+def doc_graph():
+    text = open(DOC).read()
+    if BEGIN not in text or END not in text:
+        return text, None
+    return text, text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n") + "\n"
+
+
 def main(argv):
     modules, edges = graph()
+    if "--write-doc" in argv:
+        text, _ = doc_graph()
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        open(DOC, "w").write(head + BEGIN + "\n" + graph_markdown(modules, edges) + END + tail)
+        return 0
     if "--dot" in argv:
         print("digraph vireid {\n  rankdir=LR;")
         for (f, t) in sorted(edges):
@@ -223,9 +250,7 @@ def main(argv):
         print("}")
         return 0
     if "--graph" in argv:
-        for m in sorted(modules, key=lambda m: (RANK.get(m, 99), m)):
-            uses = sorted((t for (f, t) in edges if f == m), key=lambda t: (RANK.get(t, 99), t))
-            print(f"- `{m}` → {', '.join(f'`{u}`' for u in uses) if uses else '(nothing)'}")
+        print(graph_markdown(modules, edges), end="")
         return 0
     problems = []
     for m in modules:
@@ -241,12 +266,17 @@ def main(argv):
             problems.append(f"{f} → {t} at {where}: `{t}` is {what} of `{f}` "
                             f"(the flow is {' → '.join('/'.join(l) for l in LAYERS)}); "
                             "move the shared piece into `core` or upstream, or the wiring into `pipeline`")
+    _, documented = doc_graph()
+    if documented != graph_markdown(modules, edges):
+        problems.append("docs/ARCHITECTURE.md's module graph is not the code's: run scripts/check_modules.py --write-doc "
+                        "and say in the text what changed")
     if problems:
         print("module graph: FAILED", file=sys.stderr)
         for p in problems:
             print("  - " + p, file=sys.stderr)
         return 1
-    print(f"module graph: {len(modules)} top-level modules, {len(edges)} edges, no cycle, every edge points down the flow")
+    print(f"module graph: {len(modules)} top-level modules, {len(edges)} edges, no cycle, every edge points down the flow, "
+          "docs/ARCHITECTURE.md matches")
     return 0
 
 

@@ -3,6 +3,10 @@
 # Runtime shared library (from its PyPI wheel), and a project-local Python
 # virtualenv for training/ and the reference benchmarks.
 # Usage: scripts/setup.sh [test|demo|bench]   (what the caller is about to do)
+#
+# Each purpose installs only what it runs: `demo` builds vireid and runs it on
+# a synthetic scene (build tools, GStreamer, OpenCV, the ONNX Runtime wheel),
+# no PyTorch, no browser, no cross compilers; `test` and `bench` add the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose="${1:-test}"
@@ -11,16 +15,25 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # --- system packages -------------------------------------------------------
+# What building and running vireid needs (the demo: render a scene, encode it
+# with x264, decode it, HOG, ONNX Runtime from its wheel).
 APT_PACKAGES=(
-  build-essential pkg-config clang libclang-dev curl ca-certificates unzip
+  build-essential pkg-config clang libclang-dev curl ca-certificates
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp
-  libopencv-dev libfontconfig1-dev libfreetype-dev fonts-dejavu-core
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  libopencv-dev
   python3 python3-venv
-  systemd mosquitto chromium
-  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user file
 )
+# What the tests (and benchmarks) add: RTSP server and tools, the systemd unit
+# checks, the MQTT broker, the dashboard's browser, the aarch64 cross build.
+if [ "$purpose" != demo ]; then
+  APT_PACKAGES+=(
+    unzip gstreamer1.0-tools gstreamer1.0-rtsp
+    systemd mosquitto chromium
+    gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user file
+  )
+fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -46,10 +59,14 @@ req=requirements/$purpose.txt
 inputs_hash=$( (cat requirements/*.txt; cat training/pyproject.toml 2>/dev/null || true) | sha256sum | cut -c1-16)
 stamp=.venv/.stamp-$(basename "$req" .txt)-$inputs_hash
 if [ ! -f "$stamp" ]; then
-  echo "setup: installing Python packages from $req (first run downloads PyTorch: a few minutes)"
+  case "$purpose" in
+    demo) echo "setup: installing Python packages from $req (ONNX Runtime's wheel, for its shared library)" ;;
+    *) echo "setup: installing Python packages from $req (first run downloads PyTorch: a few minutes)" ;;
+  esac
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r "$req"
-  if [ -f training/pyproject.toml ]; then .venv/bin/pip install -q --no-deps -e training; fi
+  # The training package is for the tests and benchmarks; the demo only runs vireid.
+  if [ "$purpose" != demo ] && [ -f training/pyproject.toml ]; then .venv/bin/pip install -q --no-deps -e training; fi
   touch "$stamp"
 fi
 

@@ -91,7 +91,8 @@ impl Config {
     /// Parses a config file without validating it. TOML errors already carry
     /// the line, the column and the key.
     fn read(path: &Path) -> Result<Config, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
         toml::from_str(&text).map_err(|e| LoadError::Parse { path: path.to_path_buf(), source: Box::new(e) })
     }
 

@@ -15,19 +15,19 @@ pub mod core;
 #[cfg(feature = "infer")]
 pub mod onnx_runtime;
 
-pub mod ingest;
-pub mod detect;
-pub mod track;
-pub mod pair;
-pub mod embed;
-pub mod gallery;
-pub mod events;
 pub mod api;
+pub mod detect;
+pub mod embed;
+pub mod events;
+pub mod gallery;
+pub mod ingest;
+pub mod pair;
+pub mod track;
 
+pub mod cli;
 pub mod config;
 pub mod pipeline;
-pub mod cli;
 
-pub mod synth;
 pub mod eval;
 pub mod score;
+pub mod synth;

@@ -100,7 +100,10 @@ mod tests {
 
     #[test]
     fn the_configured_library_comes_first() {
-        assert_eq!(library_path(Some(Path::new("/opt/ort/libonnxruntime.so"))).unwrap(), Path::new("/opt/ort/libonnxruntime.so"));
+        assert_eq!(
+            library_path(Some(Path::new("/opt/ort/libonnxruntime.so"))).unwrap(),
+            Path::new("/opt/ort/libonnxruntime.so")
+        );
         let e = OrtError::Missing("/no/libonnxruntime.so".into()).to_string();
         assert!(e.contains("/no/libonnxruntime.so") && e.contains("ort_library"), "{e}");
         assert!(same_file(Path::new("/a/b"), Path::new("/a/b")) && !same_file(Path::new("/a/b"), Path::new("/a/c")));

@@ -1,4 +1,4 @@
-"""Writes tiny ONNX embedding models for the Rust embed tests (tests/embed_onnx.rs).
+"""Writes tiny ONNX embedding models for the Rust embed tests (tests/embed_eval/embed_onnx.rs).
 
 Graph: image [N,3,H,W] -> GlobalAveragePool -> Flatten -> MatMul W[3,8] -> [N,8]
 with W chosen so the output is [r, g, b, r, g, b, 0, 0] of the pooled, normalised

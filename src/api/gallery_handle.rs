@@ -35,7 +35,9 @@ pub struct GalleryApiHandle {
 impl From<GalleryError> for GalleryApiError {
     fn from(e: GalleryError) -> GalleryApiError {
         if e.is_busy() {
-            return GalleryApiError::Busy("the gallery database is busy (locked by another process): retry shortly".into());
+            return GalleryApiError::Busy(
+                "the gallery database is busy (locked by another process): retry shortly".into(),
+            );
         }
         match e {
             GalleryError::Dimension { .. } => GalleryApiError::Invalid(e.to_string()),
@@ -70,7 +72,11 @@ impl From<&IdentitySummary> for IdentityBody {
 impl GalleryApiHandle {
     /// `requests` goes to the running gallery actor; `embedder` is the one the
     /// pipeline embeds tracks with (the same model, loaded once).
-    pub fn new(requests: Sender<GalleryRequest>, db: &std::path::Path, embedder: SharedEmbedder) -> Result<Self, StoreError> {
+    pub fn new(
+        requests: Sender<GalleryRequest>,
+        db: &std::path::Path,
+        embedder: SharedEmbedder,
+    ) -> Result<Self, StoreError> {
         let reader = GalleryStore::open(db, Duration::from_secs(2))?;
         Ok(GalleryApiHandle { requests, reader: Mutex::new(reader), embedder })
     }
@@ -85,7 +91,9 @@ impl GalleryApiHandle {
         let (tx, rx) = bounded(1);
         self.requests.send(make(tx)).map_err(|_| GalleryApiError::Unavailable("the gallery is shut down".into()))?;
         rx.recv_timeout(ACTOR_TIMEOUT)
-            .map_err(|_| GalleryApiError::Unavailable(format!("the gallery did not answer within {} s", ACTOR_TIMEOUT.as_secs())))?
+            .map_err(|_| {
+                GalleryApiError::Unavailable(format!("the gallery did not answer within {} s", ACTOR_TIMEOUT.as_secs()))
+            })?
             .map_err(GalleryApiError::from)
     }
 
@@ -132,7 +140,9 @@ impl GalleryApi for GalleryApiHandle {
         // Enrolment builds the watch list: an entry nobody can name is of no use.
         let label = match label.map(|l| l.trim().to_string()) {
             Some(l) if !l.is_empty() => Some(l),
-            _ => return Err(GalleryApiError::Invalid("enrolment needs a non-empty 'label' field (who this is)".into())),
+            _ => {
+                return Err(GalleryApiError::Invalid("enrolment needs a non-empty 'label' field (who this is)".into()))
+            }
         };
         let feature = self.embed(&image)?;
         let modality = image.modality;
@@ -165,8 +175,13 @@ impl GalleryApi for GalleryApiHandle {
 
     fn crop(&self, crop_id: u64) -> GalleryApiResult<Option<CropImage>> {
         let id = (crop_id / 2) as i64;
-        let path =
-            self.with_reader(|s| if crop_id % 2 == 0 { s.sighting_crop_path(id) } else { s.enrol_image_path(id) })?;
+        let path = self.with_reader(|s| {
+            if crop_id.is_multiple_of(2) {
+                s.sighting_crop_path(id)
+            } else {
+                s.enrol_image_path(id)
+            }
+        })?;
         let Some(path) = path else { return Ok(None) };
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some(CropImage { content_type: "image/jpeg", bytes })),

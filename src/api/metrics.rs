@@ -130,25 +130,57 @@ impl PipelineMetrics {
     pub fn render(&self, gallery: Option<GalleryStats>) -> String {
         let mut text = String::with_capacity(4096);
         let cams = self.cameras();
-        let _ = writeln!(text, "# HELP vireid_frames_total Frames received per camera.\n# TYPE vireid_frames_total counter");
+        let _ = writeln!(
+            text,
+            "# HELP vireid_frames_total Frames received per camera.\n# TYPE vireid_frames_total counter"
+        );
         for c in &cams {
-            let _ = writeln!(text, "vireid_frames_total{{camera=\"{}\",modality=\"{}\"}} {}", esc(&c.name), c.modality, c.frames_in);
+            let _ = writeln!(
+                text,
+                "vireid_frames_total{{camera=\"{}\",modality=\"{}\"}} {}",
+                esc(&c.name),
+                c.modality,
+                c.frames_in
+            );
         }
         let _ = writeln!(text, "# HELP vireid_frames_dropped_total Frames dropped per camera because a later stage was behind.\n# TYPE vireid_frames_dropped_total counter");
         for c in &cams {
-            let _ = writeln!(text, "vireid_frames_dropped_total{{camera=\"{}\",modality=\"{}\"}} {}", esc(&c.name), c.modality, c.frames_dropped);
+            let _ = writeln!(
+                text,
+                "vireid_frames_dropped_total{{camera=\"{}\",modality=\"{}\"}} {}",
+                esc(&c.name),
+                c.modality,
+                c.frames_dropped
+            );
         }
-        let _ = writeln!(text, "# HELP vireid_camera_up 1 while the camera's frames are arriving.\n# TYPE vireid_camera_up gauge");
+        let _ = writeln!(
+            text,
+            "# HELP vireid_camera_up 1 while the camera's frames are arriving.\n# TYPE vireid_camera_up gauge"
+        );
         for c in &cams {
-            let _ = writeln!(text, "vireid_camera_up{{camera=\"{}\",state=\"{}\"}} {}", esc(&c.name), c.state.as_str(), u8::from(c.state == CameraState::Running));
+            let _ = writeln!(
+                text,
+                "vireid_camera_up{{camera=\"{}\",state=\"{}\"}} {}",
+                esc(&c.name),
+                c.state.as_str(),
+                u8::from(c.state == CameraState::Running)
+            );
         }
         for (name, help, v) in [
             ("vireid_detections_total", "Person detections.", &self.detections),
             ("vireid_tracks_total", "Tracks started.", &self.tracks),
             ("vireid_embeddings_total", "Crops embedded (rate() gives embeddings/s).", &self.embeddings),
             ("vireid_matches_total", "Sightings matched to a known identity.", &self.matches),
-            ("vireid_new_identities_total", "Sightings that matched nothing and founded an identity.", &self.new_identities),
-            ("vireid_day_night_links_total", "Matches across modalities (thermal to RGB or back).", &self.day_night_links),
+            (
+                "vireid_new_identities_total",
+                "Sightings that matched nothing and founded an identity.",
+                &self.new_identities,
+            ),
+            (
+                "vireid_day_night_links_total",
+                "Matches across modalities (thermal to RGB or back).",
+                &self.day_night_links,
+            ),
         ] {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
         }
@@ -161,7 +193,11 @@ impl PipelineMetrics {
         let _ = writeln!(text, "# HELP vireid_stage_latency_seconds Time per item in each pipeline stage.\n# TYPE vireid_stage_latency_seconds histogram");
         for (stage, h) in &stages {
             for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-                let _ = writeln!(text, "vireid_stage_latency_seconds_bucket{{stage=\"{stage}\",le=\"{le}\"}} {}", h.buckets[i]);
+                let _ = writeln!(
+                    text,
+                    "vireid_stage_latency_seconds_bucket{{stage=\"{stage}\",le=\"{le}\"}} {}",
+                    h.buckets[i]
+                );
             }
             let _ = writeln!(text, "vireid_stage_latency_seconds_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {}", h.count);
             let _ = writeln!(text, "vireid_stage_latency_seconds_sum{{stage=\"{stage}\"}} {}", h.sum);

@@ -105,7 +105,11 @@ impl ApiConfig {
             );
         }
         if self.max_image_side < 16 {
-            crate::invalid_config!("api.max_image_side", "api.max_image_side is {}: use at least 16 pixels", self.max_image_side);
+            crate::invalid_config!(
+                "api.max_image_side",
+                "api.max_image_side is {}: use at least 16 pixels",
+                self.max_image_side
+            );
         }
         Ok(())
     }
@@ -138,7 +142,10 @@ impl ApiConfig {
 
 fn check_token(key: &str, t: &str) -> Result<(), ConfigError> {
     if t.len() < 16 || !t.chars().all(|c| c.is_ascii_graphic()) {
-        crate::invalid_config!(key, "{key}: the API token must be at least 16 printable ASCII characters without spaces");
+        crate::invalid_config!(
+            key,
+            "{key}: the API token must be at least 16 printable ASCII characters without spaces"
+        );
     }
     Ok(())
 }
@@ -164,7 +171,12 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    pub fn new(gallery: Arc<dyn GalleryApi>, metrics: Arc<PipelineMetrics>, token: String, max_image_side: u32) -> ApiState {
+    pub fn new(
+        gallery: Arc<dyn GalleryApi>,
+        metrics: Arc<PipelineMetrics>,
+        token: String,
+        max_image_side: u32,
+    ) -> ApiState {
         ApiState { gallery, metrics, token: token.into(), max_image_side }
     }
 }
@@ -209,7 +221,10 @@ pub async fn serve_listener(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("API and dashboard on http://{addr}/");
     }
-    axum::serve(listener, router(state, max_upload_bytes)).with_graceful_shutdown(shutdown).await.map_err(ServerError::Serve)
+    axum::serve(listener, router(state, max_upload_bytes))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
@@ -222,7 +237,8 @@ fn token_matches(given: &[u8], expected: &[u8]) -> bool {
 
 async fn require_token(State(state): State<ApiState>, headers: HeaderMap, request: Request, next: Next) -> Response {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return ApiError::unauthorized("missing Authorization header: send `Authorization: Bearer <token>`").into_response();
+        return ApiError::unauthorized("missing Authorization header: send `Authorization: Bearer <token>`")
+            .into_response();
     };
     let Some(token) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
         return ApiError::unauthorized("Authorization header must be `Bearer <token>`").into_response();
@@ -329,12 +345,9 @@ async fn list_sightings(
     let Query(q) = q.map_err(query_error)?;
     let since = match q.since.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(
-            s.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| ApiError::bad_request(format!("since='{s}' is not a time: give unix seconds, e.g. since=1763700000")))?,
-        ),
+        Some(s) => Some(s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| {
+            ApiError::bad_request(format!("since='{s}' is not a time: give unix seconds, e.g. since=1763700000"))
+        })?),
     };
     let modality = match q.modality.as_deref() {
         None | Some("") => None,
@@ -351,8 +364,10 @@ async fn list_sightings(
 
 async fn get_crop(State(state): State<ApiState>, id: Result<Path<u64>, PathRejection>) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let crop = gallery_call(&state, move |g| g.crop(id)).await?.ok_or_else(|| ApiError::not_found(format!("no crop {id}")))?;
-    Ok(([(header::CONTENT_TYPE, crop.content_type), (header::CACHE_CONTROL, "private, max-age=3600")], crop.bytes).into_response())
+    let crop =
+        gallery_call(&state, move |g| g.crop(id)).await?.ok_or_else(|| ApiError::not_found(format!("no crop {id}")))?;
+    Ok(([(header::CONTENT_TYPE, crop.content_type), (header::CACHE_CONTROL, "private, max-age=3600")], crop.bytes)
+        .into_response())
 }
 
 async fn cameras(State(state): State<ApiState>) -> Json<Vec<CameraStatus>> {
@@ -379,7 +394,10 @@ async fn read_image_form(
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<ImageForm, ApiError> {
     let mut multipart = multipart.map_err(|e| {
-        ApiError::bad_request(format!("expected a multipart/form-data body with fields image, modality: {}", e.body_text()))
+        ApiError::bad_request(format!(
+            "expected a multipart/form-data body with fields image, modality: {}",
+            e.body_text()
+        ))
     })?;
     let (mut bytes, mut modality, mut label, mut k) = (None, None, None, None);
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
@@ -388,7 +406,8 @@ async fn read_image_form(
             "image" => bytes = Some(field.bytes().await.map_err(multipart_error)?),
             "modality" => {
                 let text = field.text().await.map_err(multipart_error)?;
-                modality = Some(text.trim().parse::<Modality>().map_err(|e| ApiError::bad_request(format!("modality: {e}")))?);
+                modality =
+                    Some(text.trim().parse::<Modality>().map_err(|e| ApiError::bad_request(format!("modality: {e}")))?);
             }
             "label" => {
                 let text = field.text().await.map_err(multipart_error)?.trim().to_string();
@@ -399,13 +418,20 @@ async fn read_image_form(
             }
             "k" => {
                 let text = field.text().await.map_err(multipart_error)?;
-                let n: usize = text.trim().parse().map_err(|_| ApiError::bad_request(format!("k='{}' is not a number", text.trim())))?;
+                let n: usize = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| ApiError::bad_request(format!("k='{}' is not a number", text.trim())))?;
                 if !(1..=100).contains(&n) {
                     return Err(ApiError::bad_request("k must be between 1 and 100"));
                 }
                 k = Some(n);
             }
-            other => return Err(ApiError::bad_request(format!("unknown form field '{other}': use image, modality, label, k"))),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown form field '{other}': use image, modality, label, k"
+                )))
+            }
         }
     }
     let bytes = bytes.ok_or_else(|| ApiError::bad_request("missing form field 'image' (a JPEG or PNG file)"))?;
@@ -418,7 +444,8 @@ async fn read_image_form(
 }
 
 fn decode_image(bytes: &[u8], max_side: u32) -> Result<image::DynamicImage, ApiError> {
-    let format = image::guess_format(bytes).map_err(|_| ApiError::bad_request("field 'image' is not a JPEG or PNG image"))?;
+    let format =
+        image::guess_format(bytes).map_err(|_| ApiError::bad_request("field 'image' is not a JPEG or PNG image"))?;
     if !matches!(format, image::ImageFormat::Jpeg | image::ImageFormat::Png) {
         return Err(ApiError::bad_request(format!("image format {format:?} is not accepted: send JPEG or PNG")));
     }

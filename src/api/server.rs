@@ -17,12 +17,17 @@ pub struct ApiServer {
 
 impl ApiServer {
     /// Binds `config.bind` and serves `state` on `runtime` until [`ApiServer::stop`].
-    pub fn start(runtime: &tokio::runtime::Handle, config: &ApiConfig, state: ApiState) -> Result<ApiServer, ServerError> {
+    pub fn start(
+        runtime: &tokio::runtime::Handle,
+        config: &ApiConfig,
+        state: ApiState,
+    ) -> Result<ApiServer, ServerError> {
         let listener = runtime.block_on(bind(config))?;
         let addr = listener.local_addr().map_err(|source| ServerError::Bind { bind: config.bind, source })?;
         let stop = Shutdown::new();
         let stopped = stop.clone();
-        let task = runtime.spawn(serve_listener(listener, config.max_upload_bytes, state, async move { stopped.wait().await }));
+        let task = runtime
+            .spawn(serve_listener(listener, config.max_upload_bytes, state, async move { stopped.wait().await }));
         Ok(ApiServer { addr, stop, task: Some(task), runtime: runtime.clone() })
     }
 

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::detect::{open_detector, DetectorKind};
-use crate::score::detection::{load_ground_truth, Evaluator};
-use crate::ingest::{self, CameraConfig, FilePace, IngestConfig};
 use crate::core::Modality;
+use crate::detect::{open_detector, DetectorKind};
+use crate::ingest::{self, CameraConfig, FilePace, IngestConfig};
+use crate::score::detection::{load_ground_truth, Evaluator};
 use crate::track::Tracker;
 
 #[derive(Debug, clap::Args)]
@@ -65,9 +65,11 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
     }
     let (mut detect_cfg, track_cfg, ort_library) = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
             // Only the [detect], [track] (and [embed] ort_library) settings matter here; cameras may be absent.
-            let cfg: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))?;
+            let cfg: Config =
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))?;
             (cfg.detect, cfg.track, cfg.embed.ort_library)
         }
         None => Default::default(),
@@ -104,7 +106,8 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
     let mut out: Box<dyn Write> = if args.jsonl.as_os_str() == "-" {
         Box::new(std::io::BufWriter::new(std::io::stdout()))
     } else {
-        let f = std::fs::File::create(&args.jsonl).with_context(|| format!("cannot create --jsonl {}", args.jsonl.display()))?;
+        let f = std::fs::File::create(&args.jsonl)
+            .with_context(|| format!("cannot create --jsonl {}", args.jsonl.display()))?;
         Box::new(std::io::BufWriter::new(f))
     };
     let mut tracker = args.track.then(|| Tracker::new(Arc::from(cam.name.as_str()), args.modality, track_cfg.clone()));
@@ -136,7 +139,8 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
         if let Some(gt) = &ground_truth {
             // On frames the detector skipped, what the pipeline reports is the
             // tracker's carried boxes: score those.
-            let boxes: Vec<_> = if detect_now { dets.iter().map(|d| d.bbox).collect() } else { tracks.iter().map(|t| t.1).collect() };
+            let boxes: Vec<_> =
+                if detect_now { dets.iter().map(|d| d.bbox).collect() } else { tracks.iter().map(|t| t.1).collect() };
             evaluator.add_frame(gt.get(&frames).map(|v| v.as_slice()).unwrap_or(&[]), &boxes, &tracks);
         }
         serde_json::to_writer(&mut out, &line)?;

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::core::{list_images, Crop, Modality};
-use crate::embed::{open_embedder, Baseline, EmbedConfig, Embedder, EmbedderSpec, ExecutionProviderKind, ProviderFailure};
+use crate::embed::{
+    open_embedder, Baseline, EmbedConfig, Embedder, EmbedderSpec, ExecutionProviderKind, ProviderFailure,
+};
 
 /// Which embedder and runtime settings, shared by every command that embeds.
 #[derive(Debug, Clone, clap::Args)]
@@ -94,7 +96,8 @@ pub fn run_embed(args: &EmbedArgs) -> Result<()> {
         feats.slice_mut(ndarray::s![i * chunk..i * chunk + group.len(), ..]).assign(&f);
     }
     ndarray_npy::write_npy(&args.out, &feats).with_context(|| format!("cannot write {}", args.out.display()))?;
-    let names: String = files.iter().map(|p| format!("{}\n", p.file_name().unwrap_or_default().to_string_lossy())).collect();
+    let names: String =
+        files.iter().map(|p| format!("{}\n", p.file_name().unwrap_or_default().to_string_lossy())).collect();
     let list = args.out.with_extension("txt");
     std::fs::write(&list, names).with_context(|| format!("cannot write {}", list.display()))?;
     println!(

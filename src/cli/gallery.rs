@@ -81,7 +81,10 @@ pub fn run_gallery(cmd: &GalleryCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&ids)?);
                 return Ok(());
             }
-            println!("{:>6}  {:<16} {:>8} {:>8} {:>9} {:>6}  first", "id", "label", "rgb", "thermal", "exemplars", "links");
+            println!(
+                "{:>6}  {:<16} {:>8} {:>8} {:>9} {:>6}  first",
+                "id", "label", "rgb", "thermal", "exemplars", "links"
+            );
             for i in &ids {
                 println!(
                     "{:>6}  {:<16} {:>8} {:>8} {:>9} {:>6}  {}",

@@ -54,7 +54,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let tracks: Box<dyn Write + Send> = if args.tracks.as_os_str() == "-" {
         Box::new(std::io::stdout())
     } else {
-        let f = std::fs::File::create(&args.tracks).with_context(|| format!("cannot create --tracks {}", args.tracks.display()))?;
+        let f = std::fs::File::create(&args.tracks)
+            .with_context(|| format!("cannot create --tracks {}", args.tracks.display()))?;
         Box::new(std::io::BufWriter::new(f))
     };
     // Back half, API and MQTT start before the cameras, so a bad model or database fails fast.
@@ -77,7 +78,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
     if let Some(p) = &args.stats {
-        std::fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write --stats {}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write --stats {}", p.display()))?;
     }
     for r in &report.cameras {
         eprintln!(

@@ -22,7 +22,10 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     if !config.api.enabled {
-        bail!("[api] enabled = false in {}: set enabled = true and api.token_file to serve the API", args.config.display());
+        bail!(
+            "[api] enabled = false in {}: set enabled = true and api.token_file to serve the API",
+            args.config.display()
+        );
     }
     let embedder = match args.baseline {
         Some(b) => EmbedderSpec::Baseline(b),

@@ -36,7 +36,8 @@ fn read_sysu(root: &Path, per_person_cam: usize) -> Result<Vec<LabelledImage>> {
             continue;
         }
         let modality = if cam == 3 || cam == 6 { Modality::Thermal } else { Modality::Rgb };
-        let mut people: Vec<PathBuf> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+        let mut people: Vec<PathBuf> =
+            std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
         people.sort();
         for p in people {
             let person = p.file_name().unwrap_or_default().to_string_lossy().to_string();
@@ -120,7 +121,13 @@ pub fn threshold_at_far(genuine: &[f32], impostor: &[f32], far: f64) -> Result<D
     let threshold = if allowed >= imp.len() { f32::MIN } else { next_up(imp[allowed]) };
     let fmr = imp.iter().filter(|s| **s >= threshold).count() as f64 / imp.len() as f64;
     let tmr = genuine.iter().filter(|s| **s >= threshold).count() as f64 / genuine.len() as f64;
-    Ok(DerivedThreshold { threshold, impostor_pairs: imp.len(), genuine_pairs: genuine.len(), false_match_rate: fmr, true_match_rate: tmr })
+    Ok(DerivedThreshold {
+        threshold,
+        impostor_pairs: imp.len(),
+        genuine_pairs: genuine.len(),
+        false_match_rate: fmr,
+        true_match_rate: tmr,
+    })
 }
 
 fn next_up(x: f32) -> f32 {
@@ -128,7 +135,13 @@ fn next_up(x: f32) -> f32 {
         return x;
     }
     let bits = x.to_bits();
-    f32::from_bits(if x >= 0.0 { bits + 1 } else if x == 0.0 { 1 } else { bits - 1 })
+    f32::from_bits(if x >= 0.0 {
+        bits + 1
+    } else if x == 0.0 {
+        1
+    } else {
+        bits - 1
+    })
 }
 
 /// The unit a threshold's false-match rate is counted in.
@@ -205,7 +218,11 @@ fn track_sets(imgs: &[LabelledImage], feats: &ndarray::Array2<f32>, size: usize)
                 continue;
             }
             let rows = feats.select(ndarray::Axis(0), chunk);
-            out.push(TrackSet { person: person.to_string(), modality: imgs[chunk[0]].modality, feature: crate::embed::batcher::aggregate(rows.view()) });
+            out.push(TrackSet {
+                person: person.to_string(),
+                modality: imgs[chunk[0]].modality,
+                feature: crate::embed::batcher::aggregate(rows.view()),
+            });
         }
     }
     out
@@ -221,7 +238,13 @@ fn track_identity_scores(sets: &[TrackSet]) -> Result<Kinds> {
         return Ok(kinds);
     }
     let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let person: Vec<usize> = sets.iter().map(|s| { let n = index.len(); *index.entry(s.person.as_str()).or_insert(n) }).collect();
+    let person: Vec<usize> = sets
+        .iter()
+        .map(|s| {
+            let n = index.len();
+            *index.entry(s.person.as_str()).or_insert(n)
+        })
+        .collect();
     let views: Vec<_> = sets.iter().map(|s| s.feature.view().insert_axis(ndarray::Axis(0))).collect();
     let feats = ndarray::concatenate(ndarray::Axis(0), &views).context("track-set features of different dimensions")?;
     let sims = feats.dot(&feats.t());
@@ -316,10 +339,12 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
         Level::Track => "each person needs at least two track-sized sets of crops per modality; or use --level crop",
         Level::Crop => "each person needs at least two crops per modality",
     };
-    let rgb = threshold_at_far(&kinds.rgb.genuine, &kinds.rgb.impostor, args.far).with_context(|| format!("RGB↔RGB scores ({too_few})"))?;
-    let thermal =
-        threshold_at_far(&kinds.thermal.genuine, &kinds.thermal.impostor, args.far).with_context(|| format!("thermal↔thermal scores ({too_few})"))?;
-    let cross = threshold_at_far(&kinds.cross.genuine, &kinds.cross.impostor, args.far).context("RGB↔thermal scores")?;
+    let rgb = threshold_at_far(&kinds.rgb.genuine, &kinds.rgb.impostor, args.far)
+        .with_context(|| format!("RGB↔RGB scores ({too_few})"))?;
+    let thermal = threshold_at_far(&kinds.thermal.genuine, &kinds.thermal.impostor, args.far)
+        .with_context(|| format!("thermal↔thermal scores ({too_few})"))?;
+    let cross =
+        threshold_at_far(&kinds.cross.genuine, &kinds.cross.impostor, args.far).context("RGB↔thermal scores")?;
     let people: std::collections::HashSet<&str> = imgs.iter().map(|i| i.person.as_str()).collect();
     println!(
         "# {} crops of {} people from {}, embedder {}, target FAR {} per {unit}",
@@ -350,7 +375,10 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
     };
     println!("[gallery]");
     if args.per_modality {
-        println!("same_modality_threshold = {:.4}\nsame_modality_threshold_thermal = {:.4}", rgb.threshold, thermal.threshold);
+        println!(
+            "same_modality_threshold = {:.4}\nsame_modality_threshold_thermal = {:.4}",
+            rgb.threshold, thermal.threshold
+        );
     } else {
         println!("same_modality_threshold = {:.4}", rgb.threshold.max(thermal.threshold));
     }
@@ -412,17 +440,27 @@ mod tests {
         assert!((a_rgb[0].feature[0] - 1.0).abs() < 1e-6 && (a_rgb[1].feature[1] - 1.0).abs() < 1e-6);
         assert_eq!(sets.iter().filter(|s| s.person == "b").count(), 3, "a last set of half the size is kept");
         let sets4 = track_sets(&imgs, &f, 4);
-        assert_eq!(sets4.iter().filter(|s| s.person == "a" && s.modality == Modality::Thermal).count(), 1, "2 of 4 crops are a set");
+        assert_eq!(
+            sets4.iter().filter(|s| s.person == "a" && s.modality == Modality::Thermal).count(),
+            1,
+            "2 of 4 crops are a set"
+        );
         assert_eq!(sets4.iter().filter(|s| s.person == "b").count(), 1, "1 of 4 crops is not");
         let kinds = track_identity_scores(&sets).unwrap();
         let (same, cross) = (&kinds.rgb, &kinds.cross);
-        assert!(kinds.thermal.genuine.is_empty() && kinds.thermal.impostor.is_empty(), "one thermal set, of one person");
+        assert!(
+            kinds.thermal.genuine.is_empty() && kinds.thermal.impostor.is_empty(),
+            "one thermal set, of one person"
+        );
         // Same modality: a's two RGB sets are orthogonal (genuine 0 each way); b's sets: b1~b2 = 1,
         // b3 best against b1 = 0.8. Impostors: per query, one best score per other person.
         let mut g = same.genuine.clone();
         g.sort_by(f32::total_cmp);
         assert_eq!(g.len(), 5);
-        assert!(g[0].abs() < 1e-6 && g[1].abs() < 1e-6 && (g[2] - 0.8).abs() < 1e-6 && (g[4] - 1.0).abs() < 1e-6, "{g:?}");
+        assert!(
+            g[0].abs() < 1e-6 && g[1].abs() < 1e-6 && (g[2] - 0.8).abs() < 1e-6 && (g[4] - 1.0).abs() < 1e-6,
+            "{g:?}"
+        );
         // a's thermal set has no other thermal set of a: no same-modality genuine score of its own,
         // and no other person has thermal sets: no same-modality impostor either.
         assert_eq!(same.impostor.len(), 5, "{:?}", same.impostor);

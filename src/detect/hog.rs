@@ -4,7 +4,7 @@ use opencv::core::{self, Mat, Size, Vector};
 use opencv::imgproc;
 use opencv::objdetect::{HOGDescriptor, HOGDescriptorTrait, HOGDescriptorTraitConst};
 
-use super::{nms, Detection, Detector, HogConfig, DetectError, DetectResult};
+use super::{nms, DetectError, DetectResult, Detection, Detector, HogConfig};
 use crate::core::BBox;
 use crate::core::Frame;
 
@@ -16,7 +16,8 @@ pub struct HogDetector {
 
 impl HogDetector {
     pub fn new(config: HogConfig) -> DetectResult<Self> {
-        let mut hog = HOGDescriptor::default().map_err(|e| DetectError::Model(format!("cannot create OpenCV HOG descriptor: {e}")))?;
+        let mut hog = HOGDescriptor::default()
+            .map_err(|e| DetectError::Model(format!("cannot create OpenCV HOG descriptor: {e}")))?;
         let weights = HOGDescriptor::get_default_people_detector()
             .map_err(|e| DetectError::Model(format!("OpenCV has no default people detector: {e}")))?;
         hog.set_svm_detector(weights);
@@ -66,10 +67,8 @@ impl Detector for HogDetector {
             1.0
         };
         let input: &Mat = if factor < 1.0 {
-            let size = Size::new(
-                (frame.width as f64 * factor).round() as i32,
-                (frame.height as f64 * factor).round() as i32,
-            );
+            let size =
+                Size::new((frame.width as f64 * factor).round() as i32, (frame.height as f64 * factor).round() as i32);
             imgproc::resize(&full, &mut self.resized, size, 0.0, 0.0, imgproc::INTER_AREA)
                 .map_err(|e| DetectError::Failed(format!("OpenCV resize failed: {e}")))?;
             &self.resized

@@ -13,8 +13,8 @@ pub mod onnx;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-use crate::core::{BBox, ConfigError};
 use crate::core::Frame;
+use crate::core::{BBox, ConfigError};
 
 /// A person box in frame pixels with the detector's confidence.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -168,42 +168,78 @@ impl Default for OnnxDetectConfig {
 impl DetectConfig {
     /// Whether the detector runs on a camera's `index`-th frame (0-based).
     pub fn runs_on(&self, index: u64) -> bool {
-        index % u64::from(self.every_n_frames.max(1)) == 0
+        index.is_multiple_of(u64::from(self.every_n_frames.max(1)))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=30).contains(&self.every_n_frames) {
-            crate::invalid_config!("detect.every_n_frames", "detect.every_n_frames = {} must be within 1..=30 (1 = detect on every frame)", self.every_n_frames);
+            crate::invalid_config!(
+                "detect.every_n_frames",
+                "detect.every_n_frames = {} must be within 1..=30 (1 = detect on every frame)",
+                self.every_n_frames
+            );
         }
         let h = &self.hog;
         if !(h.scale > 1.0 && h.scale < 2.0) {
-            crate::invalid_config!("detect.hog.scale", "detect.hog.scale = {} must be between 1 and 2 (e.g. 1.05)", h.scale);
+            crate::invalid_config!(
+                "detect.hog.scale",
+                "detect.hog.scale = {} must be between 1 and 2 (e.g. 1.05)",
+                h.scale
+            );
         }
         if h.win_stride <= 0 || h.win_stride % 8 != 0 {
-            crate::invalid_config!("detect.hog.win_stride", "detect.hog.win_stride = {} must be a positive multiple of 8", h.win_stride);
+            crate::invalid_config!(
+                "detect.hog.win_stride",
+                "detect.hog.win_stride = {} must be a positive multiple of 8",
+                h.win_stride
+            );
         }
         if h.padding < 0 || h.group_threshold < 0 {
-            crate::invalid_config!("detect.hog.padding", "detect.hog.padding and detect.hog.group_threshold must not be negative");
+            crate::invalid_config!(
+                "detect.hog.padding",
+                "detect.hog.padding and detect.hog.group_threshold must not be negative"
+            );
         }
         if !(h.nms_iou > 0.0 && h.nms_iou <= 1.0) {
-            crate::invalid_config!("detect.hog.nms_iou", "detect.hog.nms_iou = {} must be within (0, 1] (1 turns it off)", h.nms_iou);
+            crate::invalid_config!(
+                "detect.hog.nms_iou",
+                "detect.hog.nms_iou = {} must be within (0, 1] (1 turns it off)",
+                h.nms_iou
+            );
         }
         if h.process_width != 0 && h.process_width < 64 {
-            crate::invalid_config!("detect.hog.process_width", "detect.hog.process_width = {} is below the 64-px HOG window: use 0 or ≥ 64", h.process_width);
+            crate::invalid_config!(
+                "detect.hog.process_width",
+                "detect.hog.process_width = {} is below the 64-px HOG window: use 0 or ≥ 64",
+                h.process_width
+            );
         }
         let o = &self.onnx;
         if self.detector == DetectorKind::Onnx {
             match &o.model {
-                None => crate::invalid_config!("detect.onnx.model", "detect.onnx.model is required when detect.detector = \"onnx\""),
-                Some(p) if !p.is_file() => crate::invalid_config!("detect.onnx.model", "detect.onnx.model: {} does not exist: check the path", p.display()),
+                None => crate::invalid_config!(
+                    "detect.onnx.model",
+                    "detect.onnx.model is required when detect.detector = \"onnx\""
+                ),
+                Some(p) if !p.is_file() => crate::invalid_config!(
+                    "detect.onnx.model",
+                    "detect.onnx.model: {} does not exist: check the path",
+                    p.display()
+                ),
                 _ => {}
             }
         }
         if o.input_width < 32 || o.input_height < 32 {
-            crate::invalid_config!("detect.onnx.input_width", "detect.onnx.input_width/input_height must be at least 32");
+            crate::invalid_config!(
+                "detect.onnx.input_width",
+                "detect.onnx.input_width/input_height must be at least 32"
+            );
         }
         if !(0.0..=1.0).contains(&o.score_threshold) || !(0.0..=1.0).contains(&o.nms_iou) {
-            crate::invalid_config!("detect.onnx.score_threshold", "detect.onnx.score_threshold and detect.onnx.nms_iou must be within 0..1");
+            crate::invalid_config!(
+                "detect.onnx.score_threshold",
+                "detect.onnx.score_threshold and detect.onnx.nms_iou must be within 0..1"
+            );
         }
         if o.threads == 0 {
             crate::invalid_config!("detect.onnx.threads", "detect.onnx.threads must be at least 1");
@@ -277,8 +313,7 @@ mod tests {
         let mut c = DetectConfig::default();
         c.hog.win_stride = 5;
         assert!(c.validate().unwrap_err().to_string().contains("detect.hog.win_stride"));
-        let mut c = DetectConfig::default();
-        c.detector = DetectorKind::Onnx;
+        let c = DetectConfig { detector: DetectorKind::Onnx, ..Default::default() };
         assert!(c.validate().unwrap_err().to_string().contains("detect.onnx.model"));
         let c = DetectConfig { every_n_frames: 0, ..Default::default() };
         assert!(c.validate().unwrap_err().to_string().contains("detect.every_n_frames"));

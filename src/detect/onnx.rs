@@ -8,7 +8,7 @@ use ndarray::{Array4, ArrayViewD, Ix3};
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use super::{nms, Detection, Detector, OnnxDetectConfig, DetectError, DetectResult};
+use super::{nms, DetectError, DetectResult, Detection, Detector, OnnxDetectConfig};
 use crate::core::BBox;
 use crate::core::Frame;
 
@@ -25,11 +25,17 @@ impl OnnxDetector {
     pub fn new(config: OnnxDetectConfig, ort_library: Option<&std::path::Path>) -> DetectResult<Self> {
         let model = config.model.clone().ok_or_else(|| DetectError::Model("detect.onnx.model is not set".into()))?;
         if !model.is_file() {
-            return Err(DetectError::Model(format!("detect.onnx.model: {} does not exist: check the path", model.display())));
+            return Err(DetectError::Model(format!(
+                "detect.onnx.model: {} does not exist: check the path",
+                model.display()
+            )));
         }
         let env = crate::onnx_runtime::environment(ort_library)?;
-        let builder = Session::builder(env).map_err(|e| DetectError::Model(format!("cannot create an ONNX Runtime session: {e}")))?;
-        let mut builder = builder.with_intra_threads(config.threads).map_err(|e| DetectError::Model(format!("detect.onnx.threads: {e}")))?;
+        let builder = Session::builder(env)
+            .map_err(|e| DetectError::Model(format!("cannot create an ONNX Runtime session: {e}")))?;
+        let mut builder = builder
+            .with_intra_threads(config.threads)
+            .map_err(|e| DetectError::Model(format!("detect.onnx.threads: {e}")))?;
         let session = builder
             .commit_from_file(&model)
             .map_err(|e| DetectError::Model(format!("cannot load ONNX detector {}: {e}", model.display())))?;

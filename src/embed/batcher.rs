@@ -55,7 +55,8 @@ pub fn run_embed_worker(
     let mut deadline: Option<Instant> = None;
     let mut closed = false;
     loop {
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_millis(500));
+        let timeout =
+            deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_millis(500));
         match input.recv_timeout(timeout) {
             Ok(track) => {
                 let n = track.crops.len().min(crops_per_track);
@@ -96,7 +97,11 @@ pub fn run_embed_worker(
                 }
                 Err(e) => {
                     stats.failed_tracks += tracks.len() as u64;
-                    tracing::error!("embedding a batch of {} crops failed, {} tracks dropped: {e}", crops.len(), tracks.len());
+                    tracing::error!(
+                        "embedding a batch of {} crops failed, {} tracks dropped: {e}",
+                        crops.len(),
+                        tracks.len()
+                    );
                 }
             }
         }
@@ -160,7 +165,14 @@ mod tests {
         tx.send(track(2, "thermal", [0, 255, 0], 3)).unwrap();
         tx.send(track(3, "rgb", [0, 0, 255], 0)).unwrap();
         drop(tx);
-        let stats = run_embed_worker(Box::new(MeanColour { batch_sizes: sizes.clone() }), rx, otx, 8, Duration::from_millis(200), 2);
+        let stats = run_embed_worker(
+            Box::new(MeanColour { batch_sizes: sizes.clone() }),
+            rx,
+            otx,
+            8,
+            Duration::from_millis(200),
+            2,
+        );
         let out: Vec<EmbeddedTrack> = orx.iter().collect();
         assert_eq!(out.len(), 2);
         assert_eq!(*sizes.lock().unwrap(), vec![4], "both cameras' crops in one batch, 2 per track");

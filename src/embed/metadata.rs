@@ -87,11 +87,17 @@ impl ModelContract {
             ))
         };
         let input_height = match props.get(KEY_INPUT_HEIGHT) {
-            Some(v) => v.trim().parse().map_err(|_| ContractError(format!("{KEY_INPUT_HEIGHT} = '{v}' is not a positive integer")))?,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| ContractError(format!("{KEY_INPUT_HEIGHT} = '{v}' is not a positive integer")))?,
             None => config.input_height.ok_or_else(|| missing(KEY_INPUT_HEIGHT, "input_height"))?,
         };
         let input_width = match props.get(KEY_INPUT_WIDTH) {
-            Some(v) => v.trim().parse().map_err(|_| ContractError(format!("{KEY_INPUT_WIDTH} = '{v}' is not a positive integer")))?,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| ContractError(format!("{KEY_INPUT_WIDTH} = '{v}' is not a positive integer")))?,
             None => config.input_width.ok_or_else(|| missing(KEY_INPUT_WIDTH, "input_width"))?,
         };
         let mean = match props.get(KEY_MEAN) {
@@ -103,7 +109,10 @@ impl ModelContract {
             None => config.std.ok_or_else(|| missing(KEY_STD, "std"))?,
         };
         let embedding_dim = match props.get(KEY_EMBEDDING_DIM) {
-            Some(v) => v.trim().parse().map_err(|_| ContractError(format!("{KEY_EMBEDDING_DIM} = '{v}' is not a positive integer")))?,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| ContractError(format!("{KEY_EMBEDDING_DIM} = '{v}' is not a positive integer")))?,
             None => config.embedding_dim.ok_or_else(|| missing(KEY_EMBEDDING_DIM, "embedding_dim"))?,
         };
         let modality_handling = match props.get(KEY_MODALITY_HANDLING) {
@@ -133,7 +142,8 @@ impl ModelContract {
         if self.embedding_dim == 0 {
             fail!("embedding_dim must be at least 1");
         }
-        if self.std.iter().any(|s| !(*s > 0.0)) {
+        // NaN is not positive either.
+        if self.std.iter().any(|s| s.is_nan() || *s <= 0.0) {
             fail!("std {:?} must be positive in every channel", self.std);
         }
         Ok(())

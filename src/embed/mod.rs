@@ -192,10 +192,17 @@ pub const DEFAULT_MODEL: &str = "engines/vireid_default.onnx";
 impl EmbedConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.providers.is_empty() {
-            crate::invalid_config!("embed.providers", "embed.providers is empty: list at least one of \"cpu\", \"cuda\", \"tensorrt\"");
+            crate::invalid_config!(
+                "embed.providers",
+                "embed.providers is empty: list at least one of \"cpu\", \"cuda\", \"tensorrt\""
+            );
         }
         if self.max_batch == 0 || self.max_batch > 1024 {
-            crate::invalid_config!("embed.max_batch", "embed.max_batch = {} must be between 1 and 1024", self.max_batch);
+            crate::invalid_config!(
+                "embed.max_batch",
+                "embed.max_batch = {} must be between 1 and 1024",
+                self.max_batch
+            );
         }
         if self.crops_per_track == 0 {
             crate::invalid_config!("embed.crops_per_track", "embed.crops_per_track must be at least 1");

@@ -7,7 +7,6 @@
 //! an error or a logged fallback per `[embed].on_provider_failure` — we register
 //! each one ourselves with `error_on_failure()` so ort never swallows it.
 
-
 use ndarray::Array2;
 use ort::session::Session;
 use ort::value::{Tensor, ValueType};
@@ -16,19 +15,21 @@ use std::path::Path;
 
 use super::metadata::{ModalityHandling, ModelContract, MODALITY_INPUT_NAME};
 use super::preprocess::batch_to_nchw;
-use super::{l2_normalize_rows, EmbedConfig, EmbedError, EmbedResult, Embedder, ExecutionProviderKind, ProviderFailure};
+use super::{
+    l2_normalize_rows, EmbedConfig, EmbedError, EmbedResult, Embedder, ExecutionProviderKind, ProviderFailure,
+};
 use crate::core::Crop;
 use crate::core::Modality;
 
 /// Reads all `metadata_props` of a loaded session.
 fn read_metadata(session: &Session, path: &Path) -> EmbedResult<HashMap<String, String>> {
-    let meta = session
-        .metadata()
-        .map_err(|e| EmbedError::Model(format!("embedding model {}: cannot read the model's metadata: {e}", path.display())))?;
+    let meta = session.metadata().map_err(|e| {
+        EmbedError::Model(format!("embedding model {}: cannot read the model's metadata: {e}", path.display()))
+    })?;
     let mut props = HashMap::new();
-    let keys = meta
-        .custom_keys()
-        .map_err(|e| EmbedError::Model(format!("embedding model {}: cannot list the model's metadata keys: {e}", path.display())))?;
+    let keys = meta.custom_keys().map_err(|e| {
+        EmbedError::Model(format!("embedding model {}: cannot list the model's metadata keys: {e}", path.display()))
+    })?;
     for key in keys {
         if let Some(v) = meta.custom(&key) {
             props.insert(key, v);
@@ -70,7 +71,9 @@ fn register_providers(
                 report.registered.push(*kind);
                 continue;
             }
-            ExecutionProviderKind::Cuda => ort::ep::CUDA::default().with_device_id(config.device_id).build().error_on_failure(),
+            ExecutionProviderKind::Cuda => {
+                ort::ep::CUDA::default().with_device_id(config.device_id).build().error_on_failure()
+            }
             ExecutionProviderKind::Tensorrt => {
                 let cache = config.engine_cache_dir.join("trt-cache");
                 let mut trt = ort::ep::TensorRT::default()
@@ -111,7 +114,9 @@ fn register_providers(
                          remove it from [embed].providers or set embed.on_provider_failure = \"fallback\")"
                     )));
                 }
-                tracing::warn!("execution provider {kind} failed to register, falling back to the next provider: {msg}");
+                tracing::warn!(
+                    "execution provider {kind} failed to register, falling back to the next provider: {msg}"
+                );
                 report.failed.push((*kind, msg));
                 builder = e.recover();
             }
@@ -170,7 +175,8 @@ impl OnnxEmbedder {
             let contract = ModelContract::resolve(&read_metadata(&probe, path)?, config).map_err(contract_error)?;
             let input = probe.inputs().first().map(|i| i.name().to_string());
             drop(probe);
-            let (b, report) = register_providers(new_builder(config)?, config, Some(&contract), input.as_deref(), &stem)?;
+            let (b, report) =
+                register_providers(new_builder(config)?, config, Some(&contract), input.as_deref(), &stem)?;
             (load(b)?, report)
         } else {
             let (b, report) = register_providers(new_builder(config)?, config, None, None, &stem)?;
@@ -190,7 +196,15 @@ impl OnnxEmbedder {
             method = contract.method.as_deref().unwrap_or("?"),
             "embedding model loaded"
         );
-        Ok(OnnxEmbedder { session, name: stem, contract, input_name, modality_input, max_batch: config.max_batch, providers })
+        Ok(OnnxEmbedder {
+            session,
+            name: stem,
+            contract,
+            input_name,
+            modality_input,
+            max_batch: config.max_batch,
+            providers,
+        })
     }
 
     /// Checks the graph's inputs/outputs against the contract; returns the image
@@ -205,25 +219,41 @@ impl OnnxEmbedder {
         let want = [-1i64, 3, c.input_height as i64, c.input_width as i64];
         let fits = dims.len() == 4 && dims.iter().zip(want).skip(1).all(|(d, w)| *d < 0 || *d == w);
         if !fits {
-            return Err(format!("input '{}' has shape {dims:?}, expected [N,3,{},{}]", image.name(), c.input_height, c.input_width));
+            return Err(format!(
+                "input '{}' has shape {dims:?}, expected [N,3,{},{}]",
+                image.name(),
+                c.input_height,
+                c.input_width
+            ));
         }
         let modality_input = inputs.iter().find(|i| i.name() == MODALITY_INPUT_NAME).map(|i| i.name().to_string());
         match (c.modality_handling, &modality_input) {
             (ModalityHandling::PerModality, None) => {
-                return Err(format!("vireid.modality_handling is per_modality but the graph has no '{MODALITY_INPUT_NAME}' input"))
+                return Err(format!(
+                    "vireid.modality_handling is per_modality but the graph has no '{MODALITY_INPUT_NAME}' input"
+                ))
             }
             (ModalityHandling::Shared, Some(_)) => {
-                return Err(format!("the graph has a '{MODALITY_INPUT_NAME}' input but vireid.modality_handling is shared"))
+                return Err(format!(
+                    "the graph has a '{MODALITY_INPUT_NAME}' input but vireid.modality_handling is shared"
+                ))
             }
             _ => {}
         }
         if inputs.len() > 1 + modality_input.is_some() as usize {
-            return Err(format!("the graph has {} inputs; expected the image input (and '{MODALITY_INPUT_NAME}' for per_modality)", inputs.len()));
+            return Err(format!(
+                "the graph has {} inputs; expected the image input (and '{MODALITY_INPUT_NAME}' for per_modality)",
+                inputs.len()
+            ));
         }
         let out = session.outputs().first().ok_or_else(|| "the graph has no output".to_string())?;
         let odims = tensor_dims(out.dtype()).ok_or_else(|| format!("output '{}' is not a tensor", out.name()))?;
         if odims.len() != 2 || (odims[1] >= 0 && odims[1] as usize != c.embedding_dim) {
-            return Err(format!("output '{}' has shape {odims:?}, expected [N,{}] (vireid.embedding_dim)", out.name(), c.embedding_dim));
+            return Err(format!(
+                "output '{}' has shape {odims:?}, expected [N,{}] (vireid.embedding_dim)",
+                out.name(),
+                c.embedding_dim
+            ));
         }
         Ok((image.name().to_string(), modality_input))
     }
@@ -238,23 +268,30 @@ impl OnnxEmbedder {
         let n = crops.len();
         let data = batch_to_nchw(crops, c);
         let shape = [n, 3, c.input_height as usize, c.input_width as usize];
-        let image = Tensor::from_array((shape, data)).map_err(|e| fail(format!("cannot build the input tensor: {e}")))?;
+        let image =
+            Tensor::from_array((shape, data)).map_err(|e| fail(format!("cannot build the input tensor: {e}")))?;
         let outputs = if let Some(mod_name) = &self.modality_input {
-            let flags: Vec<f32> = crops.iter().map(|cr| if cr.modality == Modality::Thermal { 1.0 } else { 0.0 }).collect();
-            let modality = Tensor::from_array(([n], flags)).map_err(|e| fail(format!("cannot build the modality tensor: {e}")))?;
+            let flags: Vec<f32> =
+                crops.iter().map(|cr| if cr.modality == Modality::Thermal { 1.0 } else { 0.0 }).collect();
+            let modality =
+                Tensor::from_array(([n], flags)).map_err(|e| fail(format!("cannot build the modality tensor: {e}")))?;
             self.session.run(ort::inputs![self.input_name.as_str() => image, mod_name.as_str() => modality])
         } else {
             self.session.run(ort::inputs![self.input_name.as_str() => image])
         }
         .map_err(|e| fail(format!("ONNX Runtime failed to run model {}: {e}", self.name)))?;
-        let (oshape, values) = outputs[0].try_extract_tensor::<f32>().map_err(|e| fail(format!("model output is not float32: {e}")))?;
+        let (oshape, values) =
+            outputs[0].try_extract_tensor::<f32>().map_err(|e| fail(format!("model output is not float32: {e}")))?;
         let d = c.embedding_dim;
         if oshape.len() != 2 || oshape[0] as usize != n || oshape[1] as usize != d {
             return Err(fail(format!("model {} returned shape {:?}, expected [{n},{d}]", self.name, &oshape[..])));
         }
         let mut feats = Array2::from_shape_vec((n, d), values.to_vec()).map_err(|e| fail(e.to_string()))?;
         if feats.iter().any(|v| !v.is_finite()) {
-            return Err(fail(format!("model {} produced non-finite features (NaN/inf): the model or its input contract is broken", self.name)));
+            return Err(fail(format!(
+                "model {} produced non-finite features (NaN/inf): the model or its input contract is broken",
+                self.name
+            )));
         }
         l2_normalize_rows(&mut feats);
         Ok(feats)

@@ -45,8 +45,8 @@ pub fn batch_to_nchw(crops: &[Crop], contract: &ModelContract) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embed::metadata::ModalityHandling;
     use crate::core::Modality;
+    use crate::embed::metadata::ModalityHandling;
 
     fn contract() -> ModelContract {
         ModelContract {

@@ -146,11 +146,22 @@ fn sample_groups(groups: &BTreeMap<(i64, i64), Vec<usize>>, shots: usize, seed: 
     picked
 }
 
-fn seeded_trials(trials: usize, seed_base: u64, query: &[usize], groups: &BTreeMap<(i64, i64), Vec<usize>>, shots: usize) -> Vec<Trial> {
+fn seeded_trials(
+    trials: usize,
+    seed_base: u64,
+    query: &[usize],
+    groups: &BTreeMap<(i64, i64), Vec<usize>>,
+    shots: usize,
+) -> Vec<Trial> {
     (0..trials as u64)
         .map(|t| {
             let seed = seed_base + t;
-            Trial { name: format!("seed {seed}"), seed: Some(seed), query: query.to_vec(), gallery: sample_groups(groups, shots, seed) }
+            Trial {
+                name: format!("seed {seed}"),
+                seed: Some(seed),
+                query: query.to_vec(),
+                gallery: sample_groups(groups, shots, seed),
+            }
         })
         .collect()
 }
@@ -166,7 +177,9 @@ pub fn load_sysu(root: &Path, mode: SysuMode, shots: usize, trials: usize, seed_
     let ids: Vec<i64> = text
         .split([',', '\n', '\r', ' '])
         .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse::<i64>().with_context(|| format!("{}: `{s}` is not an identity number", id_file.display())))
+        .map(|s| {
+            s.trim().parse::<i64>().with_context(|| format!("{}: `{s}` is not an identity number", id_file.display()))
+        })
         .collect::<Result<_>>()?;
     if ids.is_empty() {
         bail!("{} lists no identities", id_file.display());
@@ -200,7 +213,12 @@ pub fn load_sysu(root: &Path, mode: SysuMode, shots: usize, trials: usize, seed_
         }
     }
     if query.is_empty() {
-        bail!("no infrared query images under {}/cam3 or cam6 for the {} test identities in {}", root.display(), ids.len(), id_file.display());
+        bail!(
+            "no infrared query images under {}/cam3 or cam6 for the {} test identities in {}",
+            root.display(),
+            ids.len(),
+            id_file.display()
+        );
     }
     if groups.is_empty() {
         bail!("no RGB gallery images under {} cams {:?} for the test identities", root.display(), mode.gallery_cams());
@@ -222,7 +240,9 @@ fn read_index(path: &Path) -> Result<Vec<(PathBuf, i64)>> {
         let (Some(rel), Some(label), None) = (parts.next(), parts.next(), parts.next()) else {
             bail!("{}:{}: expected `relative/path.jpg label`, got `{line}`", path.display(), n + 1)
         };
-        let label = label.parse::<i64>().with_context(|| format!("{}:{}: label `{label}` is not an integer", path.display(), n + 1))?;
+        let label = label
+            .parse::<i64>()
+            .with_context(|| format!("{}:{}: label `{label}` is not an integer", path.display(), n + 1))?;
         rows.push((PathBuf::from(rel), label));
     }
     if rows.is_empty() {
@@ -243,7 +263,9 @@ pub fn load_regdb(root: &Path, direction: Direction, trials: usize) -> Result<Te
     let mut index = HashMap::new();
     for k in 1..=trials {
         let mut sides = Vec::new();
-        for (name, modality, cam) in [("visible", Modality::Rgb, REGDB_VISIBLE_CAM), ("thermal", Modality::Thermal, REGDB_THERMAL_CAM)] {
+        for (name, modality, cam) in
+            [("visible", Modality::Rgb, REGDB_VISIBLE_CAM), ("thermal", Modality::Thermal, REGDB_THERMAL_CAM)]
+        {
             let list = root.join("idx").join(format!("test_{name}_{k}.txt"));
             require_file(&list, "RegDB split list (`relpath label` lines)")?;
             let members: Vec<usize> = read_index(&list)?
@@ -252,7 +274,11 @@ pub fn load_regdb(root: &Path, direction: Direction, trials: usize) -> Result<Te
                 .collect();
             sides.push((modality, members));
         }
-        let (query, gallery) = if sides[0].0 == direction.query_modality() { (sides[0].1.clone(), sides[1].1.clone()) } else { (sides[1].1.clone(), sides[0].1.clone()) };
+        let (query, gallery) = if sides[0].0 == direction.query_modality() {
+            (sides[0].1.clone(), sides[1].1.clone())
+        } else {
+            (sides[1].1.clone(), sides[0].1.clone())
+        };
         set.trials.push(Trial { name: format!("split {k}"), seed: None, query, gallery });
     }
     Ok(set)
@@ -277,10 +303,14 @@ pub fn load_llcm(root: &Path, direction: Direction, shots: usize, trials: usize,
     let mut groups: BTreeMap<(i64, i64), Vec<usize>> = BTreeMap::new();
     for (file, modality) in [("test_vis.txt", Modality::Rgb), ("test_nir.txt", Modality::Thermal)] {
         let list = root.join("idx").join(file);
-        require_file(&list, "LLCM lists its test images in idx/test_vis.txt and idx/test_nir.txt (`relpath label` lines)")?;
+        require_file(
+            &list,
+            "LLCM lists its test images in idx/test_vis.txt and idx/test_nir.txt (`relpath label` lines)",
+        )?;
         for (rel_path, id) in read_index(&list)? {
-            let cam = llcm_camera(&rel_path)
-                .with_context(|| format!("{}: no camera in file name {} (expected NNNN_cNN_…)", list.display(), rel_path.display()))?;
+            let cam = llcm_camera(&rel_path).with_context(|| {
+                format!("{}: no camera in file name {} (expected NNNN_cNN_…)", list.display(), rel_path.display())
+            })?;
             set.images.push(TestImage { rel_path, id, cam, modality });
             let i = set.images.len() - 1;
             if modality == direction.query_modality() {
@@ -337,7 +367,8 @@ mod tests {
             assert_eq!(t.query.len(), 4);
             assert!(t.query.iter().all(|&i| SYSU_IR_CAMS.contains(&single.images[i].cam)));
             // One per (identity, camera): (1,1), (1,2), (1,4), (2,5).
-            let mut keys: Vec<(i64, i64)> = t.gallery.iter().map(|&i| (single.images[i].id, single.images[i].cam)).collect();
+            let mut keys: Vec<(i64, i64)> =
+                t.gallery.iter().map(|&i| (single.images[i].id, single.images[i].cam)).collect();
             keys.sort();
             assert_eq!(keys, vec![(1, 1), (1, 2), (1, 4), (2, 5)]);
         }
@@ -373,7 +404,11 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("idx")).unwrap();
         for k in 1..=2 {
-            std::fs::write(root.join(format!("idx/test_visible_{k}.txt")), format!("Visible/a/{k}.bmp 0\nVisible/b/{k}.bmp 1\n")).unwrap();
+            std::fs::write(
+                root.join(format!("idx/test_visible_{k}.txt")),
+                format!("Visible/a/{k}.bmp 0\nVisible/b/{k}.bmp 1\n"),
+            )
+            .unwrap();
             std::fs::write(root.join(format!("idx/test_thermal_{k}.txt")), format!("Thermal/a/{k}.bmp 0\n")).unwrap();
         }
         let v2t = load_regdb(root, Direction::V2t, 2).unwrap();
@@ -397,7 +432,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir_all(root.join("idx")).unwrap();
-        std::fs::write(root.join("idx/test_vis.txt"), "v/0001_c01_s1_f1_vis.jpg 0\nv/0001_c01_s1_f2_vis.jpg 0\nv/0002_c02_s1_f1_vis.jpg 1\n").unwrap();
+        std::fs::write(
+            root.join("idx/test_vis.txt"),
+            "v/0001_c01_s1_f1_vis.jpg 0\nv/0001_c01_s1_f2_vis.jpg 0\nv/0002_c02_s1_f1_vis.jpg 1\n",
+        )
+        .unwrap();
         std::fs::write(root.join("idx/test_nir.txt"), "n/0001_c01_s1_f1_nir.jpg 0\n").unwrap();
         let set = load_llcm(root, Direction::T2v, 1, 2, 0).unwrap();
         assert_eq!(set.trials[0].query.len(), 1);

@@ -61,7 +61,12 @@ impl Default for RerankParams {
 /// paper's description: neighbours over queries and gallery together,
 /// reciprocal sets expanded by half-size reciprocal sets overlapping ≥ 2/3,
 /// Gaussian-kernel weights, local query expansion over k2 neighbours.
-pub fn rerank(query: ArrayView2<f32>, gallery: ArrayView2<f32>, kind: DistanceKind, params: RerankParams) -> Array2<f32> {
+pub fn rerank(
+    query: ArrayView2<f32>,
+    gallery: ArrayView2<f32>,
+    kind: DistanceKind,
+    params: RerankParams,
+) -> Array2<f32> {
     let query_query = pairwise(query, query, kind);
     rerank_with_query_block(query_query.view(), query, gallery, kind, params)
 }
@@ -108,7 +113,11 @@ pub fn rerank_with_query_block(
         .collect();
     let reciprocal = |i: usize, k: usize| -> Vec<u32> {
         let k = (k + 1).min(ranked[i].len());
-        ranked[i][..k].iter().copied().filter(|&j| ranked[j as usize][..k.min(ranked[j as usize].len())].contains(&(i as u32))).collect()
+        ranked[i][..k]
+            .iter()
+            .copied()
+            .filter(|&j| ranked[j as usize][..k.min(ranked[j as usize].len())].contains(&(i as u32)))
+            .collect()
     };
     // Sparse encodings V: (neighbour, weight) with weights summing to 1.
     let encodings: Vec<Vec<(u32, f32)>> = (0..n)
@@ -211,7 +220,8 @@ mod tests {
         assert!(d.iter().all(|v| v.is_finite() && *v >= 0.0));
         // The given-query-block path is the same computation.
         let qq = pairwise(q, q, DistanceKind::Cosine);
-        let d2 = rerank_with_query_block(qq.view(), q, g, DistanceKind::Cosine, RerankParams { k1: 4, k2: 2, lambda: 0.3 });
+        let d2 =
+            rerank_with_query_block(qq.view(), q, g, DistanceKind::Cosine, RerankParams { k1: 4, k2: 2, lambda: 0.3 });
         assert_eq!(d, d2);
     }
 }

@@ -43,7 +43,13 @@ pub fn run(args: &DistmatArgs) -> Result<()> {
             args.gallery_meta.display()
         )
     })?;
-    println!("protocol {} — {} queries ({} valid) × {} gallery", args.protocol.as_str(), query.len(), metrics.num_valid_queries, gallery.len());
+    println!(
+        "protocol {} — {} queries ({} valid) × {} gallery",
+        args.protocol.as_str(),
+        query.len(),
+        metrics.num_valid_queries,
+        gallery.len()
+    );
     println!("{}", metrics_table(&[("distmat", &metrics)]));
     if let Some(path) = &args.json {
         write_metrics_json(path, &metrics)?;
@@ -53,7 +59,8 @@ pub fn run(args: &DistmatArgs) -> Result<()> {
 
 pub fn write_metrics_json(path: &Path, metrics: &Metrics) -> Result<()> {
     let text = serde_json::to_string_pretty(metrics)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}: check the folder exists and is writable", path.display()))
+    std::fs::write(path, text + "\n")
+        .with_context(|| format!("cannot write {}: check the folder exists and is writable", path.display()))
 }
 
 /// A distance matrix as stored: float32 or float64.
@@ -67,7 +74,7 @@ pub fn read_distmat(path: &Path) -> Result<DistMat> {
         bail!("distance matrix {} does not exist: pass a 2-D float32/float64 .npy file", path.display());
     }
     match ndarray_npy::read_npy::<_, Array2<f32>>(path) {
-        Ok(d) => return Ok(DistMat::F32(d)),
+        Ok(d) => Ok(DistMat::F32(d)),
         Err(e32) => match ndarray_npy::read_npy::<_, Array2<f64>>(path) {
             Ok(d) => Ok(DistMat::F64(d)),
             Err(e64) => bail!(
@@ -80,9 +87,12 @@ pub fn read_distmat(path: &Path) -> Result<DistMat> {
 
 /// Reads `id,cam` labels (header required; other columns ignored).
 pub fn read_meta_csv(path: &Path) -> Result<Labels> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read label file {}: check the path", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read label file {}: check the path", path.display()))?;
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, header)) = lines.next() else { bail!("label file {} is empty: it needs a header `id,cam` and one row per item", path.display()) };
+    let Some((_, header)) = lines.next() else {
+        bail!("label file {} is empty: it needs a header `id,cam` and one row per item", path.display())
+    };
     let columns: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
     let find = |name: &str| columns.iter().position(|c| c == name);
     let (Some(id_col), Some(cam_col)) = (find("id"), find("cam")) else {
@@ -92,8 +102,12 @@ pub fn read_meta_csv(path: &Path) -> Result<Labels> {
     for (line_no, line) in lines {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let parse = |col: usize, name: &str| -> Result<i64> {
-            let raw = fields.get(col).with_context(|| format!("{}:{}: missing `{name}` column in `{line}`", path.display(), line_no + 1))?;
-            raw.parse::<i64>().with_context(|| format!("{}:{}: `{name}` must be an integer, got `{raw}`", path.display(), line_no + 1))
+            let raw = fields
+                .get(col)
+                .with_context(|| format!("{}:{}: missing `{name}` column in `{line}`", path.display(), line_no + 1))?;
+            raw.parse::<i64>().with_context(|| {
+                format!("{}:{}: `{name}` must be an integer, got `{raw}`", path.display(), line_no + 1)
+            })
         };
         labels.ids.push(parse(id_col, "id")?);
         labels.cams.push(parse(cam_col, "cam")?);

@@ -58,8 +58,10 @@ pub fn test_set_features(embedder: &mut dyn Embedder, set: &TestSet, options: &F
     if let Some((npy, json)) = &cache_paths {
         std::fs::create_dir_all(npy.parent().unwrap_or(Path::new(".")))
             .with_context(|| format!("cannot create cache folder for {}", npy.display()))?;
-        ndarray_npy::write_npy(npy, &features).with_context(|| format!("cannot write feature cache {}", npy.display()))?;
-        std::fs::write(json, serde_json::to_string(&manifest)?).with_context(|| format!("cannot write {}", json.display()))?;
+        ndarray_npy::write_npy(npy, &features)
+            .with_context(|| format!("cannot write feature cache {}", npy.display()))?;
+        std::fs::write(json, serde_json::to_string(&manifest)?)
+            .with_context(|| format!("cannot write {}", json.display()))?;
     }
     Ok(features)
 }
@@ -81,7 +83,10 @@ fn read_cache(npy: &Path, json: &Path, manifest: &CacheManifest) -> Option<Array
 fn embed_all(embedder: &mut dyn Embedder, set: &TestSet, options: &FeatureOptions) -> Result<Array2<f32>> {
     let n = set.images.len();
     let bar = if options.progress { ProgressBar::new(n as u64) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("embedding {bar:40} {pos}/{len} images ({per_sec}, eta {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template("embedding {bar:40} {pos}/{len} images ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let mut features: Option<Array2<f32>> = None;
     for (chunk_no, chunk) in set.images.chunks(BATCH).enumerate() {
         // Decoding is the slow part for light embedders: decode in parallel.
@@ -95,14 +100,19 @@ fn embed_all(embedder: &mut dyn Embedder, set: &TestSet, options: &FeatureOption
         let mut batch = embed_checked(embedder, &crops)?;
         if options.flip {
             // Flip TTA: average the features of the crop and its mirror image.
-            let flipped: Vec<Crop> = crops.iter().map(|c| Crop::new(image::imageops::flip_horizontal(&c.image), c.modality)).collect();
+            let flipped: Vec<Crop> =
+                crops.iter().map(|c| Crop::new(image::imageops::flip_horizontal(&c.image), c.modality)).collect();
             batch += &embed_checked(embedder, &flipped)?;
             l2_normalize_rows(&mut batch);
         }
         let all = features.get_or_insert_with(|| Array2::zeros((n, batch.ncols())));
         let start = chunk_no * BATCH;
         if let Some(bad) = batch.rows().into_iter().position(|r| r.iter().any(|v| !v.is_finite())) {
-            bail!("embedder {} gave a non-finite feature for {}", embedder.name(), set.root.join(&chunk[bad].rel_path).display());
+            bail!(
+                "embedder {} gave a non-finite feature for {}",
+                embedder.name(),
+                set.root.join(&chunk[bad].rel_path).display()
+            );
         }
         all.slice_mut(s![start..start + chunk.len(), ..]).assign(&batch);
         bar.inc(chunk.len() as u64);
@@ -114,7 +124,14 @@ fn embed_all(embedder: &mut dyn Embedder, set: &TestSet, options: &FeatureOption
 fn embed_checked(embedder: &mut dyn Embedder, crops: &[Crop]) -> Result<Array2<f32>> {
     let out = embedder.embed(crops).with_context(|| format!("embedder {} failed", embedder.name()))?;
     if out.nrows() != crops.len() || out.ncols() != embedder.dim() {
-        bail!("embedder {} returned {}×{} features for {} crops of dimension {}", embedder.name(), out.nrows(), out.ncols(), crops.len(), embedder.dim());
+        bail!(
+            "embedder {} returned {}×{} features for {} crops of dimension {}",
+            embedder.name(),
+            out.nrows(),
+            out.ncols(),
+            crops.len(),
+            embedder.dim()
+        );
     }
     Ok(out)
 }

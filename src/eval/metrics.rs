@@ -82,7 +82,10 @@ impl Labels {
     }
     /// The subset at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Labels {
-        Labels { ids: indices.iter().map(|&i| self.ids[i]).collect(), cams: indices.iter().map(|&i| self.cams[i]).collect() }
+        Labels {
+            ids: indices.iter().map(|&i| self.ids[i]).collect(),
+            cams: indices.iter().map(|&i| self.cams[i]).collect(),
+        }
     }
 }
 
@@ -108,7 +111,9 @@ impl Metrics {
     pub fn mean(trials: &[Metrics]) -> Result<Metrics> {
         let Some(first) = trials.first() else { bail!("no trials to average") };
         if trials.iter().any(|t| t.cmc.len() != first.cmc.len()) {
-            bail!("trials have CMC curves of different lengths (gallery sizes below {MAX_RANK} differ); cannot average");
+            bail!(
+                "trials have CMC curves of different lengths (gallery sizes below {MAX_RANK} differ); cannot average"
+            );
         }
         let n = trials.len() as f64;
         let mut cmc = vec![0.0; first.cmc.len()];
@@ -150,7 +155,11 @@ impl Distance for f64 {
         let bits = if self == 0.0 { 0 } else { self.to_bits() };
         // Negative floats: flip all bits (larger magnitude sorts first);
         // positive floats: set the sign bit so they sort above all negatives.
-        if bits >> 63 == 1 { !bits } else { bits | (1 << 63) }
+        if bits >> 63 == 1 {
+            !bits
+        } else {
+            bits | (1 << 63)
+        }
     }
 }
 
@@ -178,7 +187,12 @@ struct Scratch {
 
 /// Computes CMC, mAP and mINP for one trial. Rows of `dist` are queries,
 /// columns gallery items.
-pub fn evaluate<T: Distance>(dist: ArrayView2<T>, query: &Labels, gallery: &Labels, protocol: Protocol) -> Result<Metrics> {
+pub fn evaluate<T: Distance>(
+    dist: ArrayView2<T>,
+    query: &Labels,
+    gallery: &Labels,
+    protocol: Protocol,
+) -> Result<Metrics> {
     let (nq, ng) = dist.dim();
     if nq != query.len() || ng != gallery.len() {
         bail!(
@@ -210,10 +224,25 @@ pub fn evaluate<T: Distance>(dist: ArrayView2<T>, query: &Labels, gallery: &Labe
     let outcomes: Vec<Option<QueryOutcome>> = (0..nq)
         .into_par_iter()
         .map_init(
-            || Scratch { matches: Vec::new(), others: Vec::with_capacity(ng), ahead: Vec::new(), seen: vec![0; n_ids], stamp: 0 },
+            || Scratch {
+                matches: Vec::new(),
+                others: Vec::with_capacity(ng),
+                ahead: Vec::new(),
+                seen: vec![0; n_ids],
+                stamp: 0,
+            },
             |scratch, qi| {
                 let q_dense = dense.get(&query.ids[qi]).copied();
-                rank_one_query(dist.row(qi), query.ids[qi], query.cams[qi], q_dense, gallery, &g_dense, protocol, scratch)
+                rank_one_query(
+                    dist.row(qi),
+                    query.ids[qi],
+                    query.cams[qi],
+                    q_dense,
+                    gallery,
+                    &g_dense,
+                    protocol,
+                    scratch,
+                )
             },
         )
         .collect();

@@ -80,7 +80,10 @@ pub fn fingerprint(spec: &EmbedderSpec) -> String {
         EmbedderSpec::Baseline(b) => format!("{b:?}"),
         EmbedderSpec::Model(path) => {
             let meta = std::fs::metadata(path).ok();
-            let mtime = meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            let mtime = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
             format!("{}:{}:{:?}", path.display(), meta.map(|m| m.len()).unwrap_or(0), mtime)
         }
     }
@@ -119,14 +122,25 @@ pub fn load_test_set(args: &DatasetOptions) -> Result<TestSet> {
 fn setting(args: &DatasetOptions) -> String {
     let shots = if args.shots == 1 { "single-shot".to_string() } else { format!("multi-shot ({})", args.shots) };
     match args.protocol {
-        Protocol::Sysu => format!("{}-search, {shots}", match args.mode { SysuMode::All => "all", SysuMode::Indoor => "indoor" }),
+        Protocol::Sysu => format!(
+            "{}-search, {shots}",
+            match args.mode {
+                SysuMode::All => "all",
+                SysuMode::Indoor => "indoor",
+            }
+        ),
         Protocol::Regdb => direction(args).as_str().to_string(),
         Protocol::Llcm => format!("{}, {shots}", direction(args).as_str()),
     }
 }
 
 /// Embeds the test set with `embedder`, runs every trial and writes the report.
-pub fn run_dataset(args: &DatasetOptions, set: &TestSet, embedder: &mut dyn Embedder, fingerprint: &str) -> Result<Report> {
+pub fn run_dataset(
+    args: &DatasetOptions,
+    set: &TestSet,
+    embedder: &mut dyn Embedder,
+    fingerprint: &str,
+) -> Result<Report> {
     let cache_dir = (!args.no_cache).then(|| args.cache_dir.clone().unwrap_or_else(|| args.out.join("cache")));
     let options = features::FeatureOptions {
         flip: args.flip,
@@ -153,10 +167,17 @@ pub fn run_dataset(args: &DatasetOptions, set: &TestSet, embedder: &mut dyn Embe
             }
             None => distance::pairwise(q.view(), g.view(), args.distance),
         };
-        let metrics = evaluate(dist.view(), &labels.select(&trial.query), &labels.select(&trial.gallery), args.protocol)
-            .with_context(|| format!("trial {}", trial.name))?;
+        let metrics =
+            evaluate(dist.view(), &labels.select(&trial.query), &labels.select(&trial.gallery), args.protocol)
+                .with_context(|| format!("trial {}", trial.name))?;
         tracing::debug!("{}: R1 {:.2}% mAP {:.2}%", trial.name, 100.0 * metrics.rank(1), 100.0 * metrics.map);
-        trials.push(TrialReport { name: trial.name.clone(), seed: trial.seed, num_queries: trial.query.len(), num_gallery: trial.gallery.len(), metrics });
+        trials.push(TrialReport {
+            name: trial.name.clone(),
+            seed: trial.seed,
+            num_queries: trial.query.len(),
+            num_gallery: trial.gallery.len(),
+            metrics,
+        });
     }
     let mean = Metrics::mean(&trials.iter().map(|t| t.metrics.clone()).collect::<Vec<_>>())?;
     let report = Report {

@@ -10,7 +10,8 @@ use super::metrics::Metrics;
 
 /// A Markdown table, one row per labelled result (percentages, 2 decimals).
 pub fn metrics_table(rows: &[(&str, &Metrics)]) -> String {
-    let mut out = String::from("| Method | R1 | R10 | R20 | mAP | mINP |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
+    let mut out =
+        String::from("| Method | R1 | R10 | R20 | mAP | mINP |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
     for (label, m) in rows {
         out.push_str(&format!(
             "| {label} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
@@ -71,7 +72,10 @@ impl Report {
             self.distance,
             if self.flip_tta { "yes" } else { "no" },
             match &self.reranking {
-                Some(p) => format!("**yes** (k-reciprocal, k1={}, k2={}, λ={}; inflates numbers, not comparable with plain results)", p.k1, p.k2, p.lambda),
+                Some(p) => format!(
+                    "**yes** (k-reciprocal, k1={}, k2={}, λ={}; inflates numbers, not comparable with plain results)",
+                    p.k1, p.k2, p.lambda
+                ),
                 None => "no".into(),
             },
             self.num_images
@@ -100,10 +104,12 @@ impl Report {
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create output folder {}", dir.display()))?;
         let json = dir.join("report.json");
-        std::fs::write(&json, serde_json::to_string_pretty(self)? + "\n").with_context(|| format!("cannot write {}", json.display()))?;
+        std::fs::write(&json, serde_json::to_string_pretty(self)? + "\n")
+            .with_context(|| format!("cannot write {}", json.display()))?;
         let md = dir.join("report.md");
         std::fs::write(&md, self.markdown()).with_context(|| format!("cannot write {}", md.display()))?;
-        let label = format!("{}: R1 {:.2}%, mAP {:.2}%", self.method_label(), 100.0 * self.mean.rank(1), 100.0 * self.mean.map);
+        let label =
+            format!("{}: R1 {:.2}%, mAP {:.2}%", self.method_label(), 100.0 * self.mean.rank(1), 100.0 * self.mean.map);
         plot_cmc(&dir.join("cmc.png"), &format!("{} ({})", self.protocol, self.setting), &label, &self.mean.cmc)
     }
 }
@@ -139,11 +145,21 @@ pub fn plot_cmc(path: &Path, title: &str, label: &str, cmc: &[f64]) -> Result<()
             .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
         chart
-            .draw_series(LineSeries::new(cmc.iter().enumerate().map(|(i, v)| ((i + 1) as f64, 100.0 * v)), BLUE.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                cmc.iter().enumerate().map(|(i, v)| ((i + 1) as f64, 100.0 * v)),
+                BLUE.stroke_width(2),
+            ))?
             .label(label)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-        chart.draw_series(cmc.iter().enumerate().map(|(i, v)| Circle::new(((i + 1) as f64, 100.0 * v), 3, BLUE.filled())))?;
-        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        chart.draw_series(
+            cmc.iter().enumerate().map(|(i, v)| Circle::new(((i + 1) as f64, 100.0 * v), 3, BLUE.filled())),
+        )?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         root.present()?;
         Ok(())
     };
@@ -156,7 +172,8 @@ mod tests {
 
     #[test]
     fn table_and_plot() {
-        let m = Metrics { cmc: (1..=20).map(|r| r as f64 / 20.0).collect(), map: 0.5, minp: 0.25, num_valid_queries: 3 };
+        let m =
+            Metrics { cmc: (1..=20).map(|r| r as f64 / 20.0).collect(), map: 0.5, minp: 0.25, num_valid_queries: 3 };
         let t = metrics_table(&[("x", &m)]);
         assert!(t.contains("| x | 5.00 | 50.00 | 100.00 | 50.00 | 25.00 |"), "{t}");
         let dir = tempfile::tempdir().unwrap();

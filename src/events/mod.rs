@@ -123,11 +123,12 @@ impl JsonLinesSink {
                 source,
             })?;
         }
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|source| EventsError::Open {
-            what: "cannot open the events file for appending (check the path and permissions):",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let f =
+            std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|source| EventsError::Open {
+                what: "cannot open the events file for appending (check the path and permissions):",
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(JsonLinesSink { out: Box::new(f), what: path.display().to_string() })
     }
 
@@ -167,7 +168,8 @@ pub enum EventsError {
 
 /// Reads a JSON-lines sightings file (the events stream), naming the bad line.
 pub fn read_sightings(path: &Path) -> Result<Vec<SightingEvent>, EventsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EventsError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| EventsError::Read { path: path.to_path_buf(), source })?;
     let mut out = vec![];
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

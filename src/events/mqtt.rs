@@ -111,7 +111,9 @@ impl MqttConfig {
         if self.username.is_none() && self.password.is_some() {
             crate::invalid_config!("mqtt.password", "mqtt.password is set without mqtt.username: set both or neither");
         }
-        for (key, topic) in [("mqtt.events_topic", self.events_topic()), ("mqtt.availability_topic", self.availability_topic())] {
+        for (key, topic) in
+            [("mqtt.events_topic", self.events_topic()), ("mqtt.availability_topic", self.availability_topic())]
+        {
             if topic.is_empty() || topic.contains(['#', '+', '\0']) {
                 crate::invalid_config!(
                     key,
@@ -120,10 +122,17 @@ impl MqttConfig {
             }
         }
         if self.keep_alive_s < 5 {
-            crate::invalid_config!("mqtt.keep_alive_s", "mqtt.keep_alive_s is {}: use at least 5 seconds", self.keep_alive_s);
+            crate::invalid_config!(
+                "mqtt.keep_alive_s",
+                "mqtt.keep_alive_s is {}: use at least 5 seconds",
+                self.keep_alive_s
+            );
         }
         if self.queue_events == 0 || self.max_open_sightings == 0 {
-            crate::invalid_config!("mqtt.queue_events", "mqtt.queue_events and mqtt.max_open_sightings must be at least 1");
+            crate::invalid_config!(
+                "mqtt.queue_events",
+                "mqtt.queue_events and mqtt.max_open_sightings must be at least 1"
+            );
         }
         Ok(())
     }
@@ -377,7 +386,8 @@ impl SightingSink for MqttSink {
         let box_name = self.boxes.get(&sighting.camera).cloned().unwrap_or_default();
         let end = MqttSighting { box_name, ..MqttSighting::from(sighting) };
         let new = MqttSighting { end_time: None, ..end.clone() };
-        let sink_error = |e: MqttError| SinkError { sink: "MQTT".into(), sighting_id: sighting.id, source: Box::new(e) };
+        let sink_error =
+            |e: MqttError| SinkError { sink: "MQTT".into(), sighting_id: sighting.id, source: Box::new(e) };
         self.publisher.publish(SightingChange { kind: SightingEventKind::New, sighting: new }).map_err(sink_error)?;
         self.publisher.publish(SightingChange { kind: SightingEventKind::End, sighting: end }).map_err(sink_error)
     }
@@ -509,11 +519,7 @@ mod tests {
 
     #[test]
     fn wire_format() {
-        let m = EventMessage {
-            kind: SightingEventKind::New,
-            before: state(3, 1),
-            after: state(3, 1),
-        };
+        let m = EventMessage { kind: SightingEventKind::New, before: state(3, 1), after: state(3, 1) };
         let v: serde_json::Value = serde_json::to_value(&m).unwrap();
         assert_eq!(v["type"], "new");
         assert_eq!(v["after"]["modality"], "thermal");

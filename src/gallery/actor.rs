@@ -19,8 +19,15 @@ const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600
 
 /// A request from another thread.
 pub enum GalleryRequest {
-    Query { feature: Vec<f32>, top: usize, reply: Sender<GalleryResult<Vec<QueryResult>>> },
-    Forget { identity_id: i64, reply: Sender<GalleryResult<()>> },
+    Query {
+        feature: Vec<f32>,
+        top: usize,
+        reply: Sender<GalleryResult<Vec<QueryResult>>>,
+    },
+    Forget {
+        identity_id: i64,
+        reply: Sender<GalleryResult<()>>,
+    },
     /// A watch-list identity from one image; replies (identity id, enrolment image id).
     Enrol {
         label: Option<String>,
@@ -61,30 +68,39 @@ pub fn run_gallery_actor(
     // A service runs for months: crops age out while it runs, not only at start.
     let retention_tick = crossbeam_channel::tick(RETENTION_SWEEP);
     let pair_tick = crossbeam_channel::tick(PAIR_TICK);
-    let mut record = |gallery: &mut Gallery, pairer: &mut Pairer<EmbeddedTrack>, units: Vec<PairUnit<EmbeddedTrack>>| {
-        for unit in units {
-            for (et, result) in gallery.record_unit(unit) {
-                match result {
-                    Ok(sighting) => {
-                        pairer.recorded(&et, sighting.identity_id, sighting.id);
-                        stats.sightings += 1;
-                        stats.new_identities += sighting.new_identity as u64;
-                        stats.day_night_links += sighting.day_night_link as u64;
-                        for sink in sinks.iter_mut() {
-                            if let Err(e) = sink.emit(&sighting) {
-                                tracing::error!("event sink failed (the sighting is stored): {}", crate::core::error_chain(&e));
+    let mut record =
+        |gallery: &mut Gallery, pairer: &mut Pairer<EmbeddedTrack>, units: Vec<PairUnit<EmbeddedTrack>>| {
+            for unit in units {
+                for (et, result) in gallery.record_unit(unit) {
+                    match result {
+                        Ok(sighting) => {
+                            pairer.recorded(&et, sighting.identity_id, sighting.id);
+                            stats.sightings += 1;
+                            stats.new_identities += sighting.new_identity as u64;
+                            stats.day_night_links += sighting.day_night_link as u64;
+                            for sink in sinks.iter_mut() {
+                                if let Err(e) = sink.emit(&sighting) {
+                                    tracing::error!(
+                                        "event sink failed (the sighting is stored): {}",
+                                        crate::core::error_chain(&e)
+                                    );
+                                }
                             }
                         }
-                    }
-                    Err(e) => {
-                        // Database trouble: the track is lost but counted and logged.
-                        stats.failed += 1;
-                        tracing::error!("cannot record sighting of track {} on {}: {}", et.track.track_id, et.track.camera, crate::core::error_chain(&e));
+                        Err(e) => {
+                            // Database trouble: the track is lost but counted and logged.
+                            stats.failed += 1;
+                            tracing::error!(
+                                "cannot record sighting of track {} on {}: {}",
+                                et.track.track_id,
+                                et.track.camera,
+                                crate::core::error_chain(&e)
+                            );
+                        }
                     }
                 }
             }
-        }
-    };
+        };
     let (mut tracks_open, mut requests_open) = (true, true);
     while tracks_open {
         let never_r = crossbeam_channel::never();

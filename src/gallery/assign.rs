@@ -42,7 +42,12 @@ impl Assignment {
 
     /// Joining the identity of a co-observed partner track (no appearance match decided it).
     pub fn joining(identity_id: i64, partner: Modality, own: Modality) -> Assignment {
-        Assignment { identity_id: Some(identity_id), similarity: None, matched_modality: Some(partner), day_night_link: partner != own }
+        Assignment {
+            identity_id: Some(identity_id),
+            similarity: None,
+            matched_modality: Some(partner),
+            day_night_link: partner != own,
+        }
     }
 }
 
@@ -82,7 +87,13 @@ fn evidence(index: &FeatureIndex, feature: &[f32], modality: Modality, t: Thresh
             continue;
         }
         let e = Evidence { margin: s - if same { t.same(modality) } else { t.cross_modality }, score: s, same };
-        best.entry(r.identity_id).and_modify(|b| if e.margin > b.margin { *b = e }).or_insert(e);
+        best.entry(r.identity_id)
+            .and_modify(|b| {
+                if e.margin > b.margin {
+                    *b = e
+                }
+            })
+            .or_insert(e);
     }
     best
 }
@@ -100,7 +111,8 @@ fn assignment(id: i64, e: Evidence, modality: Modality) -> Assignment {
 /// margin; no identity above threshold, or a runner-up within `min_gap` of
 /// it → a new identity.
 pub fn assign(index: &FeatureIndex, feature: &[f32], modality: Modality, t: Thresholds) -> Assignment {
-    let mut ranked: Vec<(f32, i64, Evidence)> = evidence(index, feature, modality, t).into_iter().map(|(id, e)| (e.margin, id, e)).collect();
+    let mut ranked: Vec<(f32, i64, Evidence)> =
+        evidence(index, feature, modality, t).into_iter().map(|(id, e)| (e.margin, id, e)).collect();
     match clear_winner(&mut ranked, t.min_gap) {
         None => Assignment::new_identity(),
         Some((_, id, e)) => assignment(id, e, modality),
@@ -135,7 +147,12 @@ pub struct PairAssignment {
 /// notice (a dim night RGB crop can look like anyone). The identity needs a
 /// track above threshold and non-negative support; the track with the larger
 /// margin leads. None qualifies → a new identity, led by the first track.
-pub fn assign_pair(index: &FeatureIndex, first: (&[f32], Modality), second: (&[f32], Modality), t: Thresholds) -> PairAssignment {
+pub fn assign_pair(
+    index: &FeatureIndex,
+    first: (&[f32], Modality),
+    second: (&[f32], Modality),
+    t: Thresholds,
+) -> PairAssignment {
     let (ea, eb) = (evidence(index, first.0, first.1, t), evidence(index, second.0, second.1, t));
     // (support, identity, (first leads, the leading track's evidence))
     let mut ranked: Vec<(f32, i64, (bool, Evidence))> = vec![];
@@ -202,22 +219,38 @@ mod tests {
         idx.push(RowInfo { feature_id: 3, identity_id: 20, modality: Modality::Rgb }, &unit(&[0.0, 0.0, 1.0]));
         idx.push(RowInfo { feature_id: 4, identity_id: 20, modality: Modality::Thermal }, &unit(&[1.0, 0.0, 1.0]));
         let t = Thresholds { same_modality: 0.6, same_thermal: None, cross_modality: 1.0, min_gap: 0.0 }; // cross-modality matching off
-        // A dim night RGB track looks like 20 (cos 0.86 to 20, 0.51 to 10) but its thermal
-        // partner is clearly 10 (cos 0.99) and clearly not 20 (cos 0.07).
+                                                                                                          // A dim night RGB track looks like 20 (cos 0.86 to 20, 0.51 to 10) but its thermal
+                                                                                                          // partner is clearly 10 (cos 0.99) and clearly not 20 (cos 0.07).
         let rgb = unit(&[0.6, 0.0, 1.0]);
         let thermal = unit(&[0.1, 1.0, 0.0]);
         assert_eq!(assign(&idx, &rgb, Modality::Rgb, t).identity_id, Some(20), "alone, the RGB track would pick 20");
         let p = assign_pair(&idx, (&rgb, Modality::Rgb), (&thermal, Modality::Thermal), t);
-        assert_eq!((p.first_leads, p.lead.identity_id, p.lead.matched_modality), (false, Some(10), Some(Modality::Thermal)));
+        assert_eq!(
+            (p.first_leads, p.lead.identity_id, p.lead.matched_modality),
+            (false, Some(10), Some(Modality::Thermal))
+        );
         assert!(!p.lead.day_night_link && p.lead.similarity.is_some_and(|s| s > 0.99));
         // Both views agree on 20: 20, led by the RGB track with the larger margin.
-        let p = assign_pair(&idx, (&unit(&[0.05, 0.0, 1.0]), Modality::Rgb), (&unit(&[1.0, 0.3, 1.0]), Modality::Thermal), t);
+        let p = assign_pair(
+            &idx,
+            (&unit(&[0.05, 0.0, 1.0]), Modality::Rgb),
+            (&unit(&[1.0, 0.3, 1.0]), Modality::Thermal),
+            t,
+        );
         assert_eq!((p.lead.identity_id, p.first_leads), (Some(20), true));
         // The RGB view clears the threshold for both (cos 0.74 to 10, 0.67 to 20), the thermal
         // view contradicts both → a new identity.
-        let p = assign_pair(&idx, (&unit(&[1.0, 0.0, 0.9]), Modality::Rgb), (&unit(&[0.0, 0.2, -1.0]), Modality::Thermal), t);
+        let p = assign_pair(
+            &idx,
+            (&unit(&[1.0, 0.0, 0.9]), Modality::Rgb),
+            (&unit(&[0.0, 0.2, -1.0]), Modality::Thermal),
+            t,
+        );
         assert_eq!(p.lead.identity_id, None, "{p:?}");
-        assert_eq!(assign_pair(&FeatureIndex::new(3), (&rgb, Modality::Rgb), (&thermal, Modality::Thermal), t).lead, Assignment::new_identity());
+        assert_eq!(
+            assign_pair(&FeatureIndex::new(3), (&rgb, Modality::Rgb), (&thermal, Modality::Thermal), t).lead,
+            Assignment::new_identity()
+        );
     }
 
     #[test]

@@ -131,10 +131,16 @@ impl GalleryConfig {
             ));
         }
         if self.exemplars_per_modality == 0 {
-            return Err(ConfigError::new("gallery.exemplars_per_modality", "gallery.exemplars_per_modality must be at least 1"));
+            return Err(ConfigError::new(
+                "gallery.exemplars_per_modality",
+                "gallery.exemplars_per_modality must be at least 1",
+            ));
         }
-        if !(self.crop_retention_days >= 0.0) {
-            return Err(ConfigError::new("gallery.crop_retention_days", "gallery.crop_retention_days must be zero or more"));
+        if self.crop_retention_days.is_nan() || self.crop_retention_days < 0.0 {
+            return Err(ConfigError::new(
+                "gallery.crop_retention_days",
+                "gallery.crop_retention_days must be zero or more",
+            ));
         }
         Ok(())
     }
@@ -263,9 +269,16 @@ impl Gallery {
     /// identity if none qualifies) and the other joins it. Results come back
     /// in the order given. Each track is stored once whatever fails: if the
     /// lead cannot be stored the other is recorded on its own.
-    fn record_pair(&mut self, a: &EmbeddedTrack, b: &EmbeddedTrack, iou: f32) -> (GalleryResult<Sighting>, GalleryResult<Sighting>) {
+    fn record_pair(
+        &mut self,
+        a: &EmbeddedTrack,
+        b: &EmbeddedTrack,
+        iou: f32,
+    ) -> (GalleryResult<Sighting>, GalleryResult<Sighting>) {
         let p = match (self.checked_feature(a), self.checked_feature(b)) {
-            (Ok(fa), Ok(fb)) => assign_pair(&self.index, (fa, a.track.modality), (fb, b.track.modality), self.config.thresholds()),
+            (Ok(fa), Ok(fb)) => {
+                assign_pair(&self.index, (fa, a.track.modality), (fb, b.track.modality), self.config.thresholds())
+            }
             // A malformed feature: each on its own, the bad one failing with its own error.
             _ => return (self.record_sighting(a), self.record_sighting(b)),
         };
@@ -312,7 +325,12 @@ impl Gallery {
     /// link when the identity it joins is known from the other modality
     /// (an exemplar of it), whether the deciding match was across modalities,
     /// within its own modality, or by co-observation.
-    fn record_decided(&mut self, et: &EmbeddedTrack, a: &Assignment, paired_with: Option<i64>) -> GalleryResult<Sighting> {
+    fn record_decided(
+        &mut self,
+        et: &EmbeddedTrack,
+        a: &Assignment,
+        paired_with: Option<i64>,
+    ) -> GalleryResult<Sighting> {
         let t = &et.track;
         let feature = self.checked_feature(et)?;
         let day_night_link = a.identity_id.is_some_and(|id| {
@@ -416,7 +434,11 @@ impl Gallery {
         let new_nn = mine.iter().map(|&i| dot(self.index.row(i), f)).fold(f32::MIN, f32::max);
         let mut worst: Option<(usize, f32)> = None;
         for &i in &mine {
-            let nn = mine.iter().filter(|&&j| j != i).map(|&j| dot(self.index.row(i), self.index.row(j))).fold(f32::MIN, f32::max);
+            let nn = mine
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| dot(self.index.row(i), self.index.row(j)))
+                .fold(f32::MIN, f32::max);
             if worst.is_none_or(|(_, w)| nn > w) {
                 worst = Some((i, nn));
             }
@@ -473,7 +495,9 @@ impl Gallery {
             let dir = crops_dir.join(id.to_string());
             std::fs::create_dir_all(&dir).map_err(|e| GalleryError::file("cannot create crop directory", &dir, e))?;
             let file = dir.join("enrol.jpg");
-            image.save_with_format(&file, image::ImageFormat::Jpeg).map_err(|e| GalleryError::file("cannot save", &file, e))?;
+            image
+                .save_with_format(&file, image::ImageFormat::Jpeg)
+                .map_err(|e| GalleryError::file("cannot save", &file, e))?;
             let img_id = w.insert_enrol_image(id, modality, &file.to_string_lossy())?;
             Ok((id, fid, img_id))
         })?;
@@ -543,7 +567,11 @@ pub fn forget_identity(store: &mut GalleryStore, identity_id: i64) -> GalleryRes
     for c in &crops {
         if let Err(e) = std::fs::remove_file(c) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(GalleryError::file("identity removed from the database but its crop could not be deleted:", Path::new(c), e));
+                return Err(GalleryError::file(
+                    "identity removed from the database but its crop could not be deleted:",
+                    Path::new(c),
+                    e,
+                ));
             }
         }
     }

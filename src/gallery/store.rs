@@ -382,8 +382,10 @@ impl GalleryStore {
         }
         if version == 0 {
             // A version-0 file with tables is not ours: refuse rather than mix schemas.
-            let tables: i64 =
-                self.conn.query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0)).map_err(ex)?;
+            let tables: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0))
+                .map_err(ex)?;
             if tables > 0 {
                 return Err(StoreError::new(
                     &p,
@@ -398,7 +400,8 @@ impl GalleryStore {
         for v in version..SCHEMA_VERSION {
             let tx = self.conn.transaction().map_err(ex)?;
             tx.execute_batch(MIGRATIONS[v as usize]).map_err(ex)?;
-            let dangling: i64 = tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).map_err(ex)?;
+            let dangling: i64 =
+                tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).map_err(ex)?;
             if dangling > 0 {
                 return Err(StoreError::new(
                     &p,
@@ -436,7 +439,10 @@ impl GalleryStore {
     }
 
     pub fn load_features(&self) -> StoreResult<Vec<StoredFeature>> {
-        let mut stmt = self.conn.prepare("SELECT id, identity_id, modality, vector FROM features ORDER BY id").map_err(self.err())?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, identity_id, modality, vector FROM features ORDER BY id")
+            .map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(StoredFeature {
@@ -464,7 +470,10 @@ impl GalleryStore {
     /// Records that a stored sighting has a partner from the box's other modality.
     pub fn set_paired(&self, sighting_id: i64, paired_sighting_id: i64) -> StoreResult<()> {
         self.conn
-            .execute("UPDATE sightings SET paired_sighting_id = ?2 WHERE id = ?1", params![sighting_id, paired_sighting_id])
+            .execute(
+                "UPDATE sightings SET paired_sighting_id = ?2 WHERE id = ?1",
+                params![sighting_id, paired_sighting_id],
+            )
             .map_err(self.err())?;
         Ok(())
     }
@@ -518,23 +527,31 @@ impl GalleryStore {
         let limit = q.limit.map(|l| l as i64).unwrap_or(-1);
         let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
         let rows = stmt
-            .query_map(params![q.identity_id, q.since_ns, q.camera, q.modality.map(|m| m.as_str()), limit], sighting_row)
+            .query_map(
+                params![q.identity_id, q.since_ns, q.camera, q.modality.map(|m| m.as_str()), limit],
+                sighting_row,
+            )
             .map_err(self.err())?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
     }
 
     /// An identity's enrolment images: (id, modality), oldest first.
     pub fn enrol_images_of(&self, identity_id: i64) -> StoreResult<Vec<(i64, Modality)>> {
-        let mut stmt =
-            self.conn.prepare("SELECT id, modality FROM enrol_images WHERE identity_id = ?1 ORDER BY id").map_err(self.err())?;
-        let rows = stmt.query_map(params![identity_id], |r| Ok((r.get(0)?, modality_of(r.get(1)?)?))).map_err(self.err())?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, modality FROM enrol_images WHERE identity_id = ?1 ORDER BY id")
+            .map_err(self.err())?;
+        let rows =
+            stmt.query_map(params![identity_id], |r| Ok((r.get(0)?, modality_of(r.get(1)?)?))).map_err(self.err())?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
     }
 
     /// The stored crop file of a sighting, if it still has one.
     pub fn sighting_crop_path(&self, sighting_id: i64) -> StoreResult<Option<String>> {
         self.conn
-            .query_row("SELECT crop_path FROM sightings WHERE id = ?1", params![sighting_id], |r| r.get::<_, Option<String>>(0))
+            .query_row("SELECT crop_path FROM sightings WHERE id = ?1", params![sighting_id], |r| {
+                r.get::<_, Option<String>>(0)
+            })
             .optional()
             .map(Option::flatten)
             .map_err(self.err())
@@ -588,7 +605,9 @@ impl GalleryStore {
     }
 
     pub fn clear_crop(&self, sighting_id: i64) -> StoreResult<()> {
-        self.conn.execute("UPDATE sightings SET crop_path = NULL WHERE id = ?1", params![sighting_id]).map_err(self.err())?;
+        self.conn
+            .execute("UPDATE sightings SET crop_path = NULL WHERE id = ?1", params![sighting_id])
+            .map_err(self.err())?;
         Ok(())
     }
 
@@ -704,7 +723,9 @@ impl Writer<'_> {
     }
 
     pub fn set_crop_path(&mut self, sighting_id: i64, path: &str) -> StoreResult<()> {
-        self.tx.execute("UPDATE sightings SET crop_path = ?2 WHERE id = ?1", params![sighting_id, path]).map_err(self.err())?;
+        self.tx
+            .execute("UPDATE sightings SET crop_path = ?2 WHERE id = ?1", params![sighting_id, path])
+            .map_err(self.err())?;
         Ok(())
     }
 
@@ -759,7 +780,8 @@ mod tests {
         let version: i64 = store.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         assert_eq!(store.counts().unwrap(), (2, 2, 1), "identities, sightings, links all kept");
-        let paired: Option<i64> = store.conn().query_row("SELECT paired_sighting_id FROM sightings WHERE id = 2", [], |r| r.get(0)).unwrap();
+        let paired: Option<i64> =
+            store.conn().query_row("SELECT paired_sighting_id FROM sightings WHERE id = 2", [], |r| r.get(0)).unwrap();
         assert_eq!(paired, Some(1));
         assert_eq!(store.load_features().unwrap().len(), 1);
         // Forgetting still cascades through the rebuilt tables.
@@ -768,7 +790,9 @@ mod tests {
         // The newest identity (2) and sighting (2) were forgotten: the next ones are 3, not 2 again.
         let tx = store.conn.transaction().unwrap();
         let id: i64 = tx
-            .query_row("INSERT INTO identities (created_ns, first_modality) VALUES (4, 'rgb') RETURNING id", [], |r| r.get(0))
+            .query_row("INSERT INTO identities (created_ns, first_modality) VALUES (4, 'rgb') RETURNING id", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(id, 3);
         let row: i64 = tx

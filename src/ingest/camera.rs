@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 use super::gst_pipeline::{build_pipeline, init_gstreamer};
 use super::source::SourceKind;
 use super::stats::{CameraState, CameraStats};
-use crate::core::{Frame, Shutdown};
 use super::{CameraConfig, FilePace, IngestConfig, IngestError};
+use crate::core::{Frame, Shutdown};
 
 type Result<T> = std::result::Result<T, IngestError>;
 use crate::core::Modality;
@@ -72,7 +72,8 @@ impl Drop for CameraHandle {
 /// machine lacks, a bad source string) are returned here, before any thread runs.
 pub fn start_camera(cam: &CameraConfig, ingest: &IngestConfig) -> Result<CameraHandle> {
     init_gstreamer()?;
-    let kind = SourceKind::parse(&cam.source).map_err(|e| IngestError::Invalid(format!("camera '{}' source: {e}", cam.name)))?;
+    let kind = SourceKind::parse(&cam.source)
+        .map_err(|e| IngestError::Invalid(format!("camera '{}' source: {e}", cam.name)))?;
     let first = build_pipeline(cam, ingest)?;
     let name: Arc<str> = Arc::from(cam.name.as_str());
     let (tx, rx) = bounded::<Frame>(ingest.queue_frames);
@@ -140,7 +141,11 @@ impl Supervisor {
                 RunEnd::StopRequested => break Ok(()),
                 RunEnd::Eos if !live => break Ok(()),
                 RunEnd::Failed(msg) if !live => {
-                    break Err(IngestError::Failed { camera: self.name.to_string(), source_uri: self.cam.source.clone(), message: msg });
+                    break Err(IngestError::Failed {
+                        camera: self.name.to_string(),
+                        source_uri: self.cam.source.clone(),
+                        message: msg,
+                    });
                 }
                 RunEnd::Eos => "stream ended".to_string(),
                 RunEnd::Failed(msg) => msg,
@@ -194,14 +199,17 @@ impl Supervisor {
                     gst::MessageView::Eos(_) => {
                         if self.cam.loop_file && !self.kind.is_live() {
                             tracing::info!(camera = %self.name, "file ended; looping");
-                            if pipeline.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT, gst::ClockTime::ZERO).is_err() {
+                            if pipeline
+                                .seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT, gst::ClockTime::ZERO)
+                                .is_err()
+                            {
                                 return RunEnd::Failed("cannot seek back to the start to loop the file".into());
                             }
                             continue;
                         }
                         return RunEnd::Eos;
                     }
-                    gst::MessageView::Error(err) => return RunEnd::Failed(describe_error(&err)),
+                    gst::MessageView::Error(err) => return RunEnd::Failed(describe_error(err)),
                     _ => {}
                 }
             }
@@ -250,7 +258,9 @@ impl Supervisor {
                                 }
                                 frame = f;
                             }
-                            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return Err(gst::FlowError::Eos),
+                            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
+                                return Err(gst::FlowError::Eos)
+                            }
                         }
                     }
                 } else {
@@ -280,7 +290,11 @@ fn push_drop_oldest(tx: &Sender<Frame>, rx: &Receiver<Frame>, mut frame: Frame, 
 }
 
 /// Copies a sample into a packed frame (GStreamer rows may be padded).
-fn frame_from_sample(sample: &gst::Sample, camera: &Arc<str>, modality: Modality) -> std::result::Result<Frame, String> {
+fn frame_from_sample(
+    sample: &gst::Sample,
+    camera: &Arc<str>,
+    modality: Modality,
+) -> std::result::Result<Frame, String> {
     let caps = sample.caps().ok_or("sample without caps")?;
     let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| format!("caps are not raw video: {e}"))?;
     let buffer = sample.buffer().ok_or("sample without buffer")?;
@@ -325,7 +339,7 @@ fn pop_error(pipeline: &gst::Pipeline) -> Option<String> {
     let bus = pipeline.bus()?;
     while let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(200), &[gst::MessageType::Error]) {
         if let gst::MessageView::Error(err) = msg.view() {
-            return Some(describe_error(&err));
+            return Some(describe_error(err));
         }
     }
     None

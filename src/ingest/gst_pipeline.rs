@@ -12,7 +12,9 @@ use crate::core::Modality;
 /// Initialises GStreamer once; a clear error if the library cannot start.
 pub fn init_gstreamer() -> Result<()> {
     gst::init().map_err(|e| {
-        IngestError::Gstreamer(format!("cannot initialise GStreamer: is libgstreamer1.0 installed? (scripts/setup.sh installs it): {e}"))
+        IngestError::Gstreamer(format!(
+            "cannot initialise GStreamer: is libgstreamer1.0 installed? (scripts/setup.sh installs it): {e}"
+        ))
     })
 }
 
@@ -45,7 +47,8 @@ pub fn sink_caps(modality: Modality, ingest: &IngestConfig) -> String {
 /// (paths, URIs) are set on the elements, never pasted into pipeline text, so
 /// no quoting can break the description.
 pub fn build_pipeline(cam: &CameraConfig, ingest: &IngestConfig) -> Result<gst::Pipeline> {
-    let kind = SourceKind::parse(&cam.source).map_err(|e| IngestError::Invalid(format!("camera '{}' source: {e}", cam.name)))?;
+    let kind = SourceKind::parse(&cam.source)
+        .map_err(|e| IngestError::Invalid(format!("camera '{}' source: {e}", cam.name)))?;
     if let Some(dec) = &cam.decoder {
         // Prefer the configured (e.g. hardware) decoder when decodebin autoplugs.
         let factory = require_element(dec, &format!("decoder configured for camera '{}'", cam.name))?;
@@ -84,18 +87,29 @@ pub fn build_pipeline(cam: &CameraConfig, ingest: &IngestConfig) -> Result<gst::
     };
     let description = format!("{head} ! {tail}");
     let pipeline = gst::parse::launch(&description)
-        .map_err(|e| IngestError::Gstreamer(format!("camera '{}': cannot build GStreamer pipeline '{description}': {e}", cam.name)))?
+        .map_err(|e| {
+            IngestError::Gstreamer(format!(
+                "camera '{}': cannot build GStreamer pipeline '{description}': {e}",
+                cam.name
+            ))
+        })?
         .downcast::<gst::Pipeline>()
-        .map_err(|_| IngestError::Gstreamer(format!("camera '{}': pipeline description did not give a pipeline", cam.name)))?;
+        .map_err(|_| {
+            IngestError::Gstreamer(format!("camera '{}': pipeline description did not give a pipeline", cam.name))
+        })?;
     let src = pipeline.by_name("src").ok_or_else(|| IngestError::Gstreamer("pipeline has no 'src' element".into()))?;
     match &kind {
         SourceKind::File(path) => {
-            let abs = std::fs::canonicalize(path)
-                .map_err(|e| {
-                    IngestError::Invalid(format!("camera '{}': video file {} does not exist: check the path ({e})", cam.name, path.display()))
-                })?;
-            let uri = gst::glib::filename_to_uri(&abs, None)
-                .map_err(|e| IngestError::Invalid(format!("camera '{}': cannot make a URI from {}: {e}", cam.name, abs.display())))?;
+            let abs = std::fs::canonicalize(path).map_err(|e| {
+                IngestError::Invalid(format!(
+                    "camera '{}': video file {} does not exist: check the path ({e})",
+                    cam.name,
+                    path.display()
+                ))
+            })?;
+            let uri = gst::glib::filename_to_uri(&abs, None).map_err(|e| {
+                IngestError::Invalid(format!("camera '{}': cannot make a URI from {}: {e}", cam.name, abs.display()))
+            })?;
             src.set_property("uri", uri.as_str());
         }
         SourceKind::Rtsp(uri) => src.set_property("location", uri.as_str()),

@@ -46,8 +46,8 @@ pub enum IngestError {
     #[error("cannot start a thread: {0}")]
     Spawn(std::io::Error),
 }
-pub use stats::{CameraState, CameraStats, StatsSnapshot};
 pub use source::SourceKind;
+pub use stats::{CameraState, CameraStats, StatsSnapshot};
 
 /// One `[[camera]]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -128,13 +128,23 @@ impl IngestConfig {
             crate::invalid_config!("ingest.queue_frames", "ingest.queue_frames must be at least 1");
         }
         if self.queue_frames > 256 {
-            crate::invalid_config!("ingest.queue_frames", "ingest.queue_frames = {} is too large (frames are held in memory): use at most 256", self.queue_frames);
+            crate::invalid_config!(
+                "ingest.queue_frames",
+                "ingest.queue_frames = {} is too large (frames are held in memory): use at most 256",
+                self.queue_frames
+            );
         }
         if (self.width == 0) != (self.height == 0) {
-            crate::invalid_config!("ingest.width", "ingest.width and ingest.height must both be set (or both 0 to keep the source size)");
+            crate::invalid_config!(
+                "ingest.width",
+                "ingest.width and ingest.height must both be set (or both 0 to keep the source size)"
+            );
         }
         if self.reconnect_initial_ms == 0 || self.reconnect_max_ms < self.reconnect_initial_ms {
-            crate::invalid_config!("ingest.reconnect_initial_ms", "ingest.reconnect_initial_ms must be > 0 and ingest.reconnect_max_ms at least as large");
+            crate::invalid_config!(
+                "ingest.reconnect_initial_ms",
+                "ingest.reconnect_initial_ms must be > 0 and ingest.reconnect_max_ms at least as large"
+            );
         }
         if self.stall_timeout_ms < 500 {
             crate::invalid_config!("ingest.stall_timeout_ms", "ingest.stall_timeout_ms must be at least 500");
@@ -149,29 +159,51 @@ pub fn validate_cameras(cameras: &[CameraConfig]) -> Result<(), ConfigError> {
     let mut seen = HashSet::new();
     for (i, cam) in cameras.iter().enumerate() {
         if cam.name.trim().is_empty() {
-            crate::invalid_config!(format!("camera[{i}].name"), "camera[{i}].name is empty: give every camera a unique name");
+            crate::invalid_config!(
+                format!("camera[{i}].name"),
+                "camera[{i}].name is empty: give every camera a unique name"
+            );
         }
         if !seen.insert(cam.name.as_str()) {
-            crate::invalid_config!(format!("camera[{i}].name"), "camera[{i}].name '{}' is used by two cameras: camera names must be unique", cam.name);
+            crate::invalid_config!(
+                format!("camera[{i}].name"),
+                "camera[{i}].name '{}' is used by two cameras: camera names must be unique",
+                cam.name
+            );
         }
         if cam.source.trim().is_empty() {
-            crate::invalid_config!(format!("camera[{i}].source"), "camera[{i}].source (camera '{}') is empty: give a file path, rtsp://, v4l2:// or test: source", cam.name);
+            crate::invalid_config!(
+                format!("camera[{i}].source"),
+                "camera[{i}].source (camera '{}') is empty: give a file path, rtsp://, v4l2:// or test: source",
+                cam.name
+            );
         }
-        let kind = SourceKind::parse(&cam.source)
-            .map_err(|e| ConfigError::new(format!("camera[{i}].source"), format!("camera[{i}].source (camera '{}'): {e}", cam.name)))?;
+        let kind = SourceKind::parse(&cam.source).map_err(|e| {
+            ConfigError::new(format!("camera[{i}].source"), format!("camera[{i}].source (camera '{}'): {e}", cam.name))
+        })?;
         if let SourceKind::File(path) = &kind {
             if !path.is_file() {
-                crate::invalid_config!(format!("camera[{i}].source"), "camera[{i}].source (camera '{}'): video file {} does not exist: check the path",
+                crate::invalid_config!(
+                    format!("camera[{i}].source"),
+                    "camera[{i}].source (camera '{}'): video file {} does not exist: check the path",
                     cam.name,
                     path.display()
                 );
             }
         } else if cam.loop_file {
-            crate::invalid_config!(format!("camera[{i}].loop"), "camera[{i}].loop (camera '{}') only applies to file sources; remove it", cam.name);
+            crate::invalid_config!(
+                format!("camera[{i}].loop"),
+                "camera[{i}].loop (camera '{}') only applies to file sources; remove it",
+                cam.name
+            );
         }
         if let Some(dec) = &cam.decoder {
             if dec.trim().is_empty() {
-                crate::invalid_config!(format!("camera[{i}].decoder"), "camera[{i}].decoder (camera '{}') is empty: name a GStreamer decoder element or remove the key", cam.name);
+                crate::invalid_config!(
+                    format!("camera[{i}].decoder"),
+                    "camera[{i}].decoder (camera '{}') is empty: name a GStreamer decoder element or remove the key",
+                    cam.name
+                );
             }
         }
     }

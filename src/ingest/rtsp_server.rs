@@ -30,7 +30,8 @@ fn launch_for(source: &str) -> Result<String> {
     if !path.is_file() {
         bail!("--mount source {}: file does not exist", path.display());
     }
-    let path = std::fs::canonicalize(&path).map_err(|e| IngestError::Invalid(format!("--mount source {}: {e}", path.display())))?;
+    let path = std::fs::canonicalize(&path)
+        .map_err(|e| IngestError::Invalid(format!("--mount source {}: {e}", path.display())))?;
     let p = path.to_string_lossy();
     if p.contains('"') || p.contains('\\') {
         bail!("--mount source {p}: paths with quotes or backslashes are not supported; rename the file");
@@ -49,11 +50,12 @@ pub fn serve(address: &str, port: u16, mount_specs: &[String]) -> Result<()> {
     let server = rtsp::RTSPServer::new();
     server.set_address(address);
     server.set_service(&port.to_string());
-    let mounts = server.mount_points().ok_or_else(|| IngestError::Gstreamer("RTSP server has no mount points".into()))?;
+    let mounts =
+        server.mount_points().ok_or_else(|| IngestError::Gstreamer("RTSP server has no mount points".into()))?;
     for m in mount_specs {
-        let (name, source) = m
-            .split_once('=')
-            .ok_or_else(|| IngestError::Invalid(format!("--mount '{m}' must be NAME=SOURCE (e.g. rgb=scene/rgb.mp4)")))?;
+        let (name, source) = m.split_once('=').ok_or_else(|| {
+            IngestError::Invalid(format!("--mount '{m}' must be NAME=SOURCE (e.g. rgb=scene/rgb.mp4)"))
+        })?;
         let name = name.trim_start_matches('/');
         if name.is_empty() {
             bail!("--mount '{m}' has an empty NAME");

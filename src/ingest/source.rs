@@ -59,7 +59,10 @@ impl SourceKind {
         }
         if s.contains(':') && !s.starts_with('/') && !s.starts_with('.') {
             let scheme = s.split(':').next().unwrap_or("");
-            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric()) && !std::path::Path::new(s).exists() {
+            if !scheme.is_empty()
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric())
+                && !std::path::Path::new(s).exists()
+            {
                 bail!("unknown source scheme '{scheme}:' in '{s}': use a file path, file:///path, rtsp://host/path, v4l2:///dev/videoN or test:");
             }
         }

@@ -51,10 +51,18 @@ impl Default for PairConfig {
 impl PairConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.min_iou > 0.0 && self.min_iou < 1.0) {
-            crate::invalid_config!("pair.min_iou", "pair.min_iou = {} must be between 0 and 1 (e.g. 0.3)", self.min_iou);
+            crate::invalid_config!(
+                "pair.min_iou",
+                "pair.min_iou = {} must be between 0 and 1 (e.g. 0.3)",
+                self.min_iou
+            );
         }
         if !(self.min_shared > 0.0 && self.min_shared <= 1.0) {
-            crate::invalid_config!("pair.min_shared", "pair.min_shared = {} must be within 0..=1 (e.g. 0.5)", self.min_shared);
+            crate::invalid_config!(
+                "pair.min_shared",
+                "pair.min_shared = {} must be within 0..=1 (e.g. 0.5)",
+                self.min_shared
+            );
         }
         if self.max_time_gap_ms == 0 || self.max_time_gap_ms > 10_000 {
             crate::invalid_config!(
@@ -142,7 +150,8 @@ pub fn co_observation(a: &[PathPoint], b: &[PathPoint], clock: Clock, config: &P
     let ((s0, s1), (l0, l1)) = (span(short), span(long));
     let overlap = (s1.min(l1) - s0.max(l0)).max(0) as f32;
     let long_covered = l1 <= l0 || overlap >= config.min_shared * (l1 - l0) as f32;
-    let enough = long_covered && shared >= 3.min(short.len()) && shared as f32 >= config.min_shared * short.len() as f32;
+    let enough =
+        long_covered && shared >= 3.min(short.len()) && shared as f32 >= config.min_shared * short.len() as f32;
     let iou = iou_sum / shared.max(1) as f32;
     (enough && iou >= config.min_iou).then_some(iou)
 }
@@ -264,7 +273,8 @@ impl<T: AsRef<FinishedTrack>> Pairer<T> {
     /// Tracks whose wait is over (`now` − arrival ≥ hold), oldest first.
     pub fn due(&mut self, now: Instant) -> Vec<PairUnit<T>> {
         let hold = Duration::from_millis(self.config.hold_ms);
-        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|p| now.duration_since(p.arrived) >= hold);
+        let (due, keep): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|p| now.duration_since(p.arrived) >= hold);
         self.pending = keep;
         due.into_iter()
             .map(|p| {
@@ -313,7 +323,11 @@ mod tests {
             .map(|i| {
                 let t = start_s + i as f32 / 10.0;
                 let x = x0 + speed * (t - start_s) + dx;
-                PathPoint { pts_ns: Some((t * 1e9) as u64), wall_ns: 5_000_000_000_000 + (t * 1e9) as i64, rel_box: BBox::new(x, 0.3, 0.06, 0.35) }
+                PathPoint {
+                    pts_ns: Some((t * 1e9) as u64),
+                    wall_ns: 5_000_000_000_000 + (t * 1e9) as i64,
+                    rel_box: BBox::new(x, 0.3, 0.06, 0.35),
+                }
             })
             .collect()
     }
@@ -388,7 +402,10 @@ mod tests {
     fn pairs_pending_holds_and_joins_late_partners() {
         let mut p: Pairer<FinishedTrack> = Pairer::new(PairConfig::default(), places("/tmp/r.mp4"));
         // A camera alone in its box is never held.
-        assert!(matches!(p.push(track("lone", Modality::Thermal, 1, walk(0.1, 0.1, 0.0, 3.0, 0.0)))[..], [PairUnit::Single(_, None)]));
+        assert!(matches!(
+            p.push(track("lone", Modality::Thermal, 1, walk(0.1, 0.1, 0.0, 3.0, 0.0)))[..],
+            [PairUnit::Single(_, None)]
+        ));
         // RGB finishes first and waits; its thermal partner arrives and both go together.
         assert!(p.push(track("day", Modality::Rgb, 2, walk(0.1, 0.1, 0.0, 3.0, 0.0))).is_empty());
         assert_eq!(p.pending(), 1);
@@ -410,7 +427,10 @@ mod tests {
         let out = p.push(track("day", Modality::Rgb, 5, walk(0.65, -0.1, 0.5, 2.0, 0.0)));
         match &out[..] {
             [PairUnit::Single(t, Some(partner))] => {
-                assert_eq!((t.track_id, partner.identity_id, partner.sighting_id, partner.modality), (5, 7, 70, Modality::Thermal))
+                assert_eq!(
+                    (t.track_id, partner.identity_id, partner.sighting_id, partner.modality),
+                    (5, 7, 70, Modality::Thermal)
+                )
             }
             _ => panic!("expected a join"),
         }
@@ -420,7 +440,11 @@ mod tests {
         assert_eq!(p.drain().len(), 1);
         assert_eq!(p.pending(), 0);
         // Disabled: everything goes straight through.
-        let mut off: Pairer<FinishedTrack> = Pairer::new(PairConfig { enabled: false, ..PairConfig::default() }, places("/tmp/r.mp4"));
-        assert!(matches!(off.push(track("day", Modality::Rgb, 8, walk(0.1, 0.1, 0.0, 3.0, 0.0)))[..], [PairUnit::Single(_, None)]));
+        let mut off: Pairer<FinishedTrack> =
+            Pairer::new(PairConfig { enabled: false, ..PairConfig::default() }, places("/tmp/r.mp4"));
+        assert!(matches!(
+            off.push(track("day", Modality::Rgb, 8, walk(0.1, 0.1, 0.0, 3.0, 0.0)))[..],
+            [PairUnit::Single(_, None)]
+        ));
     }
 }

@@ -45,7 +45,11 @@ impl BackHalf {
     /// Opens the gallery (errors surface here, before any camera starts) and
     /// starts both threads on `embedder`. `sinks` get every sighting after it
     /// is committed; `[events] jsonl` is added to them here.
-    pub fn start(config: &Config, embedder: SharedEmbedder, mut sinks: Vec<Box<dyn SightingSink>>) -> PipelineResult<BackHalf> {
+    pub fn start(
+        config: &Config,
+        embedder: SharedEmbedder,
+        mut sinks: Vec<Box<dyn SightingSink>>,
+    ) -> PipelineResult<BackHalf> {
         let gallery = Gallery::open(&config.gallery, &config.state_dir, embedder.dim())?;
         if let Some(sink) = JsonLinesSink::from_config(&config.events)? {
             sinks.push(Box::new(sink));

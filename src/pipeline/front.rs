@@ -115,7 +115,10 @@ impl FrontHalf {
             if let Some(t) = w.thread.take() {
                 match t.join() {
                     Ok(Err(e)) => first_err = first_err.or(Some(e)),
-                    Err(_) => first_err = first_err.or(Some(PipelineError::Panicked(format!("camera '{}': the worker thread", w.camera.name)))),
+                    Err(_) => {
+                        first_err = first_err
+                            .or(Some(PipelineError::Panicked(format!("camera '{}': the worker thread", w.camera.name))))
+                    }
                     Ok(Ok(())) => {}
                 }
             }
@@ -162,7 +165,9 @@ fn worker_loop(
             continue;
         }
         let t0 = Instant::now();
-        let dets = detector.detect(&frame).map_err(|source| PipelineError::Detect { camera: frame.camera.to_string(), source })?;
+        let dets = detector
+            .detect(&frame)
+            .map_err(|source| PipelineError::Detect { camera: frame.camera.to_string(), source })?;
         let t1 = Instant::now();
         let finished = tracker.update(&frame, &dets);
         let t2 = Instant::now();

@@ -28,8 +28,8 @@ use super::back::{BackHalf, BackHalfStats};
 #[cfg(feature = "media")]
 use super::front::{CameraReport, FrontHalf};
 use super::process::{drain_within, Process};
-use super::{PipelineError, PipelineResult};
 use super::systemd::{Progress, ServiceNotifier, Watchdog, WatchdogConfig};
+use super::{PipelineError, PipelineResult};
 use crate::api::{ApiServer, ApiState, GalleryApiHandle, PipelineMetrics};
 use crate::config::Config;
 use crate::core::SightingSink;
@@ -137,7 +137,9 @@ impl Service {
         let embedder = if wants_gallery {
             Some(SharedEmbedder::new(open_embedder(&plan.embedder, &config.embed)?))
         } else {
-            tracing::info!("no --sightings, no [events].jsonl and no [api]: finished tracks are written, not embedded or stored");
+            tracing::info!(
+                "no --sightings, no [events].jsonl and no [api]: finished tracks are written, not embedded or stored"
+            );
             None
         };
         let mqtt = if cameras { MqttService::start(&config.mqtt, process.handle())? } else { None };
@@ -155,7 +157,12 @@ impl Service {
                 for cam in &config.cameras {
                     metrics.register_camera(&cam.name, cam.modality);
                 }
-                let state = ApiState::new(Arc::new(gallery), metrics.clone(), config.api.resolve_token()?, config.api.max_image_side);
+                let state = ApiState::new(
+                    Arc::new(gallery),
+                    metrics.clone(),
+                    config.api.resolve_token()?,
+                    config.api.max_image_side,
+                );
                 Some((ApiServer::start(process.handle(), &config.api, state)?, metrics))
             }
             _ => None,

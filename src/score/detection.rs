@@ -184,7 +184,15 @@ mod tests {
     use super::*;
 
     fn gt(pid: u64, x: f32, visible: f32) -> GtBox {
-        GtBox { camera: "rgb".into(), frame: 0, pts_ns: 0, person_id: pid, segment: "day".into(), bbox: [x, 0.0, 10.0, 20.0], visible }
+        GtBox {
+            camera: "rgb".into(),
+            frame: 0,
+            pts_ns: 0,
+            person_id: pid,
+            segment: "day".into(),
+            bbox: [x, 0.0, 10.0, 20.0],
+            visible,
+        }
     }
 
     #[test]

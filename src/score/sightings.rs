@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::core::BBox;
-use crate::events::{read_sightings, SightingEvent};
 use crate::core::Modality;
+use crate::events::{read_sightings, SightingEvent};
 
 use crate::synth::ground_truth::{read_ground_truth, GroundTruthLine};
 
@@ -86,7 +86,13 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
         let before = frames.range(..=t).next_back();
         let after = frames.range(t..).next();
         let nearest = match (before, after) {
-            (Some(b), Some(a)) => if t - b.0 <= a.0 - t { b } else { a },
+            (Some(b), Some(a)) => {
+                if t - b.0 <= a.0 - t {
+                    b
+                } else {
+                    a
+                }
+            }
             (Some(b), None) => b,
             (None, Some(a)) => a,
             (None, None) => continue,
@@ -119,7 +125,9 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
     let linked = both
         .iter()
         .filter(|p| {
-            let (Some(a), Some(b)) = (ids_of.get(&(**p, Modality::Rgb)), ids_of.get(&(**p, Modality::Thermal))) else { return false };
+            let (Some(a), Some(b)) = (ids_of.get(&(**p, Modality::Rgb)), ids_of.get(&(**p, Modality::Thermal))) else {
+                return false;
+            };
             !a.is_disjoint(b)
         })
         .count();
@@ -130,7 +138,9 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
     }
     let (mut night_day, mut night_day_linked) = (0usize, 0usize);
     for p in present.keys() {
-        if let (Some(day), Some(night)) = (ids_seg.get(&(*p, Modality::Rgb, "day")), ids_seg.get(&(*p, Modality::Thermal, "night"))) {
+        if let (Some(day), Some(night)) =
+            (ids_seg.get(&(*p, Modality::Rgb, "day")), ids_seg.get(&(*p, Modality::Thermal, "night")))
+        {
             night_day += 1;
             night_day_linked += !day.is_disjoint(night) as usize;
         }
@@ -221,17 +231,37 @@ pub fn run_score(args: &ScoreArgs) -> Result<()> {
         return Ok(());
     }
     println!("sightings           {} ({} attributed to a ground-truth person)", s.sightings, s.attributed_sightings);
-    println!("detection recall    {:.1}% ({}/{} person×modality×segment appearances)", 100.0 * s.detection_recall, s.detected_appearances, s.gt_appearances);
+    println!(
+        "detection recall    {:.1}% ({}/{} person×modality×segment appearances)",
+        100.0 * s.detection_recall,
+        s.detected_appearances,
+        s.gt_appearances
+    );
     println!("identities          {} (purity {:.1}%)", s.identities, 100.0 * s.identity_purity);
-    println!("day/night link rate {:.1}% ({}/{} people seen in both modalities)", 100.0 * s.day_night_link_rate, s.people_linked, s.people_in_both_modalities);
+    println!(
+        "day/night link rate {:.1}% ({}/{} people seen in both modalities)",
+        100.0 * s.day_night_link_rate,
+        s.people_linked,
+        s.people_in_both_modalities
+    );
     println!(
         "night→day link rate {:.1}% ({}/{} people seen in RGB by day and thermal at night)",
         100.0 * s.night_to_day_link_rate,
         s.people_linked_night_to_day,
         s.people_day_rgb_night_thermal
     );
-    println!("pair precision      {:.1}% ({}/{} co-observation pairs are one person)", 100.0 * s.pair_precision, s.co_observation_pairs_correct, s.co_observation_pairs);
-    println!("false-link rate     {:.1}% ({}/{} cross-modality sighting pairs)", 100.0 * s.false_link_rate, s.false_cross_modality_pairs, s.cross_modality_pairs);
+    println!(
+        "pair precision      {:.1}% ({}/{} co-observation pairs are one person)",
+        100.0 * s.pair_precision,
+        s.co_observation_pairs_correct,
+        s.co_observation_pairs
+    );
+    println!(
+        "false-link rate     {:.1}% ({}/{} cross-modality sighting pairs)",
+        100.0 * s.false_link_rate,
+        s.false_cross_modality_pairs,
+        s.cross_modality_pairs
+    );
     println!("link events         {}", s.link_events);
     Ok(())
 }

@@ -13,11 +13,15 @@ use super::sensor::{nir_image, rgb_image, thermal_image, Backdrop, Canvas, NirLo
 /// Which sensor and setting a crop comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CropSensor {
-    RgbDay { indoor: bool },
+    RgbDay {
+        indoor: bool,
+    },
     RgbNight,
     Thermal,
     /// Active near-infrared (SYSU-MM01's IR cameras).
-    Nir { indoor: bool },
+    Nir {
+        indoor: bool,
+    },
 }
 
 impl CropSensor {

@@ -173,7 +173,8 @@ pub fn sysu_split(seed: u64, n: u32) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
 /// Writes `DIR/attributes.csv` (see [`super::identity::ATTRIBUTES`]).
 fn write_attributes(out: &Path, seed: u64, ids: u32) -> Result<()> {
     let file = out.join("attributes.csv");
-    std::fs::write(&file, super::identity::attributes_csv(seed, 1..=ids)).with_context(|| format!("cannot write {}", file.display()))
+    std::fs::write(&file, super::identity::attributes_csv(seed, 1..=ids))
+        .with_context(|| format!("cannot write {}", file.display()))
 }
 
 fn id_line(ids: &[u32]) -> String {
@@ -219,7 +220,8 @@ pub fn write_sysu(out: &Path, ids: u32, seed: u64, images_per_cam: u32, width: u
     std::fs::create_dir_all(&exp).with_context(|| format!("cannot create {}", exp.display()))?;
     let (train, val, test) = sysu_split(seed, ids);
     for (file, list) in [("train_id.txt", &train), ("val_id.txt", &val), ("test_id.txt", &test)] {
-        std::fs::write(exp.join(file), id_line(list)).with_context(|| format!("cannot write {}", exp.join(file).display()))?;
+        std::fs::write(exp.join(file), id_line(list))
+            .with_context(|| format!("cannot write {}", exp.join(file).display()))?;
     }
     write_attributes(out, seed, ids)?;
     Ok(jobs.len() * images_per_cam as usize)
@@ -304,9 +306,13 @@ pub fn write_regdb(out: &Path, ids: u32, seed: u64, opts: RegdbOptions) -> Resul
         }
     }
     if opts.paired {
-        write_pairs(&idx.join("pairs.txt"), (1..=ids).flat_map(|id| {
-            (0..images).map(move |k| (regdb_relpath(seed, id, false, k, images), regdb_relpath(seed, id, true, k, images)))
-        }))?;
+        write_pairs(
+            &idx.join("pairs.txt"),
+            (1..=ids).flat_map(|id| {
+                (0..images)
+                    .map(move |k| (regdb_relpath(seed, id, false, k, images), regdb_relpath(seed, id, true, k, images)))
+            }),
+        )?;
     }
     write_attributes(out, seed, ids)?;
     Ok((ids * 2 * images) as usize)
@@ -326,7 +332,12 @@ pub fn write_pairs(file: &Path, pairs: impl IntoIterator<Item = (String, String)
 pub fn run_sysu(a: &SysuArgs) -> Result<()> {
     let t = std::time::Instant::now();
     let n = write_sysu(&a.out, a.ids, a.seed, a.images_per_cam, a.width, a.height)?;
-    println!("wrote {n} images of {} identities in the SYSU-MM01 layout to {} in {:.1} s", a.ids, a.out.display(), t.elapsed().as_secs_f32());
+    println!(
+        "wrote {n} images of {} identities in the SYSU-MM01 layout to {} in {:.1} s",
+        a.ids,
+        a.out.display(),
+        t.elapsed().as_secs_f32()
+    );
     Ok(())
 }
 
@@ -334,6 +345,11 @@ pub fn run_regdb(a: &RegdbArgs) -> Result<()> {
     let t = std::time::Instant::now();
     let opts = RegdbOptions { images: a.images, width: a.width, height: a.height, paired: a.paired };
     let n = write_regdb(&a.out, a.ids, a.seed, opts)?;
-    println!("wrote {n} images of {} identities in the RegDB layout to {} in {:.1} s", a.ids, a.out.display(), t.elapsed().as_secs_f32());
+    println!(
+        "wrote {n} images of {} identities in the RegDB layout to {} in {:.1} s",
+        a.ids,
+        a.out.display(),
+        t.elapsed().as_secs_f32()
+    );
     Ok(())
 }

@@ -38,8 +38,13 @@ pub fn read_ground_truth(path: &Path) -> Result<Vec<GroundTruthLine>> {
         if line.trim().is_empty() {
             continue;
         }
-        let gt: GroundTruthLine = serde_json::from_str(line)
-            .with_context(|| format!("{} line {}: not a ground-truth line (camera, pts_ns, person_id, bbox expected)", path.display(), i + 1))?;
+        let gt: GroundTruthLine = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{} line {}: not a ground-truth line (camera, pts_ns, person_id, bbox expected)",
+                path.display(),
+                i + 1
+            )
+        })?;
         gt.camera.parse::<Modality>().map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))?;
         out.push(gt);
     }

@@ -87,10 +87,19 @@ impl Material {
 pub enum Pattern {
     Solid,
     /// Horizontal or vertical stripes; period in body-height units.
-    Stripes { period: f32, vertical: bool },
-    Checks { period: f32 },
+    Stripes {
+        period: f32,
+        vertical: bool,
+    },
+    Checks {
+        period: f32,
+    },
     /// A print on the front: centre offset and radius in body units.
-    Logo { dx: f32, dy: f32, radius: f32 },
+    Logo {
+        dx: f32,
+        dy: f32,
+        radius: f32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -438,7 +447,10 @@ mod tests {
         }
         let csv = attributes_csv(3, [1, 2]);
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "id,female:2,hair_style:3,top_kind:5,long_sleeves:2,bottom_kind:3,accessory:4,build:3,stature:3");
+        assert_eq!(
+            lines[0],
+            "id,female:2,hair_style:3,top_kind:5,long_sleeves:2,bottom_kind:3,accessory:4,build:3,stature:3"
+        );
         assert_eq!(lines.len(), 3);
         assert!(lines[1].starts_with("1,") && lines[1].split(',').count() == 9);
     }

@@ -51,11 +51,16 @@ pub fn rng_for(seed: u64, parts: &[u64]) -> ChaCha8Rng {
 
 /// Creates the output directory and checks it can be written to.
 pub(crate) fn ensure_out_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create output directory {}: check the path and its permissions, or pick another --out", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "cannot create output directory {}: check the path and its permissions, or pick another --out",
+            dir.display()
+        )
+    })?;
     let probe = dir.join(".vireid-write-test");
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("output directory {} is not writable: fix its permissions or pick another --out", dir.display()))?;
+    std::fs::write(&probe, b"").with_context(|| {
+        format!("output directory {} is not writable: fix its permissions or pick another --out", dir.display())
+    })?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }

@@ -25,8 +25,16 @@ pub enum View {
 }
 
 impl View {
-    pub const ALL: [View; 8] =
-        [View::Front, View::Back, View::Left, View::Right, View::FrontLeft, View::FrontRight, View::BackLeft, View::BackRight];
+    pub const ALL: [View; 8] = [
+        View::Front,
+        View::Back,
+        View::Left,
+        View::Right,
+        View::FrontLeft,
+        View::FrontRight,
+        View::BackLeft,
+        View::BackRight,
+    ];
 
     /// 0 for front/back, 1 for profile, in between for oblique views.
     fn side(self) -> f32 {
@@ -130,10 +138,22 @@ type P = (f32, f32);
 #[derive(Clone, Copy)]
 enum Shape {
     /// Tapered capsule from `a` (radius `ra`) to `b` (radius `rb`).
-    Capsule { a: P, b: P, ra: f32, rb: f32 },
-    Ellipse { c: P, rx: f32, ry: f32 },
+    Capsule {
+        a: P,
+        b: P,
+        ra: f32,
+        rb: f32,
+    },
+    Ellipse {
+        c: P,
+        rx: f32,
+        ry: f32,
+    },
     /// Convex quad (clockwise or not) with rounded corners.
-    Quad { pts: [P; 4], round: f32 },
+    Quad {
+        pts: [P; 4],
+        round: f32,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -241,13 +261,13 @@ impl Shape {
 
 /// Cheap deterministic hash noise in [-0.5, 0.5].
 pub(crate) fn hash_noise(x: i32, y: i32, salt: u32) -> f32 {
-    let mut h = (x as u32).wrapping_mul(0x27d4_eb2d) ^ (y as u32).wrapping_mul(0x1656_67b1) ^ salt.wrapping_mul(0x9e37_79b9);
+    let mut h =
+        (x as u32).wrapping_mul(0x27d4_eb2d) ^ (y as u32).wrapping_mul(0x1656_67b1) ^ salt.wrapping_mul(0x9e37_79b9);
     h ^= h >> 15;
     h = h.wrapping_mul(0x85eb_ca6b);
     h ^= h >> 13;
     (h & 0xffff) as f32 / 65535.0 - 0.5
 }
-
 
 /// Builds the parts of `person` in `pose`, back to front.
 fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
@@ -263,7 +283,14 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
     // Surface temperature of a layer over skin at `under` °C (steady state).
     let layer_temp = |under: f32, m: Material| amb + (under - amb) / (1.0 + 1.4 * m.insulation());
     let skin_c = 34.0 + person.skin_temp_offset;
-    let skin = Surface { paint: Paint::Flat(person.skin), temp_c: skin_c, emissivity: 0.98, nir: 0.62, texture: 0.02, dim: 1.0 };
+    let skin = Surface {
+        paint: Paint::Flat(person.skin),
+        temp_c: skin_c,
+        emissivity: 0.98,
+        nir: 0.62,
+        texture: 0.02,
+        dim: 1.0,
+    };
     let hands = Surface { temp_c: skin_c - 2.0, ..skin };
     let hair = Surface {
         paint: Paint::Flat(person.hair),
@@ -403,7 +430,12 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
         push(&mut parts, hair_back, hair);
     }
     let backpack_quad = |off: f32, wdt: f32| Shape::Quad {
-        pts: [(off - wdt, shoulder_y + 0.02), (off + wdt, shoulder_y + 0.02), (off + wdt, hip_y - 0.04), (off - wdt, hip_y - 0.04)],
+        pts: [
+            (off - wdt, shoulder_y + 0.02),
+            (off + wdt, shoulder_y + 0.02),
+            (off + wdt, hip_y - 0.04),
+            (off - wdt, hip_y - 0.04),
+        ],
         round: 0.018,
     };
     if person.accessory == Accessory::Backpack && front && s < 0.5 {
@@ -454,14 +486,22 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
     push(
         &mut parts,
         Shape::Quad {
-            pts: [(-sw + 0.006, shoulder_y + 0.012), (sw - 0.006, shoulder_y + 0.012), (waist_w, waist_y), (-waist_w, waist_y)],
+            pts: [
+                (-sw + 0.006, shoulder_y + 0.012),
+                (sw - 0.006, shoulder_y + 0.012),
+                (waist_w, waist_y),
+                (-waist_w, waist_y),
+            ],
             round: 0.02,
         },
         top_srf,
     );
     push(
         &mut parts,
-        Shape::Quad { pts: [(-waist_w, waist_y - 0.02), (waist_w, waist_y - 0.02), (hem_w, hem_y), (-hem_w, hem_y)], round: 0.015 },
+        Shape::Quad {
+            pts: [(-waist_w, waist_y - 0.02), (waist_w, waist_y - 0.02), (hem_w, hem_y), (-hem_w, hem_y)],
+            round: 0.015,
+        },
         top_srf,
     );
     // Shoulders slope down from the neck (trapezius): the head–shoulder
@@ -469,12 +509,21 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
     for k in [-1.0f32, 1.0] {
         push(
             &mut parts,
-            Shape::Capsule { a: (k * 0.02, shoulder_y - 0.012), b: (k * (sw - 0.03), shoulder_y + 0.012), ra: 0.024, rb: 0.03 },
+            Shape::Capsule {
+                a: (k * 0.02, shoulder_y - 0.012),
+                b: (k * (sw - 0.03), shoulder_y + 0.012),
+                ra: 0.024,
+                rb: 0.03,
+            },
             top_srf,
         );
     }
     // Neck and head.
-    push(&mut parts, Shape::Capsule { a: (head_c.0 * 0.5, 0.11), b: (0.0, shoulder_y - 0.01), ra: 0.026, rb: 0.03 }, skin);
+    push(
+        &mut parts,
+        Shape::Capsule { a: (head_c.0 * 0.5, 0.11), b: (0.0, shoulder_y - 0.01), ra: 0.026, rb: 0.03 },
+        skin,
+    );
     if person.accessory == Accessory::Backpack && (back_view || side_view) {
         let (off, wdt) = if side_view { (-d * (sw + 0.045), 0.05) } else { (0.0, sw * 0.85) };
         push(&mut parts, backpack_quad(off, wdt), accessory);
@@ -488,12 +537,20 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
     match person.hair_style {
         HairStyle::Bald => push(&mut parts, Shape::Ellipse { c: head_c, rx: head_rx, ry: head_ry }, skin),
         _ => {
-            push(&mut parts, Shape::Ellipse { c: (head_c.0, head_c.1 - 0.004), rx: head_rx * 1.06, ry: head_ry * 1.02 }, hair);
+            push(
+                &mut parts,
+                Shape::Ellipse { c: (head_c.0, head_c.1 - 0.004), rx: head_rx * 1.06, ry: head_ry * 1.02 },
+                hair,
+            );
             if front {
                 // The face: the lower part of the head, towards the walking direction in profile.
                 push(
                     &mut parts,
-                    Shape::Ellipse { c: (head_c.0 + d * s * 0.012, head_c.1 + 0.012), rx: head_rx * (0.92 - 0.3 * s), ry: head_ry * 0.82 },
+                    Shape::Ellipse {
+                        c: (head_c.0 + d * s * 0.012, head_c.1 + 0.012),
+                        rx: head_rx * (0.92 - 0.3 * s),
+                        ry: head_ry * 0.82,
+                    },
                     skin,
                 );
             }
@@ -504,7 +561,11 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
     }
     match person.accessory {
         Accessory::Hat => {
-            push(&mut parts, Shape::Ellipse { c: (head_c.0, head_c.1 - 0.03), rx: head_rx * 1.1, ry: head_ry * 0.6 }, accessory);
+            push(
+                &mut parts,
+                Shape::Ellipse { c: (head_c.0, head_c.1 - 0.03), rx: head_rx * 1.1, ry: head_ry * 0.6 },
+                accessory,
+            );
             push(
                 &mut parts,
                 Shape::Capsule {
@@ -520,7 +581,12 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
             for k in [-1.0f32, 1.0] {
                 push(
                     &mut parts,
-                    Shape::Capsule { a: (k * sw * 0.6, shoulder_y), b: (k * sw * 0.7, shoulder_y + 0.17), ra: 0.011, rb: 0.011 },
+                    Shape::Capsule {
+                        a: (k * sw * 0.6, shoulder_y),
+                        b: (k * sw * 0.7, shoulder_y + 0.17),
+                        ra: 0.011,
+                        rb: 0.011,
+                    },
                     accessory,
                 );
             }
@@ -529,14 +595,24 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
             let side = if side_view { -d } else { 1.0 };
             push(
                 &mut parts,
-                Shape::Capsule { a: (-side * sw * 0.7, shoulder_y), b: (side * hw * 1.1, hip_y - 0.02), ra: 0.008, rb: 0.008 },
+                Shape::Capsule {
+                    a: (-side * sw * 0.7, shoulder_y),
+                    b: (side * hw * 1.1, hip_y - 0.02),
+                    ra: 0.008,
+                    rb: 0.008,
+                },
                 accessory,
             );
             let bx = side * (hw * 1.1 + 0.02);
             push(
                 &mut parts,
                 Shape::Quad {
-                    pts: [(bx - 0.045, hip_y - 0.04), (bx + 0.045, hip_y - 0.04), (bx + 0.045, hip_y + 0.06), (bx - 0.045, hip_y + 0.06)],
+                    pts: [
+                        (bx - 0.045, hip_y - 0.04),
+                        (bx + 0.045, hip_y - 0.04),
+                        (bx + 0.045, hip_y + 0.06),
+                        (bx - 0.045, hip_y + 0.06),
+                    ],
                     round: 0.012,
                 },
                 accessory,
@@ -550,7 +626,13 @@ fn build_parts(person: &Identity, pose: Pose, env: Environment) -> Vec<Part> {
 
 /// Renders `person` in `pose` at `place`, clipped to the pixel rectangle
 /// `clip = (x0, y0, x1, y1)` (the frame, or something huge for the whole figure).
-pub fn render_person(person: &Identity, pose: Pose, place: Placement, env: Environment, clip: (i32, i32, i32, i32)) -> PersonLayer {
+pub fn render_person(
+    person: &Identity,
+    pose: Pose,
+    place: Placement,
+    env: Environment,
+    clip: (i32, i32, i32, i32),
+) -> PersonLayer {
     let parts = build_parts(person, pose, env);
     let sc = place.scale;
     // Layer rectangle: the body's extent, clipped to the frame.
@@ -560,8 +642,16 @@ pub fn render_person(person: &Identity, pose: Pose, place: Placement, env: Envir
     let y1 = ((place.oy + 1.03 * sc).ceil() as i32).min(clip.3);
     let (w, h) = ((x1 - x0).max(0) as u32, (y1 - y0).max(0) as u32);
     let n = (w * h) as usize;
-    let mut layer =
-        PersonLayer { x0, y0, w, h, alpha: vec![0.0; n], rgb: vec![[0.0; 3]; n], temp: vec![0.0; n], nir: vec![0.0; n] };
+    let mut layer = PersonLayer {
+        x0,
+        y0,
+        w,
+        h,
+        alpha: vec![0.0; n],
+        rgb: vec![[0.0; 3]; n],
+        temp: vec![0.0; n],
+        nir: vec![0.0; n],
+    };
     if n == 0 {
         return layer;
     }
@@ -627,7 +717,13 @@ mod tests {
     fn figure_is_tall_and_narrow_with_covered_centre() {
         let p = Identity::generate(3, 1);
         let env = Environment { ambient_c: 15.0, reflected_c: 0.0 };
-        let layer = render_person(&p, Pose { view: View::Front, phase: 0.3 }, Placement { scale: 200.0, ox: 100.0, oy: 10.0 }, env, (0, 0, 200, 240));
+        let layer = render_person(
+            &p,
+            Pose { view: View::Front, phase: 0.3 },
+            Placement { scale: 200.0, ox: 100.0, oy: 10.0 },
+            env,
+            (0, 0, 200, 240),
+        );
         let (_, _, w, h) = layer.tight_box().expect("person drawn");
         assert!(h > 180 && h < 215, "height {h}");
         assert!(w > 40 && w < 110, "width {w}");

@@ -27,8 +27,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::identity::Identity;
-use super::scene_crops::CameraImage;
 use super::render::{render_person, Environment, Placement, Pose, View};
+use super::scene_crops::CameraImage;
 use super::sensor::{rgb_image, thermal_image, Backdrop, Canvas, RgbLook, ThermalLook};
 use super::{ensure_out_dir, rng_for};
 
@@ -73,7 +73,13 @@ impl SceneOptions {
         if self.fps == 0 || self.fps > 60 {
             bail!("--fps {} is out of range: give 1 to 60", self.fps);
         }
-        if self.width < 320 || self.height < 240 || self.width > 3840 || self.height > 2160 || self.width % 2 != 0 || self.height % 2 != 0 {
+        if self.width < 320
+            || self.height < 240
+            || self.width > 3840
+            || self.height > 2160
+            || !self.width.is_multiple_of(2)
+            || !self.height.is_multiple_of(2)
+        {
             bail!("frame size {}x{} unsupported: give even sizes from 320x240 to 3840x2160", self.width, self.height);
         }
         if self.people == 0 || self.people > 1000 {
@@ -275,7 +281,8 @@ fn draw_people(
                 place.ox += offset[0] as f32;
                 place.oy += offset[1] as f32;
                 // Unclipped, so `visible` can count what the frame edge cuts off.
-                let layer = render_person(person, pose, place, env, (i32::MIN / 4, i32::MIN / 4, i32::MAX / 4, i32::MAX / 4));
+                let layer =
+                    render_person(person, pose, place, env, (i32::MIN / 4, i32::MIN / 4, i32::MAX / 4, i32::MAX / 4));
                 (place.oy + place.scale, person.id, layer)
             })
         })
@@ -304,7 +311,9 @@ fn draw_people(
             }
         }
         let Some((bx, by, bw, bh)) = layer.tight_box() else { continue };
-        let bbox = crate::core::BBox::new((layer.x0 + bx as i32) as f32, (layer.y0 + by as i32) as f32, bw as f32, bh as f32).clip(w, h);
+        let bbox =
+            crate::core::BBox::new((layer.x0 + bx as i32) as f32, (layer.y0 + by as i32) as f32, bw as f32, bh as f32)
+                .clip(w, h);
         if total <= 0.0 || shown <= 0.0 || bbox.w < 1.0 || bbox.h < 1.0 {
             continue;
         }
@@ -400,11 +409,19 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
 
     // One plaza; day and night differ in light and temperatures, not layout
     // (the same draws from the same stream give the same geometry).
-    let backdrop_for = |ambient, sunny| Backdrop::random(&mut rng_for(opt.seed, &[0xBAC, 0]), false, ambient, sunny, HORIZON);
+    let backdrop_for =
+        |ambient, sunny| Backdrop::random(&mut rng_for(opt.seed, &[0xBAC, 0]), false, ambient, sunny, HORIZON);
     let mut look_rng = rng_for(opt.seed, &[0x100C, 0]);
     let segments = [
         ("day", 0, day_frames, DAY_AMBIENT_C, backdrop_for(DAY_AMBIENT_C, true), RgbLook::day(&mut look_rng, false)),
-        ("night", day_frames, frames, NIGHT_AMBIENT_C, backdrop_for(NIGHT_AMBIENT_C, false), RgbLook::night(&mut look_rng)),
+        (
+            "night",
+            day_frames,
+            frames,
+            NIGHT_AMBIENT_C,
+            backdrop_for(NIGHT_AMBIENT_C, false),
+            RgbLook::night(&mut look_rng),
+        ),
     ];
     let progress = super::progress_bar(frames as u64, "scene frames");
     let mut cover = vec![0.0f32; (opt.width * opt.height) as usize];
@@ -415,8 +432,11 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
         backdrop.paint(&mut base);
         let thermal_look = ThermalLook::around(ambient_c, &mut look_rng);
         let env = Environment { ambient_c, reflected_c: ambient_c - 15.0 };
-        let people: Vec<(&Walk, &Identity)> =
-            walks.iter().filter(|w| w.segment == segment).map(|w| (w, &identities[(w.person_id - 1) as usize])).collect();
+        let people: Vec<(&Walk, &Identity)> = walks
+            .iter()
+            .filter(|w| w.segment == segment)
+            .map(|w| (w, &identities[(w.person_id - 1) as usize]))
+            .collect();
         for frame in f0..f1 {
             let t = frame as f32 / opt.fps as f32;
             let pts_ns = frame as u64 * 1_000_000_000 / opt.fps as u64;
@@ -443,7 +463,15 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
                     }
                 }
                 for s in seen {
-                    let line = GtLine { camera, frame, pts_ns, person_id: s.person_id, segment, bbox: s.bbox, visible: s.visible };
+                    let line = GtLine {
+                        camera,
+                        frame,
+                        pts_ns,
+                        person_id: s.person_id,
+                        segment,
+                        bbox: s.bbox,
+                        visible: s.visible,
+                    };
                     serde_json::to_writer(&mut gt, &line)?;
                     gt.write_all(b"\n")?;
                     gt_lines += 1;
@@ -473,7 +501,8 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
         night_ambient_c: NIGHT_AMBIENT_C,
         walks: &walks,
     };
-    std::fs::write(&json_path, serde_json::to_string_pretty(&meta)?).with_context(|| format!("cannot write {}", json_path.display()))?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(&meta)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
     Ok(SceneSummary {
         rgb_video: opt.video.then_some(rgb_path),
         thermal_video: opt.video.then_some(thermal_path),

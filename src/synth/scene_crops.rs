@@ -51,7 +51,15 @@ impl SceneCropWriter {
         (x1 > x0 + 1 && y1 > y0 + 1).then_some([x0, y0, x1 - x0, y1 - y0])
     }
 
-    fn wanted(&self, thermal: bool, person: u32, segment: &'static str, frame: u32, bbox: [u32; 4], visible: f32) -> bool {
+    fn wanted(
+        &self,
+        thermal: bool,
+        person: u32,
+        segment: &'static str,
+        frame: u32,
+        bbox: [u32; 4],
+        visible: f32,
+    ) -> bool {
         frame.is_multiple_of(EVERY)
             && visible >= MIN_VISIBLE
             && bbox[3] >= MIN_HEIGHT
@@ -59,7 +67,13 @@ impl SceneCropWriter {
     }
 
     /// Crops the people `seen` (person, tight box, visible share) in one camera's frame.
-    pub fn offer(&mut self, segment: &'static str, frame: u32, image: CameraImage, seen: &[(u32, [u32; 4], f32)]) -> Result<()> {
+    pub fn offer(
+        &mut self,
+        segment: &'static str,
+        frame: u32,
+        image: CameraImage,
+        seen: &[(u32, [u32; 4], f32)],
+    ) -> Result<()> {
         let thermal = matches!(image, CameraImage::Thermal(_));
         let (w, h) = match image {
             CameraImage::Rgb(i) => i.dimensions(),
@@ -73,7 +87,9 @@ impl SceneCropWriter {
             let crop: RgbImage = match image {
                 CameraImage::Rgb(i) => image::imageops::crop_imm(i, x, y, cw, ch).to_image(),
                 // Thermal is grey; stored as 3 equal channels like RegDB's thermal images.
-                CameraImage::Thermal(i) => image::DynamicImage::ImageLuma8(image::imageops::crop_imm(i, x, y, cw, ch).to_image()).to_rgb8(),
+                CameraImage::Thermal(i) => {
+                    image::DynamicImage::ImageLuma8(image::imageops::crop_imm(i, x, y, cw, ch).to_image()).to_rgb8()
+                }
             };
             let rel = format!("{}/{person}/{segment}_{frame:06}.jpg", if thermal { "Thermal" } else { "Visible" });
             let path = self.dir.join(&rel);
@@ -92,7 +108,8 @@ impl SceneCropWriter {
         let mut total = 0;
         for (thermal, name) in [(false, "visible"), (true, "thermal")] {
             let mut text = String::new();
-            let people: std::collections::BTreeSet<u32> = self.written.keys().filter(|k| k.0 == thermal).map(|k| k.1).collect();
+            let people: std::collections::BTreeSet<u32> =
+                self.written.keys().filter(|k| k.0 == thermal).map(|k| k.1).collect();
             for person in people {
                 let empty = vec![];
                 let day = self.written.get(&(thermal, person, "day")).unwrap_or(&empty);

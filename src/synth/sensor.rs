@@ -124,7 +124,9 @@ fn value_noise(x: f32, y: f32, cell: f32, salt: u32) -> f32 {
 }
 
 fn fbm(x: f32, y: f32, cell: f32, salt: u32) -> f32 {
-    value_noise(x, y, cell, salt) * 0.6 + value_noise(x, y, cell / 2.5, salt ^ 0x55) * 0.3 + value_noise(x, y, cell / 6.0, salt ^ 0xaa) * 0.1
+    value_noise(x, y, cell, salt) * 0.6
+        + value_noise(x, y, cell / 2.5, salt ^ 0x55) * 0.3
+        + value_noise(x, y, cell / 6.0, salt ^ 0xaa) * 0.1
 }
 
 /// A backdrop: a back wall or façade above a floor or pavement.
@@ -172,12 +174,22 @@ impl Backdrop {
             let vegetation = !indoor && rng.random::<f32>() < 0.35;
             let stuff = if vegetation {
                 // Foliage: green, cool, bright in near-infrared.
-                Stuff { rgb: hsv_to_rgb(rng.random_range(0.22..0.4), 0.6, rng.random_range(0.2..0.5)), temp_c: ambient_c - 1.5, nir: 0.85, texture: 0.3 }
+                Stuff {
+                    rgb: hsv_to_rgb(rng.random_range(0.22..0.4), 0.6, rng.random_range(0.2..0.5)),
+                    temp_c: ambient_c - 1.5,
+                    nir: 0.85,
+                    texture: 0.3,
+                }
             } else if !indoor && rng.random::<f32>() < 0.5 {
                 // Window: dark glass reflecting the cold sky.
                 Stuff { rgb: muted(rng, 0.1, 0.35), temp_c: ambient_c - 4.0, nir: 0.12, texture: 0.02 }
             } else {
-                Stuff { rgb: muted(rng, 0.15, 0.85), temp_c: ambient_c + rng.random_range(-1.0..1.5), nir: rng.random_range(0.2..0.75), texture: 0.05 }
+                Stuff {
+                    rgb: muted(rng, 0.15, 0.85),
+                    temp_c: ambient_c + rng.random_range(-1.0..1.5),
+                    nir: rng.random_range(0.2..0.75),
+                    texture: 0.05,
+                }
             };
             features.push(([x, y.max(0.0), x + w, (y + h).min(horizon)], stuff));
         }
@@ -240,7 +252,7 @@ impl NoiseSource {
     }
 
     #[inline]
-    pub fn next(&mut self) -> f32 {
+    pub fn sample(&mut self) -> f32 {
         // splitmix64
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -284,7 +296,12 @@ fn to_u8(v: f32) -> u8 {
 /// The lens: a 3×3 binomial blur (edge-clamped). Real optics never resolve
 /// single-pixel detail, and without it fine texture aliases when a detector
 /// downsamples the frame.
-fn optics_blur<T: Copy + Default, const N: usize>(src: &[T], w: u32, h: u32, get: impl Fn(T) -> [f32; N]) -> Vec<[f32; N]> {
+fn optics_blur<T: Copy + Default, const N: usize>(
+    src: &[T],
+    w: u32,
+    h: u32,
+    get: impl Fn(T) -> [f32; N],
+) -> Vec<[f32; N]> {
     let (w, h) = (w as usize, h as usize);
     let mut tmp = vec![[0.0f32; N]; w * h];
     for y in 0..h {
@@ -319,11 +336,11 @@ pub fn rgb_image(canvas: &Canvas, look: RgbLook, rng: &mut ChaCha8Rng) -> RgbIma
             // Low light: the sensor loses colour (chroma denoise) and gains noise.
             let l = 0.3 * v[0] + 0.59 * v[1] + 0.11 * v[2];
             v = v.map(|x| l + (x - l) * 0.25);
-            let n = noise.next() * look.noise;
-            let chroma = noise.next() * look.noise * 0.3;
+            let n = noise.sample() * look.noise;
+            let chroma = noise.sample() * look.noise * 0.3;
             v = [v[0] + n + chroma, v[1] + n, v[2] + n - chroma];
         } else {
-            let n = noise.next() * look.noise;
+            let n = noise.sample() * look.noise;
             v = v.map(|x| x + n);
         }
         *px = image::Rgb(v.map(to_u8));
@@ -403,7 +420,7 @@ pub fn thermal_image(canvas: &Canvas, look: ThermalLook, rng: &mut ChaCha8Rng) -
     // Noise lives at the sensor's native resolution, so it is upscaled with the image.
     let mut temp = canvas.temp.clone();
     let sensor: Vec<f32> = (0..lw * lh)
-        .map(|i| noise.next() * look.noise_c + hash_noise((i % lw) as i32, 0, look.salt) * look.noise_c * 0.8)
+        .map(|i| noise.sample() * look.noise_c + hash_noise((i % lw) as i32, 0, look.salt) * look.noise_c * 0.8)
         .collect();
     for y in 0..canvas.h {
         for x in 0..canvas.w {
@@ -412,7 +429,9 @@ pub fn thermal_image(canvas: &Canvas, look: ThermalLook, rng: &mut ChaCha8Rng) -
     }
     let t = low_res(&temp, canvas.w, canvas.h, k);
     let span = (look.t_hi - look.t_lo).max(1.0);
-    GrayImage::from_fn(canvas.w, canvas.h, |x, y| image::Luma([to_u8((t[(y * canvas.w + x) as usize] - look.t_lo) / span)]))
+    GrayImage::from_fn(canvas.w, canvas.h, |x, y| {
+        image::Luma([to_u8((t[(y * canvas.w + x) as usize] - look.t_lo) / span)])
+    })
 }
 
 /// Active near-infrared settings: illuminator strength and fall-off.
@@ -441,7 +460,7 @@ pub fn nir_image(canvas: &Canvas, look: NirLook, rng: &mut ChaCha8Rng) -> GrayIm
         let (x, y) = ((i as u32 % canvas.w) as f32, (i as u32 / canvas.w) as f32);
         let vignette = 1.0 - 0.45 * ((x - cx).powi(2) + (y - cy).powi(2)) / r2;
         let reach = 1.0 - look.falloff * canvas.depth[i];
-        let v = optics[i][0] * look.gain * vignette * reach + noise.next() * look.noise;
+        let v = optics[i][0] * look.gain * vignette * reach + noise.sample() * look.noise;
         *px = image::Luma([to_u8(v)]);
     }
     img
@@ -455,7 +474,7 @@ mod tests {
     #[test]
     fn noise_is_roughly_unit_gaussian() {
         let mut n = NoiseSource(42);
-        let xs: Vec<f32> = (0..20000).map(|_| n.next()).collect();
+        let xs: Vec<f32> = (0..20000).map(|_| n.sample()).collect();
         let mean = xs.iter().sum::<f32>() / xs.len() as f32;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / xs.len() as f32;
         assert!(mean.abs() < 0.03, "mean {mean}");

@@ -45,7 +45,12 @@ pub fn render_sheet(ids: u32, seed: u64, cell: u32) -> Result<RgbImage> {
         for (col, &sensor) in SHEET_COLUMNS.iter().enumerate() {
             let mut rng = rng_for(seed, &[0x5EE7, row as u64, col as u64]);
             let crop = render_crop(&person, sensor, seed ^ (0x5EE + col as u64), cw, ch, &mut rng);
-            image::imageops::replace(&mut sheet, &crop, (gap + col as u32 * (cw + gap)) as i64, (gap + row * (ch + gap)) as i64);
+            image::imageops::replace(
+                &mut sheet,
+                &crop,
+                (gap + col as u32 * (cw + gap)) as i64,
+                (gap + row * (ch + gap)) as i64,
+            );
         }
     }
     Ok(sheet)
@@ -56,7 +61,14 @@ pub fn run(a: &SheetArgs) -> Result<()> {
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         super::ensure_out_dir(dir)?;
     }
-    sheet.save(&a.out).with_context(|| format!("cannot write {}: check the path (a .png file) and permissions", a.out.display()))?;
-    println!("wrote {} ({}×{}): columns RGB day, RGB night, thermal, near-IR", a.out.display(), sheet.width(), sheet.height());
+    sheet
+        .save(&a.out)
+        .with_context(|| format!("cannot write {}: check the path (a .png file) and permissions", a.out.display()))?;
+    println!(
+        "wrote {} ({}×{}): columns RGB day, RGB night, thermal, near-IR",
+        a.out.display(),
+        sheet.width(),
+        sheet.height()
+    );
     Ok(())
 }

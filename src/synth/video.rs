@@ -17,7 +17,9 @@ pub struct VideoWriter {
 
 impl VideoWriter {
     pub fn open(path: &Path, format: &str, width: u32, height: u32, fps: u32) -> Result<VideoWriter> {
-        gst::init().context("GStreamer failed to initialise: install the GStreamer runtime (gstreamer1.0-plugins-base/good/ugly)")?;
+        gst::init().context(
+            "GStreamer failed to initialise: install the GStreamer runtime (gstreamer1.0-plugins-base/good/ugly)",
+        )?;
         let location = path.to_str().context("output path is not valid UTF-8")?;
         let desc = format!(
             "appsrc name=src format=time is-live=false block=true max-bytes={max} \
@@ -30,7 +32,10 @@ impl VideoWriter {
         );
         let pipeline = gst::parse::launch(&desc)
             .with_context(|| {
-                format!("cannot build the video pipeline for {}: is x264enc installed (gstreamer1.0-plugins-ugly)?", path.display())
+                format!(
+                    "cannot build the video pipeline for {}: is x264enc installed (gstreamer1.0-plugins-ugly)?",
+                    path.display()
+                )
             })?
             .downcast::<gst::Pipeline>()
             .map_err(|_| anyhow::anyhow!("video pipeline description did not produce a pipeline"))?;
@@ -39,7 +44,9 @@ impl VideoWriter {
             .context("appsrc missing from the video pipeline")?
             .downcast::<gst_app::AppSrc>()
             .map_err(|_| anyhow::anyhow!("'src' is not an appsrc"))?;
-        pipeline.set_state(gst::State::Playing).with_context(|| format!("cannot start the video pipeline for {}", path.display()))?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .with_context(|| format!("cannot start the video pipeline for {}", path.display()))?;
         Ok(VideoWriter { pipeline, src, path: path.to_path_buf() })
     }
 
@@ -70,7 +77,9 @@ impl VideoWriter {
     pub fn finish(self) -> Result<()> {
         let _ = self.src.end_of_stream();
         let bus = self.pipeline.bus().context("pipeline has no bus")?;
-        let result = match bus.timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error]) {
+        let result = match bus
+            .timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error])
+        {
             Some(msg) => match msg.view() {
                 gst::MessageView::Eos(_) => Ok(()),
                 gst::MessageView::Error(err) => {
@@ -84,4 +93,3 @@ impl VideoWriter {
         result
     }
 }
-

@@ -4,9 +4,9 @@
 use image::{GrayImage, RgbImage};
 
 use super::{TrackConfig, TrackCrop};
-use crate::detect::Detection;
 use crate::core::Crop;
 use crate::core::Frame;
+use crate::detect::Detection;
 
 /// The K best crops of one track, kept sorted best first.
 pub struct BestCrops {
@@ -24,7 +24,8 @@ impl BestCrops {
     pub fn offer(&mut self, frame: &Frame, det: &Detection, config: &TrackConfig) {
         let b = det.bbox.clip(frame.width, frame.height);
         let (x0, y0) = (b.x.floor() as u32, b.y.floor() as u32);
-        let (x1, y1) = (b.right().ceil().min(frame.width as f32) as u32, b.bottom().ceil().min(frame.height as f32) as u32);
+        let (x1, y1) =
+            (b.right().ceil().min(frame.width as f32) as u32, b.bottom().ceil().min(frame.height as f32) as u32);
         if x1 <= x0 || y1 <= y0 || ((y1 - y0) as f32) < config.crop_min_height {
             return;
         }

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::core::BBox;
-use crate::detect::Detection;
 use crate::core::Crop;
 use crate::core::Frame;
 use crate::core::{ConfigError, Modality};
+use crate::detect::Detection;
 use kalman::BoxKalman;
 
 /// One of a track's best crops, kept for the embedder.
@@ -113,23 +113,42 @@ const CENTRE_GATE_MAX_FRAMES: u32 = 4;
 
 impl Default for TrackConfig {
     fn default() -> Self {
-        TrackConfig { iou_threshold: 0.3, min_hits: 3, max_age: 20, crops_per_track: 5, crop_min_height: 32.0, max_shift_per_frame: 0.25 }
+        TrackConfig {
+            iou_threshold: 0.3,
+            min_hits: 3,
+            max_age: 20,
+            crops_per_track: 5,
+            crop_min_height: 32.0,
+            max_shift_per_frame: 0.25,
+        }
     }
 }
 
 impl TrackConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.iou_threshold > 0.0 && self.iou_threshold < 1.0) {
-            crate::invalid_config!("track.iou_threshold", "track.iou_threshold = {} must be between 0 and 1 (e.g. 0.3)", self.iou_threshold);
+            crate::invalid_config!(
+                "track.iou_threshold",
+                "track.iou_threshold = {} must be between 0 and 1 (e.g. 0.3)",
+                self.iou_threshold
+            );
         }
         if !(self.max_shift_per_frame >= 0.0 && self.max_shift_per_frame <= 2.0) {
-            crate::invalid_config!("track.max_shift_per_frame", "track.max_shift_per_frame = {} must be within 0..=2 box heights (0 = IoU matching only)", self.max_shift_per_frame);
+            crate::invalid_config!(
+                "track.max_shift_per_frame",
+                "track.max_shift_per_frame = {} must be within 0..=2 box heights (0 = IoU matching only)",
+                self.max_shift_per_frame
+            );
         }
         if self.min_hits == 0 {
             crate::invalid_config!("track.min_hits", "track.min_hits must be at least 1");
         }
         if self.crops_per_track == 0 || self.crops_per_track > 64 {
-            crate::invalid_config!("track.crops_per_track", "track.crops_per_track = {} must be within 1..=64", self.crops_per_track);
+            crate::invalid_config!(
+                "track.crops_per_track",
+                "track.crops_per_track = {} must be within 1..=64",
+                self.crops_per_track
+            );
         }
         Ok(())
     }
@@ -230,7 +249,8 @@ impl Tracker {
                 continue;
             }
             let (tx, ty) = t.predicted.center();
-            let gate = self.config.max_shift_per_frame * t.predicted.h * t.since_match.clamp(1, CENTRE_GATE_MAX_FRAMES) as f32;
+            let gate =
+                self.config.max_shift_per_frame * t.predicted.h * t.since_match.clamp(1, CENTRE_GATE_MAX_FRAMES) as f32;
             for (di, d) in dets.iter().enumerate() {
                 let (dx, dy) = d.bbox.center();
                 let dist = (tx - dx).hypot(ty - dy);
@@ -264,7 +284,13 @@ impl Tracker {
                         t.confirmed = true;
                     }
                     t.crops.offer(frame, d, &self.config);
-                    t.path.offer(frame.pts_ns, crate::core::time::unix_ns(frame.wall_time), &d.bbox, frame.width, frame.height);
+                    t.path.offer(
+                        frame.pts_ns,
+                        crate::core::time::unix_ns(frame.wall_time),
+                        &d.bbox,
+                        frame.width,
+                        frame.height,
+                    );
                     if t.confirmed {
                         self.active.push(ActiveTrack { track_id: t.id, bbox: d.bbox, score: d.score });
                     }

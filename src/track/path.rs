@@ -55,7 +55,11 @@ impl TrackPath {
             }
         }
         let (w, h) = (width as f32, height as f32);
-        self.points.push(PathPoint { pts_ns, wall_ns, rel_box: BBox::new(bbox.x / w, bbox.y / h, bbox.w / w, bbox.h / h) });
+        self.points.push(PathPoint {
+            pts_ns,
+            wall_ns,
+            rel_box: BBox::new(bbox.x / w, bbox.y / h, bbox.w / w, bbox.h / h),
+        });
     }
 
     pub fn into_points(self) -> Vec<PathPoint> {

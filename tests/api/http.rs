@@ -34,14 +34,19 @@ fn every_protected_route_rejects_missing_wrong_and_malformed_tokens() {
         let msg = r.expect_error(401, "unauthorized");
         assert!(msg.contains("Bearer"), "{method} {path}: {msg}");
         assert_eq!(r.header("www-authenticate"), Some("Bearer"));
-        request(srv.addr, method, path, Some("wrong-token-0123456789abcdef"), None, b"").expect_error(401, "unauthorized");
+        request(srv.addr, method, path, Some("wrong-token-0123456789abcdef"), None, b"")
+            .expect_error(401, "unauthorized");
         // A prefix of the right token is still wrong.
         request(srv.addr, method, path, Some(&TOKEN[..TOKEN.len() - 1]), None, b"").expect_error(401, "unauthorized");
     }
     // Not `Bearer`: Basic auth is refused with a message naming the scheme.
     let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
     use std::io::{Read, Write};
-    write!(s, "GET /api/v1/identities HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET /api/v1/identities HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     assert!(raw.starts_with("HTTP/1.1 401") && raw.contains("Bearer <token>"), "{raw}");
@@ -76,7 +81,10 @@ fn metrics_are_prometheus_text() {
     for l in t.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
         let name = l.split(['{', ' ']).next().unwrap();
         let family = name.trim_end_matches("_bucket").trim_end_matches("_sum").trim_end_matches("_count");
-        assert!(t.contains(&format!("# TYPE {family} ")) || t.contains(&format!("# TYPE {name} ")), "undeclared {name}");
+        assert!(
+            t.contains(&format!("# TYPE {family} ")) || t.contains(&format!("# TYPE {name} ")),
+            "undeclared {name}"
+        );
     }
 }
 
@@ -141,7 +149,11 @@ fn sightings_filter_by_since_camera_and_modality() {
 fn enrol_query_and_forget() {
     let srv = start(MemoryGallery::seeded());
     let person = png(&striped(3));
-    let r = post_form(srv.addr, "/api/v1/enrol", &[("image", Some("p.png"), &person), ("modality", None, b"thermal"), ("label", None, b"bob")]);
+    let r = post_form(
+        srv.addr,
+        "/api/v1/enrol",
+        &[("image", Some("p.png"), &person), ("modality", None, b"thermal"), ("label", None, b"bob")],
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let id = r.json()["identity_id"].as_u64().unwrap();
     let d = get(srv.addr, &format!("/api/v1/identities/{id}")).json();
@@ -149,7 +161,11 @@ fn enrol_query_and_forget() {
     assert_eq!(d["crops_thermal"].as_array().unwrap().len(), 1);
 
     // The same person, as RGB: the enrolled thermal identity is the top match, across modalities.
-    let r = post_form(srv.addr, "/api/v1/query", &[("image", Some("q.png"), &person), ("modality", None, b"rgb"), ("k", None, b"2")]);
+    let r = post_form(
+        srv.addr,
+        "/api/v1/query",
+        &[("image", Some("q.png"), &person), ("modality", None, b"rgb"), ("k", None, b"2")],
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let m = r.json()["matches"].clone();
     assert_eq!(m.as_array().unwrap().len(), 2);
@@ -162,9 +178,14 @@ fn enrol_query_and_forget() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["forgotten"], id);
     get(srv.addr, &format!("/api/v1/identities/{id}")).expect_error(404, "not_found");
-    request(srv.addr, "DELETE", &format!("/api/v1/identities/{id}"), Some(TOKEN), None, b"").expect_error(404, "not_found");
-    let after = post_form(srv.addr, "/api/v1/query", &[("image", Some("q.png"), &person), ("modality", None, b"rgb")]).json();
-    assert!(after["matches"].as_array().unwrap().iter().all(|m| m["identity_id"] != id), "forgotten identity still matches");
+    request(srv.addr, "DELETE", &format!("/api/v1/identities/{id}"), Some(TOKEN), None, b"")
+        .expect_error(404, "not_found");
+    let after =
+        post_form(srv.addr, "/api/v1/query", &[("image", Some("q.png"), &person), ("modality", None, b"rgb")]).json();
+    assert!(
+        after["matches"].as_array().unwrap().iter().all(|m| m["identity_id"] != id),
+        "forgotten identity still matches"
+    );
 }
 
 #[test]
@@ -192,32 +213,55 @@ fn malformed_bodies_are_400_json() {
     let cases: Vec<(&str, Option<&str>, Vec<u8>, &str)> = vec![
         ("not multipart", Some("application/json"), br#"{"image":"x"}"#.to_vec(), "multipart"),
         ("no content type", None, b"hello".to_vec(), "multipart"),
-        ("broken multipart", Some("multipart/form-data; boundary=zzz"), b"--zzz\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nabc".to_vec(), "multipart"),
+        (
+            "broken multipart",
+            Some("multipart/form-data; boundary=zzz"),
+            b"--zzz\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nabc".to_vec(),
+            "multipart",
+        ),
     ];
     for (what, ct, body, needle) in cases {
         let r = request(srv.addr, "POST", "/api/v1/enrol", Some(TOKEN), ct, &body);
         let msg = r.expect_error(400, "bad_request");
         assert!(msg.contains(needle), "{what}: {msg}");
     }
-    let form_cases: Vec<(Vec<(&str, Option<&str>, &[u8])>, &str)> = vec![
+    let form_cases: Vec<(Vec<FormPart>, &str)> = vec![
         (vec![("modality", None, b"rgb")], "missing form field 'image'"),
         (vec![("image", Some("a.png"), &img)], "missing form field 'modality'"),
         (vec![("image", Some("a.png"), &img), ("modality", None, b"uv")], "unknown modality"),
         (vec![("image", Some("a.txt"), b"this is not an image"), ("modality", None, b"rgb")], "not a JPEG or PNG"),
         (vec![("image", Some("a.png"), &img[..img.len() / 2]), ("modality", None, b"rgb")], "cannot decode"),
-        (vec![("image", Some("a.png"), &img), ("modality", None, b"rgb"), ("colour", None, b"red")], "unknown form field 'colour'"),
+        (
+            vec![("image", Some("a.png"), &img), ("modality", None, b"rgb"), ("colour", None, b"red")],
+            "unknown form field 'colour'",
+        ),
     ];
     for (parts, needle) in &form_cases {
         let msg = post_form(srv.addr, "/api/v1/enrol", parts).expect_error(400, "bad_request");
         assert!(msg.contains(needle), "expected '{needle}' in '{msg}'");
     }
     let tiny = png(&solid(4, 4, [1, 2, 3]));
-    post_form(srv.addr, "/api/v1/enrol", &[("image", Some("t.png"), &tiny), ("modality", None, b"rgb")]).expect_error(400, "bad_request");
-    let msg = post_form(srv.addr, "/api/v1/query", &[("image", Some("a.png"), &img), ("modality", None, b"rgb"), ("k", None, b"1000")])
+    post_form(srv.addr, "/api/v1/enrol", &[("image", Some("t.png"), &tiny), ("modality", None, b"rgb")])
         .expect_error(400, "bad_request");
+    let msg = post_form(
+        srv.addr,
+        "/api/v1/query",
+        &[("image", Some("a.png"), &img), ("modality", None, b"rgb"), ("k", None, b"1000")],
+    )
+    .expect_error(400, "bad_request");
     assert!(msg.contains("k must be"), "{msg}");
-    post_form(srv.addr, "/api/v1/query", &[("image", Some("a.png"), &img), ("modality", None, b"rgb"), ("k", None, b"many")]).expect_error(400, "bad_request");
-    post_form(srv.addr, "/api/v1/query", &[("image", Some("a.png"), &img), ("modality", None, b"rgb"), ("label", None, b"x")]).expect_error(400, "bad_request");
+    post_form(
+        srv.addr,
+        "/api/v1/query",
+        &[("image", Some("a.png"), &img), ("modality", None, b"rgb"), ("k", None, b"many")],
+    )
+    .expect_error(400, "bad_request");
+    post_form(
+        srv.addr,
+        "/api/v1/query",
+        &[("image", Some("a.png"), &img), ("modality", None, b"rgb"), ("label", None, b"x")],
+    )
+    .expect_error(400, "bad_request");
     // Nothing was enrolled by any of the failures.
     assert_eq!(get(srv.addr, "/api/v1/identities").json().as_array().unwrap().len(), 2);
 }

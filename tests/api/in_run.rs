@@ -90,3 +90,52 @@ fn run_serves_the_api_with_live_camera_metrics() {
     assert!(status.success(), "exit {status} after SIGTERM: {err}");
     assert!(get(port, "/healthz", None).is_none(), "the API should be gone after exit");
 }
+
+/// `vireid run` with the API loads its embedding model once: the pipeline's
+/// embed worker and the API's uploads share it (the log says "embedding model
+/// loaded" once per load), and both work.
+#[test]
+fn run_with_the_api_loads_the_model_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = crate::support::tiny_model(dir.path());
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n\
+             [[camera]]\nname = \"cam-rgb\"\nmodality = \"rgb\"\nsource = \"test:ball\"\n\
+             [ingest]\nwidth = 160\nheight = 120\n\
+             [api]\nenabled = true\nbind = \"127.0.0.1:{port}\"\ntoken = \"sesame-0123456789abcdef\"\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vireid"))
+        .args(["--log", "info", "run", "--model"])
+        .arg(&model)
+        .arg("--config")
+        .arg(&config)
+        .args(["--tracks", "/dev/null", "--duration", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "vireid run exited early");
+        if let Some((200, _)) = get(port, "/api/v1/identities", Some("sesame-0123456789abcdef")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the API in vireid run never answered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "exit {status} after SIGTERM: {err}");
+    let loads = err.lines().filter(|l| l.contains("embedding model loaded")).count();
+    assert_eq!(loads, 1, "the model should be loaded once for the pipeline and the API:\n{err}");
+}

@@ -4,8 +4,8 @@
 //! One test binary per topic (docs/ARCHITECTURE.md): each file below was its own
 //! binary; together they link the library once.
 
-mod support;
-mod http;
-mod sqlite;
 mod dashboard;
+mod http;
 mod in_run;
+mod sqlite;
+mod support;

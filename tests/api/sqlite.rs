@@ -3,24 +3,12 @@
 //! (its features are the pooled, normalised colour, so colours are identities).
 
 use crate::support::*;
+use std::path::Path;
 use std::sync::Arc;
-use std::path::{Path, PathBuf};
 use vireid::api::GalleryApiHandle;
 use vireid::config::Config;
 use vireid::embed::{open_embedder, EmbedConfig, EmbedderSpec, SharedEmbedder};
 use vireid::pipeline::BackHalf;
-
-fn tiny_model(dir: &Path) -> PathBuf {
-    let python = std::env::var_os("VIREID_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".venv/bin/python"));
-    assert!(python.exists(), "VIREID_PYTHON ({}) does not exist: run `make setup` or export VIREID_PYTHON", python.display());
-    let status = std::process::Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/embed_models.py"))
-        .arg(dir)
-        .status()
-        .expect("run tests/embed_models.py");
-    assert!(status.success(), "tests/embed_models.py failed");
-    dir.join("tiny.onnx")
-}
 
 /// The API over a running gallery actor, as `vireid serve` and `vireid run` have it.
 /// The back half must outlive the server: it owns the actor.
@@ -44,13 +32,22 @@ fn enrol_query_list_and_forget_against_sqlite() {
 
     let red = png(&solid(32, 64, [200, 30, 30]));
     let blue = png(&solid(32, 64, [30, 30, 200]));
-    let r = post_form(srv.addr, "/api/v1/enrol", &[("image", Some("r.png"), &red), ("modality", None, b"rgb"), ("label", None, b"red coat")]);
+    let r = post_form(
+        srv.addr,
+        "/api/v1/enrol",
+        &[("image", Some("r.png"), &red), ("modality", None, b"rgb"), ("label", None, b"red coat")],
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let red_id = r.json()["identity_id"].as_u64().unwrap();
-    let r = post_form(srv.addr, "/api/v1/enrol", &[("image", Some("b.png"), &blue), ("modality", None, b"rgb"), ("label", None, b"blue coat")]);
+    let r = post_form(
+        srv.addr,
+        "/api/v1/enrol",
+        &[("image", Some("b.png"), &blue), ("modality", None, b"rgb"), ("label", None, b"blue coat")],
+    );
     let blue_id = r.json()["identity_id"].as_u64().unwrap();
     // The real gallery requires a watch-list label for enrolment.
-    post_form(srv.addr, "/api/v1/enrol", &[("image", Some("b.png"), &blue), ("modality", None, b"rgb")]).expect_error(400, "bad_request");
+    post_form(srv.addr, "/api/v1/enrol", &[("image", Some("b.png"), &blue), ("modality", None, b"rgb")])
+        .expect_error(400, "bad_request");
 
     let list = get(srv.addr, "/api/v1/identities").json();
     let labels: Vec<&str> = list.as_array().unwrap().iter().map(|i| i["label"].as_str().unwrap()).collect();
@@ -60,7 +57,11 @@ fn enrol_query_list_and_forget_against_sqlite() {
     assert_eq!(d["label"], "red coat");
     assert_eq!(d["sightings"], serde_json::json!([]));
 
-    let r = post_form(srv.addr, "/api/v1/query", &[("image", Some("q.png"), &red), ("modality", None, b"rgb"), ("k", None, b"2")]);
+    let r = post_form(
+        srv.addr,
+        "/api/v1/query",
+        &[("image", Some("q.png"), &red), ("modality", None, b"rgb"), ("k", None, b"2")],
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let m = r.json()["matches"].clone();
     assert_eq!(m[0]["identity_id"], red_id, "{m}");
@@ -73,10 +74,16 @@ fn enrol_query_list_and_forget_against_sqlite() {
     assert!(metrics.lines().any(|l| l == "vireid_gallery_identities 2"), "{metrics}");
     assert!(metrics.lines().any(|l| l == "vireid_gallery_exemplars 2"), "{metrics}");
 
-    assert_eq!(request(srv.addr, "DELETE", &format!("/api/v1/identities/{red_id}"), Some(TOKEN), None, b"").status, 200);
+    assert_eq!(
+        request(srv.addr, "DELETE", &format!("/api/v1/identities/{red_id}"), Some(TOKEN), None, b"").status,
+        200
+    );
     get(srv.addr, &format!("/api/v1/identities/{red_id}")).expect_error(404, "not_found");
     let m = post_form(srv.addr, "/api/v1/query", &[("image", Some("q.png"), &red), ("modality", None, b"rgb")]).json();
-    assert!(m["matches"].as_array().unwrap().iter().all(|x| x["identity_id"] != red_id), "forgotten identity still matches: {m}");
+    assert!(
+        m["matches"].as_array().unwrap().iter().all(|x| x["identity_id"] != red_id),
+        "forgotten identity still matches: {m}"
+    );
     assert_eq!(get(srv.addr, "/api/v1/sightings?modality=thermal").json(), serde_json::json!([]));
     get(srv.addr, "/api/v1/crops/1").expect_error(404, "not_found");
 

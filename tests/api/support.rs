@@ -269,7 +269,11 @@ impl Response {
     /// Asserts a JSON error with this status and code; returns the message.
     pub fn expect_error(&self, status: u16, code: &str) -> String {
         assert_eq!(self.status, status, "body: {}", self.text());
-        assert!(self.header("content-type").unwrap_or("").starts_with("application/json"), "error must be JSON: {:?}", self.headers);
+        assert!(
+            self.header("content-type").unwrap_or("").starts_with("application/json"),
+            "error must be JSON: {:?}",
+            self.headers
+        );
         let j = self.json();
         assert_eq!(j["error"]["code"], code, "{j}");
         let msg = j["error"]["message"].as_str().unwrap_or_default().to_string();
@@ -279,10 +283,18 @@ impl Response {
 }
 
 /// One HTTP/1.1 request over a fresh connection.
-pub fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Response {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Response {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     if let Some(t) = token {
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
@@ -329,7 +341,10 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
 }
 
 /// A multipart/form-data body from (name, filename, bytes) parts.
-pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+/// One multipart form field: name, file name (for files), content.
+pub type FormPart<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+pub fn multipart(parts: &[FormPart]) -> (String, Vec<u8>) {
     let boundary = "vireid-test-boundary-7d2f";
     let mut body = Vec::new();
     for (name, filename, data) in parts {
@@ -347,7 +362,27 @@ pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-pub fn post_form(addr: SocketAddr, path: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Response {
+pub fn post_form(addr: SocketAddr, path: &str, parts: &[FormPart]) -> Response {
     let (ct, body) = multipart(parts);
     request(addr, "POST", path, Some(TOKEN), Some(&ct), &body)
+}
+
+/// The tiny fixture embedding model of tests/embed_models.py (features = pooled,
+/// normalised colour), written into `dir` by the project's Python.
+pub fn tiny_model(dir: &std::path::Path) -> std::path::PathBuf {
+    let python = std::env::var_os("VIREID_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "VIREID_PYTHON ({}) does not exist: run `make setup` or export VIREID_PYTHON",
+        python.display()
+    );
+    let status = std::process::Command::new(python)
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/embed_models.py"))
+        .arg(dir)
+        .status()
+        .expect("run tests/embed_models.py");
+    assert!(status.success(), "tests/embed_models.py failed");
+    dir.join("tiny.onnx")
 }

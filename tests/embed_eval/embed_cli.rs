@@ -34,7 +34,11 @@ fn solid(path: &Path, rgb: [u8; 3]) {
 fn embed_enrol_query_forget_round_trip_and_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let status = Command::new(python()).arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/embed_models.py")).arg(d).status().unwrap();
+    let status = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/embed_models.py"))
+        .arg(d)
+        .status()
+        .unwrap();
     assert!(status.success());
     let model = d.join("tiny.onnx");
     let m = model.to_str().unwrap();
@@ -56,7 +60,8 @@ fn embed_enrol_query_forget_round_trip_and_bad_input() {
     let state = d.join("state");
     let s = state.to_str().unwrap();
     let a = imgs.join("a.png");
-    let out = ok(&vireid(&["enrol", "--model", m, "--label", "alice", "--image", a.to_str().unwrap(), "--state-dir", s]));
+    let out =
+        ok(&vireid(&["enrol", "--model", m, "--label", "alice", "--image", a.to_str().unwrap(), "--state-dir", s]));
     assert!(out.contains("identity 1"), "{out}");
     let out = ok(&vireid(&["query", "--model", m, "--image", a.to_str().unwrap(), "--state-dir", s, "--json"]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -69,11 +74,20 @@ fn embed_enrol_query_forget_round_trip_and_bad_input() {
     std::fs::write(&bogus, "hello").unwrap();
     let err = fail(&vireid(&["query", "--model", m, "--image", bogus.to_str().unwrap(), "--state-dir", s]));
     assert!(err.contains("bogus.jpg") && err.contains("not a readable image"), "{err}");
-    let err = fail(&vireid(&["enrol", "--model", m, "--label", "x", "--image", bogus.to_str().unwrap(), "--state-dir", s]));
+    let err =
+        fail(&vireid(&["enrol", "--model", m, "--label", "x", "--image", bogus.to_str().unwrap(), "--state-dir", s]));
     assert!(err.contains("not a readable image"), "{err}");
     let err = fail(&vireid(&["query", "--model", "/no/model.onnx", "--image", a.to_str().unwrap(), "--state-dir", s]));
     assert!(err.contains("/no/model.onnx"), "{err}");
-    let err = fail(&vireid(&["query", "--model", m, "--image", a.to_str().unwrap(), "--state-dir", d.join("none").to_str().unwrap()]));
+    let err = fail(&vireid(&[
+        "query",
+        "--model",
+        m,
+        "--image",
+        a.to_str().unwrap(),
+        "--state-dir",
+        d.join("none").to_str().unwrap(),
+    ]));
     assert!(err.contains("no gallery at"), "{err}");
     let err = fail(&vireid(&["gallery", "forget", "99", "--state-dir", s]));
     assert!(err.contains("identity 99 is not in the gallery"), "{err}");

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use vireid::core::Crop;
+use vireid::core::Modality;
 use vireid::embed::metadata::ModalityHandling;
 use vireid::embed::onnx::OnnxEmbedder;
-use vireid::core::Crop;
 use vireid::embed::{EmbedConfig, Embedder, ExecutionProviderKind, ProviderFailure};
-use vireid::core::Modality;
 
 fn python() -> PathBuf {
     let p = std::env::var_os("VIREID_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".venv/bin/python"));
@@ -52,7 +52,8 @@ fn tiny_model_gives_exact_normalised_features_in_chunks() {
     // 5 crops through max_batch 2: three runs, rows stay in order. Crops of other
     // sizes are resized; a uniform colour stays uniform.
     let colours = [[255u8, 127, 0], [0, 255, 255], [255, 255, 255], [0, 0, 0], [51, 102, 204]];
-    let crops: Vec<Crop> = colours.iter().enumerate().map(|(i, c)| solid(*c, 16 + i as u32 * 7, 40, Modality::Rgb)).collect();
+    let crops: Vec<Crop> =
+        colours.iter().enumerate().map(|(i, c)| solid(*c, 16 + i as u32 * 7, 40, Modality::Rgb)).collect();
     let f = e.embed(&crops).unwrap();
     assert_eq!(f.dim(), (5, 8));
     for (row, c) in f.rows().into_iter().zip(colours) {
@@ -73,7 +74,8 @@ fn two_stream_model_gets_the_modality_of_each_row() {
     let mut e = OnnxEmbedder::open(&models().join("tiny_two_stream.onnx"), &EmbedConfig::default()).unwrap();
     assert_eq!(e.contract().modality_handling, ModalityHandling::PerModality);
     let grey = image::GrayImage::from_pixel(16, 32, image::Luma([200]));
-    let f = e.embed(&[solid([200, 200, 200], 16, 32, Modality::Rgb), Crop::from_gray(&grey, Modality::Thermal)]).unwrap();
+    let f =
+        e.embed(&[solid([200, 200, 200], 16, 32, Modality::Rgb), Crop::from_gray(&grey, Modality::Thermal)]).unwrap();
     assert!(f[[0, 7]].abs() < 1e-5, "rgb row has no thermal shift: {:?}", f.row(0));
     assert!(f[[1, 7]] > 0.9, "thermal row is dominated by its shift: {:?}", f.row(1));
 }
@@ -82,7 +84,10 @@ fn two_stream_model_gets_the_modality_of_each_row() {
 fn model_without_metadata_needs_config_values() {
     let path = models().join("tiny_nometa.onnx");
     let msg = err_text(OnnxEmbedder::open(&path, &EmbedConfig::default()));
-    assert!(msg.contains("vireid.input_height") && msg.contains("embed.input_height") && msg.contains("tiny_nometa"), "{msg}");
+    assert!(
+        msg.contains("vireid.input_height") && msg.contains("embed.input_height") && msg.contains("tiny_nometa"),
+        "{msg}"
+    );
     let cfg = EmbedConfig {
         input_height: Some(32),
         input_width: Some(16),
@@ -126,7 +131,10 @@ fn gpu_provider_failure_is_an_error_or_a_logged_fallback() {
             ..Default::default()
         };
         let msg = err_text(OnnxEmbedder::open(&models().join("tiny.onnx"), &strict));
-        assert!(msg.contains(&format!("execution provider {kind} failed to register")) && msg.contains("fallback"), "{msg}");
+        assert!(
+            msg.contains(&format!("execution provider {kind} failed to register")) && msg.contains("fallback"),
+            "{msg}"
+        );
         let lenient = EmbedConfig { on_provider_failure: ProviderFailure::Fallback, ..strict };
         let mut e = OnnxEmbedder::open(&models().join("tiny.onnx"), &lenient).unwrap();
         assert_eq!(e.providers.failed.len(), 1);

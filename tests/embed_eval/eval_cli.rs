@@ -14,7 +14,11 @@ fn vireid(args: &[&str]) -> Output {
 
 fn python() -> PathBuf {
     let py = PathBuf::from(std::env::var("VIREID_PYTHON").unwrap_or_else(|_| "/work/main/.venv/bin/python".into()));
-    assert!(py.exists(), "Python for the numpy reference not found at {}: set VIREID_PYTHON (the Makefile does) or run `make setup`", py.display());
+    assert!(
+        py.exists(),
+        "Python for the numpy reference not found at {}: set VIREID_PYTHON (the Makefile does) or run `make setup`",
+        py.display()
+    );
     py
 }
 
@@ -34,9 +38,12 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// Distances, query ids, query cams, gallery ids, gallery cams.
+type Case = (Array2<f64>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>);
+
 /// One random case: labels drawn so that some queries have no match, cameras
 /// follow the protocol, and distances are quantised to tenths (many ties).
-fn random_case(rng: &mut ChaCha8Rng, protocol: &str, nq: usize, ng: usize) -> (Array2<f64>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>) {
+fn random_case(rng: &mut ChaCha8Rng, protocol: &str, nq: usize, ng: usize) -> Case {
     let (q_cams, g_cams): (&[i64], &[i64]) = match protocol {
         "sysu" => (&[3, 6], &[1, 2, 4, 5]),
         "llcm" => (&[1, 2, 3, 4], &[1, 2, 3, 4]),
@@ -70,11 +77,35 @@ fn distmat_agrees_with_numpy_reference_on_random_matrices_with_ties() {
             write_meta(&qm, &qi, &qc);
             write_meta(&gm, &gi, &gc);
             let (ours, theirs) = (dir.path().join("ours.json"), dir.path().join("ref.json"));
-            let out = vireid(&["eval", "distmat", "--protocol", protocol, "--distmat", p(&dm), "--query-meta", p(&qm), "--gallery-meta", p(&gm), "--json", p(&ours)]);
+            let out = vireid(&[
+                "eval",
+                "distmat",
+                "--protocol",
+                protocol,
+                "--distmat",
+                p(&dm),
+                "--query-meta",
+                p(&qm),
+                "--gallery-meta",
+                p(&gm),
+                "--json",
+                p(&ours),
+            ]);
             assert!(out.status.success(), "{protocol} case {case}: {}", String::from_utf8_lossy(&out.stderr));
             let out = Command::new(&py)
                 .arg(&reference)
-                .args(["--protocol", protocol, "--distmat", p(&dm), "--query-meta", p(&qm), "--gallery-meta", p(&gm), "--json", p(&theirs)])
+                .args([
+                    "--protocol",
+                    protocol,
+                    "--distmat",
+                    p(&dm),
+                    "--query-meta",
+                    p(&qm),
+                    "--gallery-meta",
+                    p(&gm),
+                    "--json",
+                    p(&theirs),
+                ])
                 .output()
                 .unwrap();
             assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -84,7 +115,11 @@ fn distmat_agrees_with_numpy_reference_on_random_matrices_with_ties() {
             assert_eq!(ca.len(), ng.min(20), "{protocol} case {case}");
             assert_eq!(ca.len(), cb.len());
             for (k, (x, y)) in ca.iter().zip(cb).enumerate() {
-                assert!((x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-6, "{protocol} case {case} CMC rank {}: {x} vs {y}", k + 1);
+                assert!(
+                    (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-6,
+                    "{protocol} case {case} CMC rank {}: {x} vs {y}",
+                    k + 1
+                );
             }
             for key in ["mAP", "mINP"] {
                 let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
@@ -114,7 +149,20 @@ fn distmat_bad_input_gives_clear_errors() {
     ndarray_npy::write_npy(&dm, &Array2::<f32>::from_elem((3, 4), 0.5)).unwrap();
     write_meta(&qm, &[1, 2, 3], &[3, 3, 6]);
     write_meta(&gm, &[1, 2, 3, 4, 5], &[1, 1, 1, 1, 1]);
-    let run = |d: &Path, q: &Path, g: &Path| failing(&["eval", "distmat", "--protocol", "sysu", "--distmat", p(d), "--query-meta", p(q), "--gallery-meta", p(g)]);
+    let run = |d: &Path, q: &Path, g: &Path| {
+        failing(&[
+            "eval",
+            "distmat",
+            "--protocol",
+            "sysu",
+            "--distmat",
+            p(d),
+            "--query-meta",
+            p(q),
+            "--gallery-meta",
+            p(g),
+        ])
+    };
 
     let err = run(&dm, &qm, &gm);
     assert!(err.contains("3×4") && err.contains("5 gallery"), "shape mismatch: {err}");
@@ -149,7 +197,18 @@ fn distmat_bad_input_gives_clear_errors() {
 
     // A good call succeeds and prints the table.
     write_meta(&gm, &[1, 2, 3, 4], &[1, 2, 4, 5]);
-    let out = vireid(&["eval", "distmat", "--protocol", "sysu", "--distmat", p(&dm), "--query-meta", p(&qm), "--gallery-meta", p(&gm)]);
+    let out = vireid(&[
+        "eval",
+        "distmat",
+        "--protocol",
+        "sysu",
+        "--distmat",
+        p(&dm),
+        "--query-meta",
+        p(&qm),
+        "--gallery-meta",
+        p(&gm),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("| R1 |"));
 }
@@ -160,7 +219,19 @@ fn dataset_wrong_layout_names_the_missing_path() {
     let root = dir.path().join("data");
     let out_dir = dir.path().join("out");
     let run = |protocol: &str| {
-        failing(&["eval", "dataset", "--protocol", protocol, "--root", p(&root), "--baseline", "colorhist", "--out", p(&out_dir), "--quiet"])
+        failing(&[
+            "eval",
+            "dataset",
+            "--protocol",
+            protocol,
+            "--root",
+            p(&root),
+            "--baseline",
+            "colorhist",
+            "--out",
+            p(&out_dir),
+            "--quiet",
+        ])
     };
     let err = run("sysu");
     assert!(err.contains("missing folder") && err.contains("data"), "{err}");
@@ -170,7 +241,18 @@ fn dataset_wrong_layout_names_the_missing_path() {
     std::fs::write(root.join("exp/test_id.txt"), "1,2").unwrap();
     let err = run("sysu");
     assert!(err.contains("cam3"), "{err}");
-    let err = failing(&["eval", "dataset", "--protocol", "sysu", "--direction", "v2t", "--root", p(&root), "--baseline", "colorhist"]);
+    let err = failing(&[
+        "eval",
+        "dataset",
+        "--protocol",
+        "sysu",
+        "--direction",
+        "v2t",
+        "--root",
+        p(&root),
+        "--baseline",
+        "colorhist",
+    ]);
     assert!(err.contains("--direction applies to regdb and llcm"), "{err}");
     let err = run("regdb");
     assert!(err.contains("idx"), "{err}");

@@ -85,7 +85,8 @@ fn sysu_end_to_end_report_cache_flip_and_rerank() {
     assert_eq!(seen.load(Ordering::SeqCst), set.images.len(), "each image embedded once");
 
     // report.json: 10 seeded trials, seeds reported, a 20-or-gallery-long CMC.
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let trials = json["trials"].as_array().unwrap();
     assert_eq!(trials.len(), 10);
     let seeds: Vec<u64> = trials.iter().map(|t| t["seed"].as_u64().unwrap()).collect();
@@ -95,7 +96,12 @@ fn sysu_end_to_end_report_cache_flip_and_rerank() {
     assert!(cmc.windows(2).all(|w| w[0] <= w[1]) && cmc.iter().all(|v| (0.0..=1.0).contains(v)));
     assert_eq!(cmc.len(), 20.min(report.trials[0].num_gallery));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.contains("| Method | R1 | R10 | R20 | mAP | mINP |") && md.contains("stripe-luma-test") && md.contains("seed 9"), "{md}");
+    assert!(
+        md.contains("| Method | R1 | R10 | R20 | mAP | mINP |")
+            && md.contains("stripe-luma-test")
+            && md.contains("seed 9"),
+        "{md}"
+    );
     let png = image::open(out.join("cmc.png")).unwrap();
     assert!(png.width() > 100);
 
@@ -103,7 +109,11 @@ fn sysu_end_to_end_report_cache_flip_and_rerank() {
     let feats: Array2<f32> = ndarray_npy::read_npy(out.join("cache/features-stripe-luma-test.npy")).unwrap();
     let t0 = &set.trials[0];
     let labels = Labels::new(set.images.iter().map(|i| i.id).collect(), set.images.iter().map(|i| i.cam).collect());
-    let d = pairwise(feats.select(ndarray::Axis(0), &t0.query).view(), feats.select(ndarray::Axis(0), &t0.gallery).view(), DistanceKind::Cosine);
+    let d = pairwise(
+        feats.select(ndarray::Axis(0), &t0.query).view(),
+        feats.select(ndarray::Axis(0), &t0.gallery).view(),
+        DistanceKind::Cosine,
+    );
     let m = evaluate(d.view(), &labels.select(&t0.query), &labels.select(&t0.gallery), Protocol::Sysu).unwrap();
     assert_eq!(m, report.trials[0].metrics);
 
@@ -152,8 +162,14 @@ fn regdb_end_to_end_both_directions() {
 /// through the project's ONNX embedder.
 #[test]
 fn sysu_through_the_cli_with_an_onnx_model() {
-    let python = std::path::PathBuf::from(std::env::var("VIREID_PYTHON").unwrap_or_else(|_| "/work/main/.venv/bin/python".into()));
-    assert!(python.exists(), "Python for the ONNX fixture not found at {}: set VIREID_PYTHON (the Makefile does)", python.display());
+    let python = std::path::PathBuf::from(
+        std::env::var("VIREID_PYTHON").unwrap_or_else(|_| "/work/main/.venv/bin/python".into()),
+    );
+    assert!(
+        python.exists(),
+        "Python for the ONNX fixture not found at {}: set VIREID_PYTHON (the Makefile does)",
+        python.display()
+    );
     let dir = tempfile::tempdir().unwrap();
     let models = dir.path().join("models");
     let status = std::process::Command::new(&python)
@@ -163,10 +179,29 @@ fn sysu_through_the_cli_with_an_onnx_model() {
         .unwrap();
     assert!(status.success(), "tests/embed_models.py failed");
     let bin = env!("CARGO_BIN_EXE_vireid");
-    let root = synth_sysu(dir.path(), &["--ids", "25", "--images-per-cam", "2", "--width", "32", "--height", "64", "--seed", "9"]);
+    let root = synth_sysu(
+        dir.path(),
+        &["--ids", "25", "--images-per-cam", "2", "--width", "32", "--height", "64", "--seed", "9"],
+    );
     let report_dir = dir.path().join("report");
     let out = std::process::Command::new(bin)
-        .args(["eval", "dataset", "--protocol", "sysu", "--mode", "indoor", "--shots", "1", "--trials", "3", "--seed", "40", "--quiet", "--distance", "euclidean"])
+        .args([
+            "eval",
+            "dataset",
+            "--protocol",
+            "sysu",
+            "--mode",
+            "indoor",
+            "--shots",
+            "1",
+            "--trials",
+            "3",
+            "--seed",
+            "40",
+            "--quiet",
+            "--distance",
+            "euclidean",
+        ])
         .arg("--root")
         .arg(&root)
         .arg("--model")
@@ -178,7 +213,8 @@ fn sysu_through_the_cli_with_an_onnx_model() {
         .unwrap();
     assert!(out.status.success(), "eval dataset: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("| tiny |"), "{}", String::from_utf8_lossy(&out.stdout));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["setting"], "indoor-search, single-shot");
     assert_eq!(json["distance"], "euclidean");
     let seeds: Vec<u64> = json["trials"].as_array().unwrap().iter().map(|t| t["seed"].as_u64().unwrap()).collect();
@@ -194,10 +230,26 @@ fn sysu_through_the_cli_with_an_onnx_model() {
 fn sysu_through_the_cli_with_the_colorhist_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_vireid");
-    let root = synth_sysu(dir.path(), &["--ids", "25", "--images-per-cam", "3", "--width", "48", "--height", "96", "--seed", "4"]);
+    let root = synth_sysu(
+        dir.path(),
+        &["--ids", "25", "--images-per-cam", "3", "--width", "48", "--height", "96", "--seed", "4"],
+    );
     let report_dir = dir.path().join("report");
     let out = std::process::Command::new(bin)
-        .args(["eval", "dataset", "--protocol", "sysu", "--mode", "all", "--shots", "1", "--quiet", "--baseline", "colorhist", "--flip"])
+        .args([
+            "eval",
+            "dataset",
+            "--protocol",
+            "sysu",
+            "--mode",
+            "all",
+            "--shots",
+            "1",
+            "--quiet",
+            "--baseline",
+            "colorhist",
+            "--flip",
+        ])
         .arg("--root")
         .arg(&root)
         .arg("--out")
@@ -206,7 +258,8 @@ fn sysu_through_the_cli_with_the_colorhist_baseline() {
         .output()
         .unwrap();
     assert!(out.status.success(), "eval dataset: {}", String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["trials"].as_array().unwrap().len(), 10);
     assert_eq!(json["flip_tta"], true);
     let map = json["mean"]["mAP"].as_f64().unwrap();

@@ -44,12 +44,20 @@ fn track_and_crop_level_thresholds_and_bad_input() {
     let per = run(&["--per-modality"]);
     let per_out = String::from_utf8_lossy(&per.stdout).to_string();
     assert!(per.status.success(), "{}", String::from_utf8_lossy(&per.stderr));
-    let (rgb, thermal) = (threshold(&per_out, "same_modality_threshold ="), threshold(&per_out, "same_modality_threshold_thermal"));
-    assert_eq!(threshold(&track_out, "same_modality_threshold"), (rgb.max(thermal) * 1e4).round() / 1e4, "{per_out}\n{track_out}");
+    let (rgb, thermal) =
+        (threshold(&per_out, "same_modality_threshold ="), threshold(&per_out, "same_modality_threshold_thermal"));
+    assert_eq!(
+        threshold(&track_out, "same_modality_threshold"),
+        (rgb.max(thermal) * 1e4).round() / 1e4,
+        "{per_out}\n{track_out}"
+    );
     assert!(!track_out.contains("same_modality_threshold_thermal"));
     // A best-of-several-sets score is higher than a single crop pair's: the
     // track-level same-modality threshold is the stricter one.
-    assert!(threshold(&track_out, "same_modality_threshold") > threshold(&crop_out, "same_modality_threshold"), "{track_out}\n{crop_out}");
+    assert!(
+        threshold(&track_out, "same_modality_threshold") > threshold(&crop_out, "same_modality_threshold"),
+        "{track_out}\n{crop_out}"
+    );
 
     // One set per person and modality leaves no genuine score: a clear error naming the fix.
     let few = run(&["--per-person-cam", "4", "--track-crops", "4"]);

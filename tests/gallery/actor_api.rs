@@ -3,10 +3,10 @@
 //! colour-histogram embedder (no model needed).
 
 use vireid::api::{GalleryApi, GalleryApiHandle, SightingFilter, UploadedImage};
+use vireid::core::Modality;
 use vireid::embed::{open_embedder, Baseline, EmbedConfig, Embedder, EmbedderSpec, SharedEmbedder};
 use vireid::gallery::actor::run_gallery_actor;
 use vireid::gallery::{Gallery, GalleryConfig};
-use vireid::core::Modality;
 
 fn person(colour: [u8; 3]) -> image::DynamicImage {
     // A figure on a grey backdrop: shirt colour above, dark trousers below.
@@ -31,16 +31,24 @@ fn enrol_query_list_crop_forget_through_the_actor() {
     let gallery = Gallery::open(&GalleryConfig::default(), dir.path(), embedder.dim()).unwrap();
     let (tracks_tx, tracks_rx) = crossbeam_channel::bounded(1);
     let (req_tx, req_rx) = crossbeam_channel::bounded(4);
-    let actor = std::thread::spawn(move || run_gallery_actor(gallery, tracks_rx, req_rx, vec![], vireid::pair::Pairer::disabled()));
+    let actor = std::thread::spawn(move || {
+        run_gallery_actor(gallery, tracks_rx, req_rx, vec![], vireid::pair::Pairer::disabled())
+    });
     let api = GalleryApiHandle::new(req_tx, &dir.path().join("gallery.db"), embedder).unwrap();
 
-    let red = api.enrol(UploadedImage { image: person([220, 30, 30]), modality: Modality::Rgb }, Some("red".into())).unwrap();
-    let blue = api.enrol(UploadedImage { image: person([30, 30, 220]), modality: Modality::Rgb }, Some("blue".into())).unwrap();
+    let red =
+        api.enrol(UploadedImage { image: person([220, 30, 30]), modality: Modality::Rgb }, Some("red".into())).unwrap();
+    let blue = api
+        .enrol(UploadedImage { image: person([30, 30, 220]), modality: Modality::Rgb }, Some("blue".into()))
+        .unwrap();
     assert_ne!(red.identity_id, blue.identity_id);
 
     let hits = api.query(UploadedImage { image: person([215, 35, 30]), modality: Modality::Rgb }, 2).unwrap();
     assert_eq!(hits.len(), 2);
-    assert_eq!((hits[0].identity_id, hits[0].label.as_deref(), hits[0].cross_modality), (red.identity_id, Some("red"), false));
+    assert_eq!(
+        (hits[0].identity_id, hits[0].label.as_deref(), hits[0].cross_modality),
+        (red.identity_id, Some("red"), false)
+    );
     assert!(hits[0].score > hits[1].score);
 
     let list = api.identities(0, 10).unwrap();
@@ -67,6 +75,44 @@ fn enrol_query_list_crop_forget_through_the_actor() {
     assert!(hits.iter().all(|h| h.identity_id != red.identity_id), "index forgot it too");
 
     // Closing both inputs ends the actor.
+    drop(api);
+    drop(tracks_tx);
+    actor.join().unwrap();
+}
+
+/// A database another process holds locked is *busy* for the API (HTTP 503
+/// with Retry-After: try again), not an internal error, and the client is not
+/// sent the database's path or SQLite's message.
+#[test]
+fn a_locked_database_is_busy_not_internal() {
+    use vireid::api::{ApiError, GalleryApiError};
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = SharedEmbedder::new(
+        open_embedder(&EmbedderSpec::Baseline(Baseline::Colorhist), &EmbedConfig::default()).unwrap(),
+    );
+    let config = GalleryConfig { busy_timeout_ms: 100, ..GalleryConfig::default() };
+    let gallery = Gallery::open(&config, dir.path(), embedder.dim()).unwrap();
+    let (tracks_tx, tracks_rx) = crossbeam_channel::bounded(1);
+    let (req_tx, req_rx) = crossbeam_channel::bounded(4);
+    let actor = std::thread::spawn(move || {
+        run_gallery_actor(gallery, tracks_rx, req_rx, vec![], vireid::pair::Pairer::disabled())
+    });
+    let api = GalleryApiHandle::new(req_tx, &dir.path().join("gallery.db"), embedder).unwrap();
+
+    let holder = rusqlite::Connection::open(dir.path().join("gallery.db")).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    let err = api
+        .enrol(UploadedImage { image: person([220, 30, 30]), modality: Modality::Rgb }, Some("red".into()))
+        .unwrap_err();
+    assert!(matches!(err, GalleryApiError::Busy(_)), "{err:?}");
+    let http = ApiError::from(err);
+    assert_eq!((http.status.as_u16(), http.code), (503, "busy"));
+    assert!(!http.message.contains("gallery.db") && !http.message.contains("database is locked"), "{}", http.message);
+    holder.execute_batch("ROLLBACK;").unwrap();
+    drop(holder);
+    // The lock gone, the same request succeeds.
+    api.enrol(UploadedImage { image: person([220, 30, 30]), modality: Modality::Rgb }, Some("red".into())).unwrap();
+
     drop(api);
     drop(tracks_tx);
     actor.join().unwrap();

@@ -11,19 +11,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use vireid::core::BBox;
-use vireid::embed::batcher::EmbeddedTrack;
 use vireid::core::Crop;
+use vireid::core::Modality;
 use vireid::core::SightingSink;
+use vireid::embed::batcher::EmbeddedTrack;
 use vireid::events::{JsonLinesSink, SightingEvent};
 use vireid::gallery::actor::run_gallery_actor;
 use vireid::gallery::{Gallery, GalleryConfig};
-use vireid::core::Modality;
 use vireid::track::{FinishedTrack, TrackCrop};
 
 const DIM: usize = 32;
 
 fn embedded(i: u64) -> EmbeddedTrack {
-    let modality = if i % 2 == 0 { Modality::Rgb } else { Modality::Thermal };
+    let modality = if i.is_multiple_of(2) { Modality::Rgb } else { Modality::Thermal };
     let mut f = ndarray::Array1::<f32>::zeros(DIM);
     f[(i as usize / 2) % DIM] = 1.0;
     f[(i as usize * 7) % DIM] += 0.5;
@@ -108,9 +108,12 @@ fn kill_9_during_a_run_loses_no_emitted_sighting() {
     assert!(emitted.len() >= 150);
 
     let g = Gallery::open(&GalleryConfig::default(), dir.path(), DIM).expect("database opens after kill -9");
-    let stored: std::collections::HashMap<i64, _> = g.store().sightings_of(None).unwrap().into_iter().map(|s| (s.id, s)).collect();
+    let stored: std::collections::HashMap<i64, _> =
+        g.store().sightings_of(None).unwrap().into_iter().map(|s| (s.id, s)).collect();
     for e in &emitted {
-        let s = stored.get(&e.sighting_id).unwrap_or_else(|| panic!("emitted sighting {} missing after restart", e.sighting_id));
+        let s = stored
+            .get(&e.sighting_id)
+            .unwrap_or_else(|| panic!("emitted sighting {} missing after restart", e.sighting_id));
         assert_eq!((s.identity_id, s.track_id, s.modality), (e.identity_id, e.track_id, e.modality));
     }
     assert!(stored.len() >= emitted.len());

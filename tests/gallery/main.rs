@@ -4,7 +4,7 @@
 //! One test binary per topic (docs/ARCHITECTURE.md): each file below was its own
 //! binary; together they link the library once.
 
-mod store;
-mod crash_restart;
 mod actor_api;
+mod crash_restart;
 mod score;
+mod store;

@@ -1,11 +1,19 @@
 //! `vireid score` metrics on a hand-made ground truth where every figure is known.
 
-use vireid::events::SightingEvent;
 use vireid::core::Modality;
+use vireid::events::SightingEvent;
 use vireid::score::{score, GroundTruthLine};
 
 fn gt(camera: &str, pts: u64, person: u64, segment: &str, x: f32) -> GroundTruthLine {
-    GroundTruthLine { camera: camera.into(), frame: pts / 100, pts_ns: pts, person_id: person, segment: segment.into(), bbox: [x, 10.0, 40.0, 100.0], visible: 1.0 }
+    GroundTruthLine {
+        camera: camera.into(),
+        frame: pts / 100,
+        pts_ns: pts,
+        person_id: person,
+        segment: segment.into(),
+        bbox: [x, 10.0, 40.0, 100.0],
+        visible: 1.0,
+    }
 }
 
 fn sighting(id: i64, identity: i64, m: Modality, pts: i64, x: f32, link: bool) -> SightingEvent {
@@ -43,13 +51,13 @@ fn known_scene_gives_known_figures() {
     }
     lines.push(gt("rgb", 100, 3, "day", 400.0));
     let s = vec![
-        sighting(1, 10, Modality::Rgb, 100, 0.0, false),         // A day rgb → identity 10
-        sighting(2, 10, Modality::Thermal, 900, 0.0, true),      // A night thermal linked to 10: correct link
-        sighting(3, 20, Modality::Rgb, 100, 200.0, false),       // B day rgb → 20
-        sighting(4, 10, Modality::Thermal, 905, 200.0, true),    // B night thermal wrongly linked to A's identity
-        sighting(5, 30, Modality::Rgb, 100, 400.0, false),       // C
-        sighting(6, 40, Modality::Rgb, 100, 700.0, false),       // nobody there: not attributed
-        sighting(7, 20, Modality::Thermal, 100, 200.0, true),    // B day thermal, paired with B's day rgb
+        sighting(1, 10, Modality::Rgb, 100, 0.0, false), // A day rgb → identity 10
+        sighting(2, 10, Modality::Thermal, 900, 0.0, true), // A night thermal linked to 10: correct link
+        sighting(3, 20, Modality::Rgb, 100, 200.0, false), // B day rgb → 20
+        sighting(4, 10, Modality::Thermal, 905, 200.0, true), // B night thermal wrongly linked to A's identity
+        sighting(5, 30, Modality::Rgb, 100, 400.0, false), // C
+        sighting(6, 40, Modality::Rgb, 100, 700.0, false), // nobody there: not attributed
+        sighting(7, 20, Modality::Thermal, 100, 200.0, true), // B day thermal, paired with B's day rgb
     ];
     let mut s = s;
     // B's day rgb and day thermal sightings were paired by co-observation (correctly); A's day rgb

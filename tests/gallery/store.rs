@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use ndarray::Array1;
 use vireid::core::BBox;
-use vireid::embed::batcher::EmbeddedTrack;
 use vireid::core::Crop;
+use vireid::core::Modality;
+use vireid::embed::batcher::EmbeddedTrack;
 use vireid::gallery::store::GalleryStore;
 use vireid::gallery::{Gallery, GalleryConfig};
-use vireid::core::Modality;
 use vireid::track::{FinishedTrack, TrackCrop};
 
 const DIM: usize = 16;
@@ -49,7 +49,12 @@ fn track(id: u64, modality: Modality, f: Array1<f32>) -> EmbeddedTrack {
 }
 
 fn config() -> GalleryConfig {
-    GalleryConfig { same_modality_threshold: 0.8, cross_modality_threshold: 0.45, exemplars_per_modality: 3, ..Default::default() }
+    GalleryConfig {
+        same_modality_threshold: 0.8,
+        cross_modality_threshold: 0.45,
+        exemplars_per_modality: 3,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -69,7 +74,10 @@ fn open_set_assignment_links_day_and_night_and_persists() {
     // Next night sighting of person 0 matches its new thermal exemplar (same modality), and
     // is still a day/night link: the identity it joins is known from RGB.
     let n2 = g.record_sighting(&track(5, Modality::Thermal, feature(0, 0.15, Modality::Thermal))).unwrap();
-    assert_eq!((n2.identity_id, n2.day_night_link, n2.matched_modality), (a.identity_id, true, Some(Modality::Thermal)));
+    assert_eq!(
+        (n2.identity_id, n2.day_night_link, n2.matched_modality),
+        (a.identity_id, true, Some(Modality::Thermal))
+    );
     drop(g);
 
     // Reopen: everything is still there, and the index answers as before.
@@ -110,21 +118,33 @@ fn co_observed_tracks_share_an_identity_and_night_matches_link_to_day() {
     let lone_dir = tempfile::tempdir().unwrap();
     let mut lone = Gallery::open(&cfg, lone_dir.path(), DIM).unwrap();
     lone.record_sighting(&track(1, Modality::Rgb, feature(4, 0.0, Modality::Rgb))).unwrap();
-    assert!(lone.record_sighting(&track(3, Modality::Thermal, feature(4, 0.1, Modality::Thermal))).unwrap().new_identity);
+    assert!(
+        lone.record_sighting(&track(3, Modality::Thermal, feature(4, 0.1, Modality::Thermal))).unwrap().new_identity
+    );
     // A late partner joins the recorded identity, whatever its own appearance says.
     let partner = Partner { identity_id: a.identity_id, sighting_id: n.id, modality: Modality::Thermal, iou: 0.6 };
-    let late = g.record_unit(PairUnit::Single(Box::new(track(4, Modality::Rgb, feature(9, 0.0, Modality::Rgb))), Some(partner)));
+    let late = g.record_unit(PairUnit::Single(
+        Box::new(track(4, Modality::Rgb, feature(9, 0.0, Modality::Rgb))),
+        Some(partner),
+    ));
     let late = late[0].1.as_ref().unwrap();
     assert_eq!((late.identity_id, late.paired_sighting_id, late.day_night_link), (a.identity_id, Some(n.id), true));
     // A partner whose identity was forgotten meanwhile: matched by appearance instead (a new identity here).
     g.forget(a.identity_id).unwrap();
-    let orphan = g.record_unit(PairUnit::Single(Box::new(track(5, Modality::Rgb, feature(11, 0.0, Modality::Rgb))), Some(partner)));
+    let orphan = g.record_unit(PairUnit::Single(
+        Box::new(track(5, Modality::Rgb, feature(11, 0.0, Modality::Rgb))),
+        Some(partner),
+    ));
     let orphan = orphan[0].1.as_ref().unwrap();
     assert!(orphan.new_identity && orphan.paired_sighting_id.is_none());
     // A pair with a malformed feature: the good track is stored exactly once, the bad one fails with its reason.
     let before = g.store().counts().unwrap().1;
     let bad = track(7, Modality::Thermal, Array1::<f32>::zeros(DIM + 1));
-    let out = g.record_unit(PairUnit::Pair(Box::new(track(6, Modality::Rgb, feature(12, 0.0, Modality::Rgb))), Box::new(bad), 0.7));
+    let out = g.record_unit(PairUnit::Pair(
+        Box::new(track(6, Modality::Rgb, feature(12, 0.0, Modality::Rgb))),
+        Box::new(bad),
+        0.7,
+    ));
     let good = out[0].1.as_ref().unwrap();
     assert!(good.paired_sighting_id.is_none());
     let err = format!("{:#}", out[1].1.as_ref().unwrap_err());
@@ -138,13 +158,15 @@ fn exemplars_stay_bounded_and_diverse() {
     let mut g = Gallery::open(&config(), dir.path(), DIM).unwrap();
     let first = g.record_sighting(&track(1, Modality::Rgb, feature(2, 0.0, Modality::Rgb))).unwrap();
     for i in 0..20 {
-        let e = g.record_sighting(&track(10 + i, Modality::Rgb, feature(2, 0.05 * (i % 7) as f32, Modality::Rgb))).unwrap();
+        let e =
+            g.record_sighting(&track(10 + i, Modality::Rgb, feature(2, 0.05 * (i % 7) as f32, Modality::Rgb))).unwrap();
         assert_eq!(e.identity_id, first.identity_id);
     }
     let rows: Vec<_> = g.index().rows().iter().filter(|r| r.identity_id == first.identity_id).collect();
     assert_eq!(rows.len(), 3, "bounded by exemplars_per_modality");
     // Diverse: the kept exemplars are not near-duplicates of each other.
-    let idx: Vec<usize> = (0..g.index().len()).filter(|&i| g.index().rows()[i].identity_id == first.identity_id).collect();
+    let idx: Vec<usize> =
+        (0..g.index().len()).filter(|&i| g.index().rows()[i].identity_id == first.identity_id).collect();
     let min_pair = idx
         .iter()
         .flat_map(|&i| idx.iter().filter(move |&&j| j > i).map(move |&j| (i, j)))
@@ -161,7 +183,8 @@ fn forget_deletes_every_trace() {
     let a = g.record_sighting(&track(1, Modality::Rgb, feature(3, 0.0, Modality::Rgb))).unwrap();
     g.record_sighting(&track(2, Modality::Thermal, feature(3, 0.0, Modality::Thermal))).unwrap();
     let b = g.record_sighting(&track(3, Modality::Rgb, feature(7, 0.0, Modality::Rgb))).unwrap();
-    let crops: Vec<String> = g.store().sightings_of(Some(a.identity_id)).unwrap().into_iter().filter_map(|s| s.crop_path).collect();
+    let crops: Vec<String> =
+        g.store().sightings_of(Some(a.identity_id)).unwrap().into_iter().filter_map(|s| s.crop_path).collect();
     assert_eq!(crops.len(), 2);
     g.forget(a.identity_id).unwrap();
     assert!(crops.iter().all(|c| !std::path::Path::new(c).exists()), "crop files deleted");

@@ -46,7 +46,17 @@ fn emitted(path: &Path) -> Vec<SightingEvent> {
 fn kill_9_vireid_run_then_restart_loses_no_emitted_sighting() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let opts = SceneOptions { out_dir: d.join("scene"), seconds: 6.0, seed: 11, fps: 10, width: 640, height: 360, people: 3, crops_dir: None, video: true };
+    let opts = SceneOptions {
+        out_dir: d.join("scene"),
+        seconds: 6.0,
+        seed: 11,
+        fps: 10,
+        width: 640,
+        height: 360,
+        people: 3,
+        crops_dir: None,
+        video: true,
+    };
     render_scene(&opts).unwrap();
     std::fs::write(d.join("run.toml"), config(d)).unwrap();
     let sightings = d.join("sightings.jsonl");
@@ -76,10 +86,14 @@ fn kill_9_vireid_run_then_restart_loses_no_emitted_sighting() {
     child.wait().unwrap();
     let events = emitted(&sightings);
 
-    let store = GalleryStore::open(&d.join("state/gallery.db"), Duration::from_secs(2)).expect("database opens after kill -9");
-    let stored: std::collections::HashMap<i64, _> = store.sightings_of(None).unwrap().into_iter().map(|s| (s.id, s)).collect();
+    let store =
+        GalleryStore::open(&d.join("state/gallery.db"), Duration::from_secs(2)).expect("database opens after kill -9");
+    let stored: std::collections::HashMap<i64, _> =
+        store.sightings_of(None).unwrap().into_iter().map(|s| (s.id, s)).collect();
     for e in &events {
-        let s = stored.get(&e.sighting_id).unwrap_or_else(|| panic!("emitted sighting {} missing after kill -9", e.sighting_id));
+        let s = stored
+            .get(&e.sighting_id)
+            .unwrap_or_else(|| panic!("emitted sighting {} missing after kill -9", e.sighting_id));
         assert_eq!((s.identity_id, s.camera.as_str(), s.track_id), (e.identity_id, e.camera.as_str(), e.track_id));
     }
     drop(store);

@@ -4,8 +4,8 @@
 //! One test binary per topic (docs/ARCHITECTURE.md): each file below was its own
 //! binary; together they link the library once.
 
-mod scene;
-mod onnx_detector;
-mod rtsp_reconnect;
 mod bad_input;
 mod crash_run_kill9;
+mod onnx_detector;
+mod rtsp_reconnect;
+mod scene;

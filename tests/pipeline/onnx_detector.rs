@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use vireid::core::BBox;
-use vireid::detect::onnx::OnnxDetector;
-use vireid::detect::{Detector, OnnxDetectConfig};
 use vireid::core::Frame;
 use vireid::core::Modality;
+use vireid::detect::onnx::OnnxDetector;
+use vireid::detect::{Detector, OnnxDetectConfig};
 
 const MAKE_MODEL: &str = r#"
 import sys, torch, torch.nn as nn, torch.nn.functional as F
@@ -115,4 +115,47 @@ fn onnx_detector_decodes_filters_and_suppresses() {
         .unwrap()
         .to_string();
     assert!(err.contains("/no/model.onnx"), "{err}");
+}
+
+/// The ONNX detector loads ONNX Runtime from `[embed] ort_library` — the
+/// process has one ONNX Runtime, set up in one place — even when it is the
+/// first to load it and neither ORT_DYLIB_PATH nor `.deps/` would find it.
+#[test]
+fn detector_loads_onnx_runtime_from_embed_ort_library() {
+    let lib = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.deps/onnxruntime/libonnxruntime.so")));
+    assert!(lib.exists(), "ONNX Runtime library {} missing: run scripts/setup.sh", lib.display());
+    let dir = tempfile::tempdir().unwrap();
+    let model = make_model(dir.path());
+    let mut opt = vireid::synth::scene::SceneOptions::new(dir.path().join("scene"), 1.0, 2);
+    (opt.width, opt.height, opt.people) = (320, 240, 1);
+    let scene = vireid::synth::scene::render_scene(&opt).unwrap();
+    let config = dir.path().join("detect.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detect]\ndetector = \"onnx\"\n[detect.onnx]\nmodel = \"{}\"\ninput_width = 64\ninput_height = 64\n\
+             [embed]\nort_library = \"{}\"\n",
+            model.display(),
+            lib.display()
+        ),
+    )
+    .unwrap();
+    let boxes = dir.path().join("boxes.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_vireid"))
+        .args(["--log", "warn", "detect", "--modality", "rgb", "--max-frames", "3", "--input"])
+        .arg(scene.rgb_video.as_ref().unwrap())
+        .arg("--jsonl")
+        .arg(&boxes)
+        .arg("--config")
+        .arg(&config)
+        .env_remove("ORT_DYLIB_PATH")
+        // No .deps/onnxruntime/ under the working directory either.
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "vireid detect with [embed] ort_library failed: {stderr}");
+    assert_eq!(std::fs::read_to_string(&boxes).unwrap().lines().count(), 3, "one line per frame");
 }

@@ -44,11 +44,8 @@ fn run_on_a_synthetic_scene_writes_tracks_with_crops() {
         assert_eq!(cam["processed_frames"], scene.frames, "{cam}");
         assert_eq!(cam["ingest"]["state"], "stopped");
     }
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&tracks)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&tracks).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     for camera in ["rgb", "thermal"] {
         let mine: Vec<_> = lines.iter().filter(|t| t["camera"] == camera).collect();
         assert!(!mine.is_empty(), "no finished track from camera {camera}: {lines:?}");

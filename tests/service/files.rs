@@ -29,15 +29,16 @@ fn unit_verifies_and_exposure_is_at_most_2() {
     let out = systemd_analyze().arg("verify").arg(&unit).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     // The only acceptable complaint is the binary not being installed on this machine.
-    let problems: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.contains("/usr/bin/vireid is not executable"))
-        .collect();
+    let problems: Vec<&str> =
+        stderr.lines().filter(|l| !l.trim().is_empty() && !l.contains("/usr/bin/vireid is not executable")).collect();
     assert!(problems.is_empty(), "systemd-analyze verify: {problems:#?}");
 
     let out = systemd_analyze().args(["security", "--offline=true", "--no-pager"]).arg(&unit).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let line = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("no exposure line in: {text}"));
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure line in: {text}"));
     let figure: f64 = line
         .split(':')
         .nth(1)

@@ -5,6 +5,6 @@
 //! binary; together they link the library once.
 
 mod files;
+mod mqtt;
 mod notify;
 mod run;
-mod mqtt;

@@ -3,8 +3,8 @@
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use vireid::events::mqtt::{EventMessage, MqttConfig, MqttPublisher, MqttSighting, SightingChange, SightingEventKind};
 use vireid::core::Modality;
+use vireid::events::mqtt::{EventMessage, MqttConfig, MqttPublisher, MqttSighting, SightingChange, SightingEventKind};
 
 struct Broker {
     child: Child,
@@ -128,14 +128,31 @@ async fn events_arrive_in_order_with_the_documented_json_and_availability() {
         for key in ["type", "before", "after"] {
             assert!(json.get(key).is_some(), "message {i} lacks '{key}': {json}");
         }
-        for key in ["id", "camera", "box", "modality", "label", "identity_id", "score", "day_night_link", "start_time", "end_time", "box_xywh", "frames"] {
+        for key in [
+            "id",
+            "camera",
+            "box",
+            "modality",
+            "label",
+            "identity_id",
+            "score",
+            "day_night_link",
+            "start_time",
+            "end_time",
+            "box_xywh",
+            "frames",
+        ] {
             assert!(json["after"].get(key).is_some(), "message {i} 'after' lacks '{key}': {json}");
         }
         let msg: EventMessage = serde_json::from_value(json).unwrap();
         assert_eq!(msg.kind, *kind, "message {i} out of order");
         assert_eq!(&msg.after, after, "message {i}");
         assert_eq!(msg.before.id, after.id);
-        assert_eq!(msg.before.frames, Some(expected_before_frames[i]), "message {i}: 'before' is the previously published state");
+        assert_eq!(
+            msg.before.frames,
+            Some(expected_before_frames[i]),
+            "message {i}: 'before' is the previously published state"
+        );
     }
     assert_eq!(publisher.stats().published.load(std::sync::atomic::Ordering::Relaxed), 6);
 
@@ -189,13 +206,16 @@ async fn gallery_events_go_out_as_new_then_end() {
     use vireid::core::SightingSink;
     let broker = start_mosquitto();
     let (_sub, mut el) = subscriber(broker.port, "sub-sink", "sink/events").await;
-    let publisher = std::sync::Arc::new(MqttPublisher::start(&config(broker.port, "sink"), &tokio::runtime::Handle::current()).unwrap());
-    let cameras: Vec<vireid::ingest::CameraConfig> = toml::from_str::<std::collections::HashMap<String, Vec<vireid::ingest::CameraConfig>>>(
-        "camera = [{ name = \"gate-thermal\", modality = \"thermal\", box = \"gate\", source = \"test:\" }]",
-    )
-    .unwrap()
-    .remove("camera")
-    .unwrap();
+    let publisher = std::sync::Arc::new(
+        MqttPublisher::start(&config(broker.port, "sink"), &tokio::runtime::Handle::current()).unwrap(),
+    );
+    let cameras: Vec<vireid::ingest::CameraConfig> =
+        toml::from_str::<std::collections::HashMap<String, Vec<vireid::ingest::CameraConfig>>>(
+            "camera = [{ name = \"gate-thermal\", modality = \"thermal\", box = \"gate\", source = \"test:\" }]",
+        )
+        .unwrap()
+        .remove("camera")
+        .unwrap();
     let mut sink = vireid::events::mqtt::MqttSink::new(publisher.clone(), &cameras);
     let event = vireid::core::Sighting {
         id: 9,

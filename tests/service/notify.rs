@@ -56,10 +56,7 @@ fn stalled_pipeline_stops_watchdog_pings_and_progress_resumes_them() {
 
     ServiceNotifier.ready("2 cameras up, model loaded").unwrap();
     let ready = collect(sock, Instant::now() + Duration::from_millis(500));
-    assert!(
-        ready.iter().any(|(_, m)| m.lines().any(|l| l == "READY=1")),
-        "no READY=1 datagram: {ready:?}"
-    );
+    assert!(ready.iter().any(|(_, m)| m.lines().any(|l| l == "READY=1")), "no READY=1 datagram: {ready:?}");
 
     let config = WatchdogConfig { ping_every: Duration::from_millis(100), stall_after: Duration::from_millis(400) };
     let progress = Progress::new();
@@ -82,7 +79,10 @@ fn stalled_pipeline_stops_watchdog_pings_and_progress_resumes_them() {
     let pings: Vec<Instant> =
         messages.iter().filter(|(_, m)| m.lines().any(|l| l == "WATCHDOG=1")).map(|(t, _)| *t).collect();
     let while_progressing = pings.iter().filter(|t| **t <= stalled_at).count();
-    assert!(while_progressing >= 4, "expected WATCHDOG=1 every ~100 ms while frames flow, got {while_progressing}: {messages:?}");
+    assert!(
+        while_progressing >= 4,
+        "expected WATCHDOG=1 every ~100 ms while frames flow, got {while_progressing}: {messages:?}"
+    );
     // A ping may legitimately come up to stall_after (+ one check interval for
     // the watchdog to notice the last bump, + scheduling slack) after the stall.
     let allowed_until = stalled_at + config.stall_after + 2 * config.ping_every + Duration::from_millis(250);
@@ -130,13 +130,13 @@ fn sigterm_requests_shutdown_sends_stopping_and_drains() {
     // In-flight work (here: 50 pending items flushed one by one) completes within the deadline.
     let pending: Vec<u32> = (0..50).collect();
     let flushed = drain_within(Duration::from_secs(5), move || {
-            let mut saved = 0usize;
-            for _ in pending {
-                std::thread::sleep(Duration::from_millis(1));
-                saved += 1;
-            }
-            Ok(saved)
-        })
-        .unwrap();
+        let mut saved = 0usize;
+        for _ in pending {
+            std::thread::sleep(Duration::from_millis(1));
+            saved += 1;
+        }
+        Ok(saved)
+    })
+    .unwrap();
     assert_eq!(flushed, 50);
 }

@@ -35,7 +35,18 @@ fn sysu_layout_and_same_seed_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
     for (dir, seed) in [(&a, "3"), (&b, "3"), (&c, "4")] {
-        run_ok(&["synth", "sysu", "--out", dir.to_str().unwrap(), "--ids", "12", "--seed", seed, "--images-per-cam", "2"]);
+        run_ok(&[
+            "synth",
+            "sysu",
+            "--out",
+            dir.to_str().unwrap(),
+            "--ids",
+            "12",
+            "--seed",
+            seed,
+            "--images-per-cam",
+            "2",
+        ]);
     }
     let ta = tree(&a);
     assert_eq!(ta, tree(&b), "same seed must give byte-identical datasets");
@@ -106,12 +117,17 @@ fn regdb_layout() {
                     assert!(p.starts_with(folder), "{p}");
                     assert!(out.join(p).is_file(), "{p} listed but missing");
                     let id: u32 = p.split('/').nth(1).unwrap().parse().unwrap();
-                    if split == "train" { train_ids.insert(id) } else { test_ids.insert(id) };
+                    if split == "train" {
+                        train_ids.insert(id)
+                    } else {
+                        test_ids.insert(id)
+                    };
                 }
                 // Labels are 0-based and contiguous within the split.
                 let labels: std::collections::BTreeSet<u32> = lines.iter().map(|l| l.1).collect();
                 assert_eq!(labels, (0..3).collect());
-                per_modality.push(lines.iter().map(|l| (l.0.split('/').nth(1).unwrap().to_string(), l.1)).collect::<Vec<_>>());
+                per_modality
+                    .push(lines.iter().map(|l| (l.0.split('/').nth(1).unwrap().to_string(), l.1)).collect::<Vec<_>>());
             }
             assert_eq!(per_modality[0], per_modality[1], "visible and thermal labels agree");
         }
@@ -128,9 +144,13 @@ fn regdb_paired_sized_with_attributes() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("regdb");
     let o = out.to_str().unwrap();
-    run_ok(&["synth", "regdb", "--out", o, "--ids", "4", "--seed", "2", "--images", "3", "--width", "48", "--height", "96", "--paired"]);
+    run_ok(&[
+        "synth", "regdb", "--out", o, "--ids", "4", "--seed", "2", "--images", "3", "--width", "48", "--height", "96",
+        "--paired",
+    ]);
     let pairs = std::fs::read_to_string(out.join("idx/pairs.txt")).unwrap();
-    let pairs: Vec<(&str, &str)> = pairs.lines().filter(|l| !l.starts_with('#')).map(|l| l.split_once(' ').unwrap()).collect();
+    let pairs: Vec<(&str, &str)> =
+        pairs.lines().filter(|l| !l.starts_with('#')).map(|l| l.split_once(' ').unwrap()).collect();
     assert_eq!(pairs.len(), 4 * 3, "one pair per identity and instant");
     for (v, t) in &pairs {
         assert!(v.starts_with("Visible/") && t.starts_with("Thermal/"), "{v} {t}");

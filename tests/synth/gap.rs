@@ -11,8 +11,8 @@
 use rand::seq::IndexedRandom;
 use std::path::Path;
 use vireid::core::Crop;
-use vireid::embed::{open_embedder, Baseline, EmbedConfig, EmbedderSpec};
 use vireid::core::Modality;
+use vireid::embed::{open_embedder, Baseline, EmbedConfig, EmbedderSpec};
 use vireid::synth::dataset::write_sysu;
 use vireid::synth::rng_for;
 
@@ -92,7 +92,7 @@ fn rank1(items: &[Item], query_ir: bool) -> f32 {
 }
 
 #[test]
-#[ignore = "renders a 300-identity SYSU-layout set (~1 min on 2 cores); run: cargo test --release --test synth_gap -- --ignored --nocapture"]
+#[ignore = "renders a 300-identity SYSU-layout set (~1 min on 2 cores); run: cargo test --release --test synth gap -- --ignored --nocapture"]
 fn colorhist_shows_the_modality_gap() {
     let dir = tempfile::tempdir().unwrap();
     let ids: u32 = std::env::var("VIREID_GAP_IDS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);

@@ -21,8 +21,11 @@ use vireid::core::BBox;
 use vireid::synth::scene::{render_scene, SceneOptions};
 
 fn greedy_matches(gts: &[BBox], dets: &[BBox]) -> usize {
-    let mut pairs: Vec<(f32, usize, usize)> =
-        gts.iter().enumerate().flat_map(|(g, gb)| dets.iter().enumerate().map(move |(d, db)| (gb.iou(db), g, d))).collect();
+    let mut pairs: Vec<(f32, usize, usize)> = gts
+        .iter()
+        .enumerate()
+        .flat_map(|(g, gb)| dets.iter().enumerate().map(move |(d, db)| (gb.iou(db), g, d)))
+        .collect();
     pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
     let (mut used_g, mut used_d) = (vec![false; gts.len()], vec![false; dets.len()]);
     let mut n = 0;
@@ -40,7 +43,7 @@ fn greedy_matches(gts: &[BBox], dets: &[BBox]) -> usize {
 }
 
 #[test]
-#[ignore = "slow (~2-3 min: HOG over 1280x720 frames); run: cargo test --release --test synth_hog -- --ignored --nocapture (env VIREID_HOG_SECONDS, VIREID_HOG_STEP, VIREID_HOG_SEED)"]
+#[ignore = "slow (~2-3 min: HOG over 1280x720 frames); run: cargo test --release --test synth hog -- --ignored --nocapture (env VIREID_HOG_SECONDS, VIREID_HOG_STEP, VIREID_HOG_SEED)"]
 fn hog_finds_synthetic_people() {
     let dir = tempfile::tempdir().unwrap();
     let seconds: f32 = std::env::var("VIREID_HOG_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20.0);
@@ -57,7 +60,9 @@ fn hog_finds_synthetic_people() {
     hog.set_svm_detector(HOGDescriptor::get_default_people_detector().unwrap());
     // (camera, segment) → [matched, people, matched raw windows, matched all, all people]
     let mut stats: HashMap<(String, String), [usize; 5]> = HashMap::new();
-    for (camera, video) in [("rgb", summary.rgb_video.as_ref().unwrap()), ("thermal", summary.thermal_video.as_ref().unwrap())] {
+    for (camera, video) in
+        [("rgb", summary.rgb_video.as_ref().unwrap()), ("thermal", summary.thermal_video.as_ref().unwrap())]
+    {
         let frames = synth_common::decode_bgr(video, |i, w, h, bgr| {
             if i % step != 0 {
                 return;
@@ -67,12 +72,12 @@ fn hog_finds_synthetic_people() {
             let mat = mat.reshape(3, h as i32).unwrap().try_clone().unwrap();
             assert_eq!(mat.cols(), w as i32);
             let mut found: Vector<Rect> = Vector::new();
-            hog.detect_multi_scale(&mat, &mut found, 0.0, Size::new(8, 8), Size::new(16, 16), 1.05, 2.0, false).unwrap();
-            let raw: Vec<BBox> = found.iter().map(|r| BBox::new(r.x as f32, r.y as f32, r.width as f32, r.height as f32)).collect();
-            let shrunk: Vec<BBox> = raw
-                .iter()
-                .map(|b| BBox::new(b.x + b.w * 0.25, b.y + b.h * 0.125, b.w * 0.5, b.h * 0.75))
-                .collect();
+            hog.detect_multi_scale(&mat, &mut found, 0.0, Size::new(8, 8), Size::new(16, 16), 1.05, 2.0, false)
+                .unwrap();
+            let raw: Vec<BBox> =
+                found.iter().map(|r| BBox::new(r.x as f32, r.y as f32, r.width as f32, r.height as f32)).collect();
+            let shrunk: Vec<BBox> =
+                raw.iter().map(|b| BBox::new(b.x + b.w * 0.25, b.y + b.h * 0.125, b.w * 0.5, b.h * 0.75)).collect();
             let to_box = |g: &&synth_common::GtLine| BBox::new(g.bbox[0], g.bbox[1], g.bbox[2], g.bbox[3]);
             let reasonable: Vec<BBox> = rows
                 .iter()

@@ -28,7 +28,10 @@ fn short_scene_videos_and_ground_truth() {
     let mut seen: HashMap<(String, String), BTreeSet<u32>> = HashMap::new();
     for g in &gt {
         let [x, y, w, h] = g.bbox;
-        assert!(w >= 1.0 && h >= 1.0 && x >= 0.0 && y >= 0.0 && x + w <= 1280.0 && y + h <= 720.0, "box outside frame: {g:?}");
+        assert!(
+            w >= 1.0 && h >= 1.0 && x >= 0.0 && y >= 0.0 && x + w <= 1280.0 && y + h <= 720.0,
+            "box outside frame: {g:?}"
+        );
         assert!(g.visible > 0.0 && g.visible <= 1.0, "{g:?}");
         assert_eq!(g.pts_ns, g.frame as u64 * 100_000_000);
         assert!(g.frame < 60);
