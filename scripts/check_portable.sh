@@ -28,21 +28,25 @@ if grep -q '^warning' "$log"; then
 fi
 
 libs=$(ldd "$BIN" | awk '{print $1}')
-banned=$(grep -E '^lib(gst|opencv|onnxruntime)' <<<"$libs" || true)
-if [ -n "$banned" ]; then
-  echo "portable: FAILED: $BIN links libraries the GPU machine does not have:" >&2
-  sed 's/^/  /' <<<"$banned" >&2
-  echo "Gate the code that needs them behind the 'media' (GStreamer, OpenCV) or 'infer' (ONNX Runtime) feature." >&2
+# fail_if_linked WHAT FIX GREP-ARGS…: fails naming the libraries grep selects.
+fail_if_linked() {
+  local what=$1 fix=$2 found
+  shift 2
+  found=$(grep "$@" <<<"$libs" || true)
+  [ -z "$found" ] && return 0
+  echo "portable: FAILED: $BIN $what:" >&2
+  sed 's/^/  /' <<<"$found" >&2
+  echo "$fix" >&2
   exit 1
-fi
+}
+fail_if_linked "links libraries the GPU machine does not have" \
+  "Gate the code that needs them behind the 'media' (GStreamer, OpenCV) or 'infer' (ONNX Runtime) feature." \
+  -E '^lib(gst|opencv|onnxruntime)'
 # glibc and the compiler runtime only: anything else (fontconfig, freetype, ssl…) may be missing there.
-extra=$(grep -vE '^(linux-vdso\.so|/lib64/ld-linux|/lib/ld-linux|ld-linux|libc\.so|libm\.so|libgcc_s\.so|libpthread\.so|libdl\.so|librt\.so)' <<<"$libs" || true)
-if [ -n "$extra" ]; then
-  echo "portable: FAILED: $BIN needs shared libraries beyond glibc and libgcc:" >&2
-  sed 's/^/  /' <<<"$extra" >&2
-  echo "Link them statically, gate them behind a feature, or replace them (ldd $BIN shows who)." >&2
-  exit 1
-fi
+fail_if_linked "needs shared libraries beyond glibc and libgcc" \
+  "Link them statically, gate them behind a feature, or replace them (ldd $BIN shows who)." \
+  -vE '^(linux-vdso\.so|/lib64/ld-linux|/lib/ld-linux|ld-linux|libc\.so|libm\.so|libgcc_s\.so|libpthread\.so|libdl\.so|librt\.so)'
+
 
 # It must do its job: a tiny RegDB-layout dataset and scene crops without video.
 tmp=$(mktemp -d)

@@ -20,31 +20,61 @@ fn get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-#[test]
-fn run_serves_the_api_with_live_camera_metrics() {
-    let dir = tempfile::tempdir().unwrap();
+const TOKEN: &str = "sesame-0123456789abcdef";
+
+/// A config in `dir` with test-pattern cameras (`name=pattern`, modality from
+/// the name) and the API on a free port; returns (config path, port).
+fn config_with_api(dir: &std::path::Path, cameras: &[(&str, &str, &str)]) -> (std::path::PathBuf, u16) {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = \"{}\"\n\
-             [[camera]]\nname = \"cam-rgb\"\nmodality = \"rgb\"\nsource = \"test:ball\"\n\
-             [[camera]]\nname = \"cam-thermal\"\nmodality = \"thermal\"\nsource = \"test:snow\"\n\
-             [ingest]\nwidth = 160\nheight = 120\n\
-             [api]\nenabled = true\nbind = \"127.0.0.1:{port}\"\ntoken = \"sesame-0123456789abcdef\"\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vireid"))
-        .args(["--log", "warn", "run", "--baseline", "colorhist", "--config"])
-        .arg(&config)
+    let config = dir.join("config.toml");
+    let mut text = format!("state_dir = \"{}\"\n", dir.join("state").display());
+    for (name, modality, pattern) in cameras {
+        text += &format!("[[camera]]\nname = \"{name}\"\nmodality = \"{modality}\"\nsource = \"{pattern}\"\n");
+    }
+    text += &format!(
+        "[ingest]\nwidth = 160\nheight = 120\n[api]\nenabled = true\nbind = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    (config, port)
+}
+
+/// `vireid --log LOG run EMBEDDER… --config CONFIG` for at most 60 s, stderr piped.
+fn spawn_run(log: &str, embedder: &[&std::ffi::OsStr], config: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_vireid"))
+        .args(["--log", log, "run"])
+        .args(embedder)
+        .arg("--config")
+        .arg(config)
         .args(["--tracks", "/dev/null", "--duration", "60"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// SIGTERM, then the exit status and everything it wrote to stderr.
+fn stop(mut child: std::process::Child, within: Duration) -> (std::process::ExitStatus, String) {
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "vireid run did not exit within {within:?} of SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status, err)
+}
+
+#[test]
+fn run_serves_the_api_with_live_camera_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port) =
+        config_with_api(dir.path(), &[("cam-rgb", "rgb", "test:ball"), ("cam-thermal", "thermal", "test:snow")]);
+    let mut child = spawn_run("warn", &["--baseline".as_ref(), "colorhist".as_ref()], &config);
 
     // Wait until frames from both cameras show in /metrics.
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -54,7 +84,7 @@ fn run_serves_the_api_with_live_camera_metrics() {
             child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
             panic!("vireid run exited early with {status}: {err}");
         }
-        if let Some((200, body)) = get(port, "/metrics", Some("sesame-0123456789abcdef")) {
+        if let Some((200, body)) = get(port, "/metrics", Some(TOKEN)) {
             let counted = |cam: &str| {
                 body.lines()
                     .find(|l| l.starts_with("vireid_frames_total") && l.contains(cam))
@@ -71,22 +101,11 @@ fn run_serves_the_api_with_live_camera_metrics() {
     assert!(metrics.contains("vireid_camera_up{camera=\"cam-rgb\",state=\"running\"} 1"), "{metrics}");
     assert_eq!(get(port, "/healthz", None).map(|r| r.0), Some(200));
     assert_eq!(get(port, "/api/v1/identities", None).map(|r| r.0), Some(401), "the gallery needs the token");
-    let (status, body) = get(port, "/api/v1/identities", Some("sesame-0123456789abcdef")).unwrap();
+    let (status, body) = get(port, "/api/v1/identities", Some(TOKEN)).unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(serde_json::from_str::<serde_json::Value>(&body).unwrap().is_array(), "{body}");
 
-    // SAFETY: signalling our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "vireid run did not exit within 30 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let (status, err) = stop(child, Duration::from_secs(30));
     assert!(status.success(), "exit {status} after SIGTERM: {err}");
     assert!(get(port, "/healthz", None).is_none(), "the API should be gone after exit");
 }
@@ -98,43 +117,18 @@ fn run_serves_the_api_with_live_camera_metrics() {
 fn run_with_the_api_loads_the_model_once() {
     let dir = tempfile::tempdir().unwrap();
     let model = crate::support::tiny_model(dir.path());
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = \"{}\"\n\
-             [[camera]]\nname = \"cam-rgb\"\nmodality = \"rgb\"\nsource = \"test:ball\"\n\
-             [ingest]\nwidth = 160\nheight = 120\n\
-             [api]\nenabled = true\nbind = \"127.0.0.1:{port}\"\ntoken = \"sesame-0123456789abcdef\"\n",
-            dir.path().join("state").display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vireid"))
-        .args(["--log", "info", "run", "--model"])
-        .arg(&model)
-        .arg("--config")
-        .arg(&config)
-        .args(["--tracks", "/dev/null", "--duration", "60"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (config, port) = config_with_api(dir.path(), &[("cam-rgb", "rgb", "test:ball")]);
+    let mut child = spawn_run("info", &["--model".as_ref(), model.as_os_str()], &config);
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         assert!(child.try_wait().unwrap().is_none(), "vireid run exited early");
-        if let Some((200, _)) = get(port, "/api/v1/identities", Some("sesame-0123456789abcdef")) {
+        if let Some((200, _)) = get(port, "/api/v1/identities", Some(TOKEN)) {
             break;
         }
         assert!(Instant::now() < deadline, "the API in vireid run never answered");
         std::thread::sleep(Duration::from_millis(200));
     }
-    // SAFETY: signalling our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let (status, err) = stop(child, Duration::from_secs(30));
     assert!(status.success(), "exit {status} after SIGTERM: {err}");
     let loads = err.lines().filter(|l| l.contains("embedding model loaded")).count();
     assert_eq!(loads, 1, "the model should be loaded once for the pipeline and the API:\n{err}");
