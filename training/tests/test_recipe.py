@@ -293,11 +293,11 @@ backbone_lr_mult = 0.1
 schedule = "step"
 warmup_epochs = 1
 milestones = [2]
-epochs = 50
-batches_per_epoch = 3
+epochs = 100
+batches_per_epoch = 5
 channels_last = true
 device = "cpu"
-time_budget_s = 6
+time_budget_s = 12
 budget_warmup_iters = 2
 log_every = 1
 out_dir = "{tmp_path / 'run'}"
@@ -305,13 +305,13 @@ out_dir = "{tmp_path / 'run'}"
     main(["train", "--config", str(cfg)])
     out = capsys.readouterr().out
     assert "data: resident on cpu" in out and "channels_last=True" in out and "attributes=hat" in out
-    plan = [l for l in out.splitlines() if l.startswith("time budget 6s:")]
-    assert plan and "(config: 50 x 3)" in plan[0]
+    plan = [l for l in out.splitlines() if l.startswith("time budget 12s:")]
+    assert plan and "(config: 100 x 5)" in plan[0]
     epochs = int(plan[-1].split("-> ")[1].split(" epochs")[0])
-    assert 1 <= epochs < 50                    # a CPU cannot do 150 iterations in 6 s
+    assert 1 <= epochs < 100                   # a CPU cannot do 500 iterations in 12 s
     assert "FINAL method=lba" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["train_seconds"] < 6 + 10 and metrics["test_feature"] == "pooled"
+    assert metrics["train_seconds"] < 12 + 10 and metrics["test_feature"] == "pooled"
     ck = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
     assert ck["plan"]["epochs"] == metrics["epochs"] and ck["attributes"][0] == "hat"
     # a later window continues: same training set, so the classifier and method state are kept

@@ -1,4 +1,4 @@
-"""python -m vireid_train {train,export,quantize,evaluate,synth} …"""
+"""python -m vireid_train {train,export,quantize,evaluate,synth,bench-data} …"""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,14 @@ def _train(a):
     if a.out_dir:
         overrides.append(f"train.out_dir={a.out_dir}")
     train(load_config(a.config, overrides), resume=not a.no_resume)
+
+
+def _bench_data(a):
+    from .config import load_config
+    from .train import bench_data
+    result = bench_data(load_config(a.config, list(a.set or [])), a.batches)
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=2))
 
 
 def _export(a):
@@ -140,6 +148,12 @@ def main(argv=None):
                    help="where a --checkpoint is embedded (ONNX models run on the CPU)")
     v.add_argument("--json")
     v.set_defaults(fn=_evaluate)
+    b = sub.add_parser("bench-data", help="images/s of a config's training data path alone (no network)")
+    b.add_argument("--config", required=True)
+    b.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    b.add_argument("--batches", type=int, default=30, help="timed batches (after 2 warm-up batches)")
+    b.add_argument("--json", help="also write the result here")
+    b.set_defaults(fn=_bench_data)
     s = sub.add_parser("synth", help="write a small synthetic dataset in the SYSU-MM01 or RegDB layout")
     s.add_argument("layout", choices=["sysu", "regdb"])
     s.add_argument("--out", required=True)

@@ -441,6 +441,12 @@ class RandomErase:
 
     def apply(self, x: torch.Tensor, on, top, left, eh, ew) -> torch.Tensor:
         b, _, h, w = x.shape
+        if x.device.type == "cpu" and b > 1:   # the boxes only, in place (a fresh tensor here)
+            fill = torch.tensor(self.fill, dtype=x.dtype).view(3, 1, 1)
+            for i in on.nonzero(as_tuple=True)[0].tolist():
+                t, l = int(top[i]), int(left[i])
+                x[i, :, t:t + int(eh[i]), l:l + int(ew[i])] = fill
+            return x
         r = torch.arange(h, device=x.device).view(1, h, 1)
         c = torch.arange(w, device=x.device).view(1, 1, w)
         v = lambda t: t.view(b, 1, 1)
@@ -486,6 +492,15 @@ def pad_crop_flip(x: torch.Tensor, pad: int, fill: int, flip: bool, gen: torch.G
         cols = torch.where(flipped, w - 1 - cols, cols)
     rows = top.view(b, 1, 1) + torch.arange(h, device=dev).view(1, h, 1)
     cols = (left.view(b, 1) + cols).view(b, 1, w)
+    if dev.type == "cpu":
+        # on the CPU, 2B slices beat one strided gather (same pixels)
+        out = torch.empty((b, x.shape[1], h, w), dtype=x.dtype)
+        tl, ll = top.tolist(), left.tolist()
+        fl = (cols[:, 0, 0] != left).tolist() if flip else [False] * b
+        for i in range(b):
+            crop = x[i, :, tl[i]:tl[i] + h, ll[i]:ll[i] + w]
+            out[i] = crop.flip(-1) if fl[i] else crop
+        return out
     out = x.permute(0, 2, 3, 1)[torch.arange(b, device=dev).view(b, 1, 1), rows, cols]
     return out.permute(0, 3, 1, 2).contiguous()
 
@@ -594,18 +609,32 @@ class BatchAugmenter:
         x = pad_crop_flip(images, self.pad, self.aug.pad_fill, self.aug.flip, g).float().div_(255.0)
         rgb = modality == RGB
         if self.low_light is not None:
-            x = LowLight.apply(x, *self.low_light.sample(rgb, x, g))
+            x = self._rows(x, LowLight.apply, *self.low_light.sample(rgb, x, g))
         if self.channel is not None:
-            x = replicate_channel(x, self.channel.sample(rgb, g))
+            ch = self.channel.sample(rgb, g)
+            x = self._rows(x, lambda v, on, c: replicate_channel(v, c), ch >= 0, ch)
         if self.grey is not None:
-            x = GreyIntensityJitter.apply(x, *self.grey.sample(x, g))
-        x = (x - self.mean) / self.std
+            x = self._rows(x, GreyIntensityJitter.apply, *self.grey.sample(x, g))
+        x = x.sub_(self.mean).div_(self.std)
         b, _, h, w = x.shape
         x = self.erase.apply(x, *self.erase.sample(b, h, w, g, x.device))
         if self.exchange is not None:
-            x = replicate_channel(x, self.exchange.sample(extra, g))
+            ch = self.exchange.sample(extra, g)
+            x = self._rows(x, lambda v, on, c: replicate_channel(v, c), ch >= 0, ch)
         if self.adapt is not None:
-            x = ChannelAdapGray.apply(x, *self.adapt.sample(~rgb, g))
+            ch, grey = self.adapt.sample(~rgb, g)
+            x = self._rows(x, lambda v, on, c, gr: ChannelAdapGray.apply(v, c, gr), (ch >= 0) | grey, ch, grey)
+        return x
+
+    @staticmethod
+    def _rows(x: torch.Tensor, apply, on: torch.Tensor, *params) -> torch.Tensor:
+        """apply(x, on, *params) over the batch. On the GPU over every row with torch.where (no
+        device sync); on the CPU only on the rows it changes (the same result, less work)."""
+        if x.device.type != "cpu":
+            return apply(x, on, *params)
+        idx = on.nonzero(as_tuple=True)[0]
+        if idx.numel():
+            x[idx] = apply(x[idx], on[idx], *(p[idx] for p in params))
         return x
 
 

@@ -150,6 +150,78 @@ class Budget:
         return plan
 
 
+# ---------------------------------------------------------------- data
+
+class TrainData:
+    """The training batches of a config: the identity sampler (+ CAJ's added views), and either
+    the per-image PIL DataLoader or the device-resident set. batches() yields (images on the
+    device, labels on the device, modality on the CPU)."""
+
+    def __init__(self, cfg: dict, device: torch.device, log=print):
+        d, t = cfg["data"], cfg["train"]
+        self.device = device
+        self.aug = D.AugConfig.from_config(d)
+        self.samples, self.num_classes = D.load_train(d["dataset"], d["root"], d["trial"])
+        self.attrs = D.load_attributes(d["root"], self.samples, self.num_classes) \
+            if cfg["model"].get("attr_heads") else None
+        self.sampler = D.CrossModalIdentitySampler(self.samples, d["p"], d["k"], seed=t["seed"],
+                                                   batches=int(t["batches_per_epoch"]) or None)
+        self.batch_sampler = D.AddedViewBatches(self.sampler) if self.aug.add_view else self.sampler
+        self.resident = self.loader = None
+        if d.get("resident"):
+            self.resident = D.ResidentTrainSet(self.samples, self.aug, device, seed=int(t["seed"]),
+                                               workers=int(d["decode_workers"]))
+            log(f"data: resident on {device}: {len(self.samples)} images decoded in {self.resident.decode_s:.1f}s "
+                f"({self.resident.nbytes / 2**20:.0f} MiB uint8), augmented on the device")
+        else:
+            tf_rgb, tf_ir, tf_extra = D.pil_transforms(self.aug)
+            self.loader = DataLoader(D.ReIDDataset(self.samples, tf_rgb, tf_ir, tf_extra),
+                                     batch_sampler=self.batch_sampler, num_workers=int(d["workers"]),
+                                     pin_memory=device.type == "cuda")
+
+    def batches(self):
+        if self.resident is not None:
+            for views in self.batch_sampler:
+                yield self.resident.batch(views)
+        else:
+            for x, y, mod in self.loader:
+                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True), mod
+
+
+def bench_data(cfg: dict, batches: int = 30, log=print) -> dict:
+    """Images/s of the training data path alone (sampling, decoding, augmentation, transfer to
+    the device), without the network: `python -m vireid_train bench-data`."""
+    torch.set_num_threads(int(cfg["train"]["threads"]))
+    device, _, _ = resolve_device(cfg)
+    t0 = time.time()
+    data = TrainData(cfg, device, log)
+    setup = time.time() - t0
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    n = seen = 0
+    t1 = None
+    for epoch in range(10**6):
+        data.sampler.set_epoch(epoch)
+        for x, _, _ in data.batches():
+            n += 1
+            if n == 3:            # the first batches start workers and warm caches
+                sync()
+                t1, seen = time.time(), 0
+            elif t1 is not None:
+                seen += x.shape[0]
+            if n >= batches + 2:
+                break
+        if n >= batches + 2:
+            break
+    sync()
+    dt = time.time() - t1
+    out = {"path": "resident" if data.resident is not None else f"PIL loader, {cfg['data']['workers']} workers",
+           "device": str(device), "images_per_s": seen / dt, "batches": n - 2, "setup_s": setup,
+           "batch_size": int(x.shape[0])}
+    log(f"bench-data: {out['path']} on {device}: {out['images_per_s']:.0f} img/s over {n - 2} batches of "
+        f"{out['batch_size']} (set-up {setup:.1f}s)")
+    return out
+
+
 # ---------------------------------------------------------------- training
 
 def _restore_method_state(method: Method, state: dict | None, log) -> str:
@@ -180,21 +252,9 @@ def train(cfg: dict, resume: bool = True, log=print) -> dict:
     out = Path(t["out_dir"]); out.mkdir(parents=True, exist_ok=True)
     d = cfg["data"]
     eval_root = d.get("eval_root") or d["root"]   # evaluation people may live in another dataset folder
-    aug = D.AugConfig.from_config(d)
-    samples, num_classes = D.load_train(d["dataset"], d["root"], d["trial"])
-    attrs = D.load_attributes(d["root"], samples, num_classes) if cfg["model"].get("attr_heads") else None
-    sampler = D.CrossModalIdentitySampler(samples, d["p"], d["k"], seed=t["seed"],
-                                          batches=int(t["batches_per_epoch"]) or None)
-    batch_sampler = D.AddedViewBatches(sampler) if aug.add_view else sampler
-    resident = loader = None
-    if d.get("resident"):
-        resident = D.ResidentTrainSet(samples, aug, device, seed=int(t["seed"]), workers=int(d["decode_workers"]))
-        log(f"data: resident on {device}: {len(samples)} images decoded in {resident.decode_s:.1f}s "
-            f"({resident.nbytes / 2**20:.0f} MiB uint8), augmented on the device")
-    else:
-        tf_rgb, tf_ir, tf_extra = D.pil_transforms(aug)
-        loader = DataLoader(D.ReIDDataset(samples, tf_rgb, tf_ir, tf_extra), batch_sampler=batch_sampler,
-                            num_workers=int(d["workers"]), pin_memory=device.type == "cuda")
+    data = TrainData(cfg, device, log)
+    aug, samples, num_classes, attrs = data.aug, data.samples, data.num_classes, data.attrs
+    sampler, resident = data.sampler, data.resident
     model = build_model(cfg, num_classes)
     if cfg["model"]["init_weights"] and cfg["model"]["init_checkpoint"]:
         raise ValueError("model.init_weights and model.init_checkpoint both set: choose one starting point")
@@ -252,14 +312,6 @@ def train(cfg: dict, resume: bool = True, log=print) -> dict:
         f"optimizer={t['optimizer']} schedule={t.get('schedule', 'cosine')}"
         + (f" attributes={','.join(attrs.names)}" if attrs else ""))
 
-    def batches():
-        if resident is not None:
-            for views in batch_sampler:
-                yield resident.batch(views)
-        else:
-            for x, y, mod in loader:
-                yield x.to(device, non_blocking=True), y.to(device, non_blocking=True), mod
-
     def save(epoch: int, partial: bool = False) -> float:
         t0 = time.time()
         torch.save({"model": model.state_dict(), "method": method.state_dict(), "opt": opt.state_dict(),
@@ -276,7 +328,7 @@ def train(cfg: dict, resume: bool = True, log=print) -> dict:
         if resident is not None:
             resident.augment.reseed(int(t["seed"]) * 1000003 + epoch)
         t0, seen, run, n_it = time.time(), 0, {}, 0
-        for it, (x, y, mod) in enumerate(batches()):
+        for it, (x, y, mod) in enumerate(data.batches()):
             if it >= plan["batches"]:
                 break
             sched = (epoch + it / plan["batches"]) * (epochs_cfg * bpe) / (plan["epochs"] * plan["batches"])
