@@ -11,11 +11,12 @@ from vireid_train import data as D
 from vireid_train.synthetic import write_regdb
 
 
-def test_pad_crop_flip_is_a_padded_crop_possibly_mirrored():
+@pytest.mark.parametrize("vectorised", [True, False])
+def test_pad_crop_flip_is_a_padded_crop_possibly_mirrored(vectorised):
     g = torch.Generator().manual_seed(0)
     x = torch.randint(1, 255, (64, 3, 8, 4), dtype=torch.uint8)
     pad, fill = 2, 127
-    y = D.pad_crop_flip(x, pad, fill, True, g)
+    y = D.pad_crop_flip(x, pad, fill, True, g, vectorised)
     assert y.shape == x.shape and y.dtype == torch.uint8
     padded = torch.nn.functional.pad(x, (pad,) * 4, value=fill)
     seen = set()
@@ -27,7 +28,7 @@ def test_pad_crop_flip_is_a_padded_crop_possibly_mirrored():
     # offsets and mirroring vary over the batch (25 offsets x 2)
     assert len({s[:2] for s in seen}) > 10 and {s[2] for s in seen} == {False, True}
     # no padding, no flip: the identity
-    assert torch.equal(D.pad_crop_flip(x, 0, 0, False, g), x)
+    assert torch.equal(D.pad_crop_flip(x, 0, 0, False, g, vectorised), x)
 
 
 def test_resident_batch_without_random_steps_equals_the_pil_eval_transform(tmp_path):
@@ -173,3 +174,18 @@ def test_attributes_csv_parsing_and_errors(tmp_path):
     (root / "attributes.csv").unlink()
     with pytest.raises(FileNotFoundError, match="model.attr_heads = false"):
         D.load_attributes(root, samples, n)
+
+
+def test_vectorised_device_path_and_cpu_row_path_give_the_same_batch():
+    """On the GPU the augmenter runs every step over the whole batch (gathers, torch.where, no
+    device sync); on the CPU it slices and touches only changed rows. Same draws, same pixels."""
+    aug = D.AugConfig(16, 8, pad=2, pad_fill=127, channel_aug=True, grey_jitter=True, low_light=0.5,
+                      erasing="torchvision")
+    add = D.AugConfig(16, 8, channel_aug=True, channel_aug_mode="add", erasing="caj")
+    imgs = torch.randint(0, 255, (24, 3, 16, 8), dtype=torch.uint8)
+    imgs[8:16] = imgs[8:16, :1]
+    mod = torch.tensor([0] * 8 + [1] * 8 + [0] * 8)
+    extra = torch.tensor([False] * 16 + [True] * 8)
+    for a in (aug, add):
+        out = [D.BatchAugmenter(a, "cpu", seed=3, vectorised=v)(imgs, mod, extra) for v in (True, False)]
+        assert torch.allclose(out[0], out[1], atol=1e-6)

@@ -439,9 +439,11 @@ class RandomErase:
         on = (torch.rand(b, generator=gen, device=device) < self.p) & ok.any(dim=1)
         return on, top, left, eh, ew
 
-    def apply(self, x: torch.Tensor, on, top, left, eh, ew) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, on, top, left, eh, ew, vectorised: bool | None = None) -> torch.Tensor:
+        """Erase the boxes. vectorised (default: off the CPU): one masked `where` over the batch;
+        otherwise box slices written in place (x must be a tensor the caller owns)."""
         b, _, h, w = x.shape
-        if x.device.type == "cpu" and b > 1:   # the boxes only, in place (a fresh tensor here)
+        if not (x.device.type != "cpu" if vectorised is None else vectorised):
             fill = torch.tensor(self.fill, dtype=x.dtype).view(3, 1, 1)
             for i in on.nonzero(as_tuple=True)[0].tolist():
                 t, l = int(top[i]), int(left[i])
@@ -475,9 +477,11 @@ def resolve_pad(pad: int, height: int) -> int:
     return max(1, height // 28) if pad < 0 else int(pad)
 
 
-def pad_crop_flip(x: torch.Tensor, pad: int, fill: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+def pad_crop_flip(x: torch.Tensor, pad: int, fill: int, flip: bool, gen: torch.Generator,
+                  vectorised: bool | None = None) -> torch.Tensor:
     """Batched T.Pad(pad, fill) → T.RandomCrop(H, W) → T.RandomHorizontalFlip() on [B,C,H,W]
-    (any dtype): one gather, no per-image loop."""
+    (any dtype). vectorised (default: off the CPU): one gather, no per-image loop and no device
+    sync; otherwise per-image slices (faster on the CPU). Both give the same pixels."""
     b, _, h, w = x.shape
     dev = x.device
     if pad > 0:
@@ -492,8 +496,8 @@ def pad_crop_flip(x: torch.Tensor, pad: int, fill: int, flip: bool, gen: torch.G
         cols = torch.where(flipped, w - 1 - cols, cols)
     rows = top.view(b, 1, 1) + torch.arange(h, device=dev).view(1, h, 1)
     cols = (left.view(b, 1) + cols).view(b, 1, w)
-    if dev.type == "cpu":
-        # on the CPU, 2B slices beat one strided gather (same pixels)
+    if not (dev.type != "cpu" if vectorised is None else vectorised):
+        # on the CPU, B slices beat one strided gather (same pixels)
         out = torch.empty((b, x.shape[1], h, w), dtype=x.dtype)
         tl, ll = top.tolist(), left.tolist()
         fl = (cols[:, 0, 0] != left).tolist() if flip else [False] * b
@@ -584,8 +588,11 @@ class BatchAugmenter:
     """`pil_transforms` on a batch of resized uint8 images on any device, vectorised: the same
     steps in the same order with the same parameters, random draws from one torch generator."""
 
-    def __init__(self, aug: AugConfig, device, seed: int = 0):
+    def __init__(self, aug: AugConfig, device, seed: int = 0, vectorised: bool | None = None):
+        """vectorised (default: off the CPU): every step over the whole batch without a device
+        sync; False: only the rows a step changes (less work on the CPU). Same results."""
         self.aug = aug
+        self.vectorised = (torch.device(device).type != "cpu") if vectorised is None else vectorised
         self.pad = resolve_pad(aug.pad, aug.height)
         self.device = torch.device(device)
         self.gen = torch.Generator(device=self.device)
@@ -606,7 +613,7 @@ class BatchAugmenter:
         """images uint8 [B,3,H,W]; modality [B] (0 RGB, 1 thermal); extra [B] bool: the rows that
         are CAJ's added channel-exchanged view. Returns normalised float32 [B,3,H,W]."""
         g = self.gen
-        x = pad_crop_flip(images, self.pad, self.aug.pad_fill, self.aug.flip, g).float().div_(255.0)
+        x = pad_crop_flip(images, self.pad, self.aug.pad_fill, self.aug.flip, g, self.vectorised).float().div_(255.0)
         rgb = modality == RGB
         if self.low_light is not None:
             x = self._rows(x, LowLight.apply, *self.low_light.sample(rgb, x, g))
@@ -617,7 +624,7 @@ class BatchAugmenter:
             x = self._rows(x, GreyIntensityJitter.apply, *self.grey.sample(x, g))
         x = x.sub_(self.mean).div_(self.std)
         b, _, h, w = x.shape
-        x = self.erase.apply(x, *self.erase.sample(b, h, w, g, x.device))
+        x = self.erase.apply(x, *self.erase.sample(b, h, w, g, x.device), vectorised=self.vectorised)
         if self.exchange is not None:
             ch = self.exchange.sample(extra, g)
             x = self._rows(x, lambda v, on, c: replicate_channel(v, c), ch >= 0, ch)
@@ -626,11 +633,10 @@ class BatchAugmenter:
             x = self._rows(x, lambda v, on, c, gr: ChannelAdapGray.apply(v, c, gr), (ch >= 0) | grey, ch, grey)
         return x
 
-    @staticmethod
-    def _rows(x: torch.Tensor, apply, on: torch.Tensor, *params) -> torch.Tensor:
-        """apply(x, on, *params) over the batch. On the GPU over every row with torch.where (no
-        device sync); on the CPU only on the rows it changes (the same result, less work)."""
-        if x.device.type != "cpu":
+    def _rows(self, x: torch.Tensor, apply, on: torch.Tensor, *params) -> torch.Tensor:
+        """apply(x, on, *params): vectorised over every row with torch.where (no device sync),
+        or only on the rows it changes (the same result, less work on the CPU)."""
+        if self.vectorised:
             return apply(x, on, *params)
         idx = on.nonzero(as_tuple=True)[0]
         if idx.numel():

@@ -376,8 +376,9 @@ def train(cfg: dict, resume: bool = True, log=print) -> dict:
         log(f"epoch {epoch + 1}/{plan['epochs']} done: {seen} images in {dt:.1f}s = {seen / max(dt, 1e-9):.1f} img/s")
         last = stopped or epoch + 1 >= plan["epochs"]
         save_every = int(t["save_every"])
+        # with a budget the first epoch always saves, so that the plan knows what a save costs
         save_s = save(epoch, partial=stopped and n_it < plan["batches"]) \
-            if last or (save_every > 0 and (epoch + 1) % save_every == 0) else 0.0
+            if last or replan or (save_every > 0 and (epoch + 1) % save_every == 0) else 0.0
         if replan:
             overhead = save_s / max(1, save_every) if save_every > 0 else 0.0
             budget.t_first = time.time() - per_iter * max(1, done - 1)   # the measured rate, save excluded
@@ -385,6 +386,7 @@ def train(cfg: dict, resume: bool = True, log=print) -> dict:
             plan["epochs"] = max(plan["epochs"], epoch + 1)
             if plan["epochs"] == epoch + 1:
                 save(epoch)    # the run ends here after all: the checkpoint carries the final plan
+            last = epoch + 1 >= plan["epochs"]
         first_epoch_of_process = False
         ev = int(t["eval_every"])
         if ev and (epoch + 1) % ev == 0 and not last:
