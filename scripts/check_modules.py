@@ -17,7 +17,9 @@ with the edge and the file that makes it.
     scripts/check_modules.py --dot        # Graphviz
 
 The check also fails when docs/ARCHITECTURE.md's module graph (between the
-`module-graph` markers) is not the graph of the code: the document stays true.
+`module-graph` markers) is not the graph of the code: the document stays true;
+and when `anyhow` is used outside the CLI edge (`main.rs`, `cli/`): the
+library's errors are typed.
 
 Standard library only: it runs before any set-up.
 """
@@ -266,6 +268,14 @@ def main(argv):
             problems.append(f"{f} → {t} at {where}: `{t}` is {what} of `{f}` "
                             f"(the flow is {' → '.join('/'.join(l) for l in LAYERS)}); "
                             "move the shared piece into `core` or upstream, or the wiring into `pipeline`")
+    for mod in modules:
+        if mod == "cli":
+            continue
+        for path in module_files(mod):
+            text, _ = drop_test_code(strip_comments_and_strings(open(path).read()))
+            if re.search(r"\banyhow\b", text):
+                problems.append(f"{os.path.relpath(path, os.path.join(ROOT, '..'))} uses anyhow: the library returns typed "
+                                "errors (thiserror); anyhow belongs to main.rs and cli/")
     _, documented = doc_graph()
     if documented != graph_markdown(modules, edges):
         problems.append("docs/ARCHITECTURE.md's module graph is not the code's: run scripts/check_modules.py --write-doc "

@@ -1,6 +1,6 @@
 //! The `vireid` command line. Only argument parsing and dispatch live here;
 //! each subcommand's work is in `vireid::cli` (or, for a tool's own command,
-//! in the tool: `synth`, `score`, `eval distmat`).
+//! in the tool: `synth`, `eval distmat`).
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -54,7 +54,7 @@ enum Command {
     /// Derive same- and cross-modality thresholds from a labelled dataset at a target false-match rate.
     Thresholds(vireid::cli::thresholds::ThresholdsArgs),
     /// Score sightings against a synthetic scene's ground truth.
-    Score(vireid::score::ScoreArgs),
+    Score(vireid::cli::score::ScoreArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -123,7 +123,7 @@ fn dispatch(command: Command) -> Result<()> {
             }
             anyhow::bail!("unknown command '{name}': see `vireid --help`")
         }
-        Command::Synth(args) => vireid::synth::run(&args),
+        Command::Synth(args) => Ok(vireid::synth::run(&args)?),
         Command::Eval(args) => vireid::cli::eval::run(args),
         Command::Embed(args) => vireid::cli::embed::run_embed(&args),
         Command::Gallery { command } => vireid::cli::gallery::run_gallery(&command),
@@ -131,7 +131,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Serve(args) => vireid::cli::serve::run(args),
         Command::Query(args) => vireid::cli::gallery::run_query(&args),
         Command::Thresholds(args) => vireid::cli::thresholds::run_thresholds(&args),
-        Command::Score(args) => vireid::score::run_score(&args),
+        Command::Score(args) => vireid::cli::score::run(&args),
         Command::Bench { what: BenchCommand::Embed(args) } => vireid::cli::embed::run_bench_embed(&args),
     }
 }

@@ -31,7 +31,7 @@ pub struct DatasetArgs {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     match args.command {
-        EvalCommand::Distmat(a) => distmat::run(&a),
+        EvalCommand::Distmat(a) => Ok(distmat::run(&a)?),
         EvalCommand::Dataset(a) => {
             // Validate the dataset before opening a (possibly slow) model.
             let set = load_test_set(&a.options)?;

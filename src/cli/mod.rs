@@ -4,8 +4,8 @@
 //! prints them as one line (`error: what failed: why: the fix`).
 //!
 //! A subcommand that is one tool's whole job keeps its arguments with the
-//! tool (`synth`, `score`, `eval distmat`); everything that reads the config
-//! file or crosses stages is here.
+//! tool (`synth`, `eval distmat`); everything that reads the config file or
+//! crosses modules is here.
 
 #[cfg(feature = "media")]
 pub mod detect;
@@ -14,6 +14,7 @@ pub mod eval;
 pub mod gallery;
 #[cfg(feature = "media")]
 pub mod run;
+pub mod score;
 pub mod serve;
 #[cfg(feature = "media")]
 pub mod serve_rtsp;

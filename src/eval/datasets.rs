@@ -5,7 +5,7 @@
 //! queries and which the gallery. Every image is embedded once, however many
 //! trials use it. Missing folders or files are errors naming the path.
 
-use anyhow::{bail, Context, Result};
+use super::{invalid, Result, ResultExt};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -102,7 +102,10 @@ impl TestSet {
         for image in &self.images {
             let path = self.root.join(&image.rel_path);
             if !path.is_file() {
-                bail!("image {} is listed in the dataset but missing: the dataset copy is incomplete", path.display());
+                invalid!(
+                    "image {} is listed in the dataset but missing: the dataset copy is incomplete",
+                    path.display()
+                );
             }
         }
         Ok(())
@@ -119,14 +122,14 @@ impl TestSet {
 
 fn require_dir(path: &Path, what: &str) -> Result<()> {
     if !path.is_dir() {
-        bail!("missing folder {}: {what}", path.display());
+        invalid!("missing folder {}: {what}", path.display());
     }
     Ok(())
 }
 
 fn require_file(path: &Path, what: &str) -> Result<()> {
     if !path.is_file() {
-        bail!("missing file {}: {what}", path.display());
+        invalid!("missing file {}: {what}", path.display());
     }
     Ok(())
 }
@@ -173,16 +176,14 @@ pub fn load_sysu(root: &Path, mode: SysuMode, shots: usize, trials: usize, seed_
     require_dir(root, "the SYSU-MM01 root (holding cam1..cam6 and exp/)")?;
     let id_file = root.join("exp").join("test_id.txt");
     require_file(&id_file, "SYSU-MM01 lists its test identities there (one comma-separated line)")?;
-    let text = std::fs::read_to_string(&id_file).with_context(|| format!("cannot read {}", id_file.display()))?;
+    let text = std::fs::read_to_string(&id_file).file(|| format!("cannot read {}", id_file.display()))?;
     let ids: Vec<i64> = text
         .split([',', '\n', '\r', ' '])
         .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.trim().parse::<i64>().with_context(|| format!("{}: `{s}` is not an identity number", id_file.display()))
-        })
+        .map(|s| s.trim().parse::<i64>().invalid(|| format!("{}: `{s}` is not an identity number", id_file.display())))
         .collect::<Result<_>>()?;
     if ids.is_empty() {
-        bail!("{} lists no identities", id_file.display());
+        invalid!("{} lists no identities", id_file.display());
     }
     let cams: Vec<i64> = SYSU_IR_CAMS.iter().chain(mode.gallery_cams()).copied().collect();
     for cam in &cams {
@@ -213,7 +214,7 @@ pub fn load_sysu(root: &Path, mode: SysuMode, shots: usize, trials: usize, seed_
         }
     }
     if query.is_empty() {
-        bail!(
+        invalid!(
             "no infrared query images under {}/cam3 or cam6 for the {} test identities in {}",
             root.display(),
             ids.len(),
@@ -221,7 +222,11 @@ pub fn load_sysu(root: &Path, mode: SysuMode, shots: usize, trials: usize, seed_
         );
     }
     if groups.is_empty() {
-        bail!("no RGB gallery images under {} cams {:?} for the test identities", root.display(), mode.gallery_cams());
+        invalid!(
+            "no RGB gallery images under {} cams {:?} for the test identities",
+            root.display(),
+            mode.gallery_cams()
+        );
     }
     set.trials = seeded_trials(trials, seed_base, &query, &groups, shots);
     Ok(set)
@@ -229,7 +234,7 @@ pub fn load_sysu(root: &Path, mode: SysuMode, shots: usize, trials: usize, seed_
 
 /// Reads a `relpath label` list (RegDB and LLCM index files).
 fn read_index(path: &Path) -> Result<Vec<(PathBuf, i64)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(path).file(|| format!("cannot read {}", path.display()))?;
     let mut rows = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -238,15 +243,15 @@ fn read_index(path: &Path) -> Result<Vec<(PathBuf, i64)>> {
         }
         let mut parts = line.split_whitespace();
         let (Some(rel), Some(label), None) = (parts.next(), parts.next(), parts.next()) else {
-            bail!("{}:{}: expected `relative/path.jpg label`, got `{line}`", path.display(), n + 1)
+            invalid!("{}:{}: expected `relative/path.jpg label`, got `{line}`", path.display(), n + 1)
         };
         let label = label
             .parse::<i64>()
-            .with_context(|| format!("{}:{}: label `{label}` is not an integer", path.display(), n + 1))?;
+            .invalid(|| format!("{}:{}: label `{label}` is not an integer", path.display(), n + 1))?;
         rows.push((PathBuf::from(rel), label));
     }
     if rows.is_empty() {
-        bail!("{} lists no images", path.display());
+        invalid!("{} lists no images", path.display());
     }
     Ok(rows)
 }
@@ -257,7 +262,7 @@ pub fn load_regdb(root: &Path, direction: Direction, trials: usize) -> Result<Te
     require_dir(root, "the RegDB root (holding idx/ and the image folders)")?;
     require_dir(&root.join("idx"), "RegDB lists its splits in idx/test_visible_{k}.txt and idx/test_thermal_{k}.txt")?;
     if trials > STANDARD_TRIALS {
-        bail!("RegDB has {STANDARD_TRIALS} splits; --trials {trials} asks for more");
+        invalid!("RegDB has {STANDARD_TRIALS} splits; --trials {trials} asks for more");
     }
     let mut set = TestSet { root: root.to_path_buf(), images: Vec::new(), trials: Vec::new() };
     let mut index = HashMap::new();
@@ -308,8 +313,12 @@ pub fn load_llcm(root: &Path, direction: Direction, shots: usize, trials: usize,
             "LLCM lists its test images in idx/test_vis.txt and idx/test_nir.txt (`relpath label` lines)",
         )?;
         for (rel_path, id) in read_index(&list)? {
-            let cam = llcm_camera(&rel_path).with_context(|| {
-                format!("{}: no camera in file name {} (expected NNNN_cNN_…)", list.display(), rel_path.display())
+            let cam = llcm_camera(&rel_path).ok_or_else(|| {
+                super::EvalError::Invalid(format!(
+                    "{}: no camera in file name {} (expected NNNN_cNN_…)",
+                    list.display(),
+                    rel_path.display()
+                ))
             })?;
             set.images.push(TestImage { rel_path, id, cam, modality });
             let i = set.images.len() - 1;

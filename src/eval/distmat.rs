@@ -2,7 +2,7 @@
 //! query/gallery label CSVs — how anyone cross-checks vireid against another
 //! implementation.
 
-use anyhow::{bail, Context, Result};
+use super::{invalid, Result, ResultExt, Within};
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
 
@@ -35,7 +35,7 @@ pub fn run(args: &DistmatArgs) -> Result<()> {
         DistMat::F32(d) => evaluate(d.view(), &query, &gallery, args.protocol),
         DistMat::F64(d) => evaluate(d.view(), &query, &gallery, args.protocol),
     }
-    .with_context(|| {
+    .within(|| {
         format!(
             "evaluating {} against {} and {}",
             args.distmat.display(),
@@ -58,9 +58,9 @@ pub fn run(args: &DistmatArgs) -> Result<()> {
 }
 
 pub fn write_metrics_json(path: &Path, metrics: &Metrics) -> Result<()> {
-    let text = serde_json::to_string_pretty(metrics)?;
+    let text = serde_json::to_string_pretty(metrics).file(|| format!("cannot encode {}", path.display()))?;
     std::fs::write(path, text + "\n")
-        .with_context(|| format!("cannot write {}: check the folder exists and is writable", path.display()))
+        .file(|| format!("cannot write {}: check the folder exists and is writable", path.display()))
 }
 
 /// A distance matrix as stored: float32 or float64.
@@ -71,13 +71,13 @@ pub enum DistMat {
 
 pub fn read_distmat(path: &Path) -> Result<DistMat> {
     if !path.is_file() {
-        bail!("distance matrix {} does not exist: pass a 2-D float32/float64 .npy file", path.display());
+        invalid!("distance matrix {} does not exist: pass a 2-D float32/float64 .npy file", path.display());
     }
     match ndarray_npy::read_npy::<_, Array2<f32>>(path) {
         Ok(d) => Ok(DistMat::F32(d)),
         Err(e32) => match ndarray_npy::read_npy::<_, Array2<f64>>(path) {
             Ok(d) => Ok(DistMat::F64(d)),
-            Err(e64) => bail!(
+            Err(e64) => invalid!(
                 "cannot read distance matrix {}: it must be a 2-D float32 or float64 .npy (as float32: {e32}; as float64: {e64})",
                 path.display()
             ),
@@ -87,33 +87,36 @@ pub fn read_distmat(path: &Path) -> Result<DistMat> {
 
 /// Reads `id,cam` labels (header required; other columns ignored).
 pub fn read_meta_csv(path: &Path) -> Result<Labels> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read label file {}: check the path", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).file(|| format!("cannot read label file {}: check the path", path.display()))?;
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let Some((_, header)) = lines.next() else {
-        bail!("label file {} is empty: it needs a header `id,cam` and one row per item", path.display())
+        invalid!("label file {} is empty: it needs a header `id,cam` and one row per item", path.display())
     };
     let columns: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
     let find = |name: &str| columns.iter().position(|c| c == name);
     let (Some(id_col), Some(cam_col)) = (find("id"), find("cam")) else {
-        bail!("label file {} has header `{header}` but needs columns `id` and `cam` (e.g. `id,cam`)", path.display())
+        invalid!("label file {} has header `{header}` but needs columns `id` and `cam` (e.g. `id,cam`)", path.display())
     };
     let mut labels = Labels::default();
     for (line_no, line) in lines {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let parse = |col: usize, name: &str| -> Result<i64> {
-            let raw = fields
-                .get(col)
-                .with_context(|| format!("{}:{}: missing `{name}` column in `{line}`", path.display(), line_no + 1))?;
-            raw.parse::<i64>().with_context(|| {
-                format!("{}:{}: `{name}` must be an integer, got `{raw}`", path.display(), line_no + 1)
-            })
+            let raw = fields.get(col).ok_or_else(|| {
+                super::EvalError::Invalid(format!(
+                    "{}:{}: missing `{name}` column in `{line}`",
+                    path.display(),
+                    line_no + 1
+                ))
+            })?;
+            raw.parse::<i64>()
+                .invalid(|| format!("{}:{}: `{name}` must be an integer, got `{raw}`", path.display(), line_no + 1))
         };
         labels.ids.push(parse(id_col, "id")?);
         labels.cams.push(parse(cam_col, "cam")?);
     }
     if labels.is_empty() {
-        bail!("label file {} has a header but no rows", path.display());
+        invalid!("label file {} has a header but no rows", path.display());
     }
     Ok(labels)
 }

@@ -1,7 +1,7 @@
 //! Features of a test set: every image embedded once through the project's
 //! [`Embedder`] (optionally with flip test-time augmentation), cached on disk.
 
-use anyhow::{bail, Context, Result};
+use super::{invalid, Result, ResultExt, Within};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{s, Array2};
 use rayon::prelude::*;
@@ -57,11 +57,10 @@ pub fn test_set_features(embedder: &mut dyn Embedder, set: &TestSet, options: &F
     let features = embed_all(embedder, set, options)?;
     if let Some((npy, json)) = &cache_paths {
         std::fs::create_dir_all(npy.parent().unwrap_or(Path::new(".")))
-            .with_context(|| format!("cannot create cache folder for {}", npy.display()))?;
-        ndarray_npy::write_npy(npy, &features)
-            .with_context(|| format!("cannot write feature cache {}", npy.display()))?;
-        std::fs::write(json, serde_json::to_string(&manifest)?)
-            .with_context(|| format!("cannot write {}", json.display()))?;
+            .file(|| format!("cannot create cache folder for {}", npy.display()))?;
+        ndarray_npy::write_npy(npy, &features).file(|| format!("cannot write feature cache {}", npy.display()))?;
+        std::fs::write(json, serde_json::to_string(&manifest).file(|| format!("cannot encode {}", json.display()))?)
+            .file(|| format!("cannot write {}", json.display()))?;
     }
     Ok(features)
 }
@@ -96,7 +95,7 @@ fn embed_all(embedder: &mut dyn Embedder, set: &TestSet, options: &FeatureOption
                 // The project's crop loader: thermal/IR images become grey ×3.
                 Crop::load(&set.root.join(&img.rel_path), img.modality)
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<std::result::Result<_, _>>()?;
         let mut batch = embed_checked(embedder, &crops)?;
         if options.flip {
             // Flip TTA: average the features of the crop and its mirror image.
@@ -108,7 +107,7 @@ fn embed_all(embedder: &mut dyn Embedder, set: &TestSet, options: &FeatureOption
         let all = features.get_or_insert_with(|| Array2::zeros((n, batch.ncols())));
         let start = chunk_no * BATCH;
         if let Some(bad) = batch.rows().into_iter().position(|r| r.iter().any(|v| !v.is_finite())) {
-            bail!(
+            invalid!(
                 "embedder {} gave a non-finite feature for {}",
                 embedder.name(),
                 set.root.join(&chunk[bad].rel_path).display()
@@ -118,13 +117,13 @@ fn embed_all(embedder: &mut dyn Embedder, set: &TestSet, options: &FeatureOption
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    features.context("the test set has no images")
+    features.ok_or_else(|| super::EvalError::Invalid("the test set has no images".into()))
 }
 
 fn embed_checked(embedder: &mut dyn Embedder, crops: &[Crop]) -> Result<Array2<f32>> {
-    let out = embedder.embed(crops).with_context(|| format!("embedder {} failed", embedder.name()))?;
+    let out = embedder.embed(crops).within(|| format!("embedder {} failed", embedder.name()))?;
     if out.nrows() != crops.len() || out.ncols() != embedder.dim() {
-        bail!(
+        invalid!(
             "embedder {} returned {}×{} features for {} crops of dimension {}",
             embedder.name(),
             out.nrows(),

@@ -16,7 +16,7 @@
 //! - Queries with no true match are skipped; if no query is valid, that is an
 //!   error, never a NaN.
 
-use anyhow::{bail, Result};
+use super::{invalid, Result};
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -109,9 +109,9 @@ impl Metrics {
 
     /// Element-wise mean of several trials (CMC lengths must agree).
     pub fn mean(trials: &[Metrics]) -> Result<Metrics> {
-        let Some(first) = trials.first() else { bail!("no trials to average") };
+        let Some(first) = trials.first() else { invalid!("no trials to average") };
         if trials.iter().any(|t| t.cmc.len() != first.cmc.len()) {
-            bail!(
+            invalid!(
                 "trials have CMC curves of different lengths (gallery sizes below {MAX_RANK} differ); cannot average"
             );
         }
@@ -195,17 +195,17 @@ pub fn evaluate<T: Distance>(
 ) -> Result<Metrics> {
     let (nq, ng) = dist.dim();
     if nq != query.len() || ng != gallery.len() {
-        bail!(
+        invalid!(
             "distance matrix is {nq}×{ng} but there are {} query and {} gallery labels: rows must be queries and columns gallery items, in label order",
             query.len(),
             gallery.len()
         );
     }
     if nq == 0 || ng == 0 {
-        bail!("empty distance matrix ({nq}×{ng}): need at least one query and one gallery item");
+        invalid!("empty distance matrix ({nq}×{ng}): need at least one query and one gallery item");
     }
     if let Some(((r, c), _)) = dist.indexed_iter().find(|(_, v)| v.is_nan()) {
-        bail!("distance matrix has NaN at row {r}, column {c}: fix the features that produced it (e.g. an all-zero or non-finite embedding)");
+        invalid!("distance matrix has NaN at row {r}, column {c}: fix the features that produced it (e.g. an all-zero or non-finite embedding)");
     }
 
     // Dense identity indices so "seen" is a flat array, not a hash set per query.
@@ -258,7 +258,7 @@ pub fn evaluate<T: Distance>(
         }
     }
     if valid == 0 {
-        bail!(
+        invalid!(
             "no valid query: none of the {nq} queries has a true match left in the gallery under the {} rules; check that query and gallery identities overlap and that the camera labels are right",
             protocol.as_str()
         );

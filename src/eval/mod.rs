@@ -17,7 +17,6 @@ pub mod features;
 pub mod metrics;
 pub mod report;
 
-use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
 use crate::embed::{Embedder, EmbedderSpec};
@@ -25,6 +24,60 @@ use datasets::{Direction, SysuMode, TestSet, STANDARD_TRIALS};
 use distance::{DistanceKind, RerankParams};
 use metrics::{evaluate, Labels, Metrics, Protocol};
 use report::{Report, TrialReport};
+
+/// What can go wrong evaluating, by what the user can do.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// An option, a dataset layout or a matrix that cannot be evaluated; the message says why and what to give.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file or folder that cannot be read or written (the message names it).
+    #[error("{what}: {source}")]
+    File { what: String, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
+    #[error(transparent)]
+    Image(#[from] crate::core::ImageFileError),
+    /// An error with where it happened (a trial, an embedder, a file).
+    #[error("{what}: {source}")]
+    In { what: String, source: Box<EvalError> },
+}
+
+pub type Result<T> = std::result::Result<T, EvalError>;
+
+/// Error context for `eval`: `file` for I/O and encoding (the message names
+/// the file), `invalid` for content that cannot be parsed.
+pub(crate) trait ResultExt<T> {
+    fn file(self, what: impl FnOnce() -> String) -> Result<T>;
+    fn invalid(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> ResultExt<T> for std::result::Result<T, E> {
+    fn file(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| EvalError::File { what: what(), source: Box::new(e) })
+    }
+
+    fn invalid(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| EvalError::Invalid(format!("{}: {e}", what())))
+    }
+}
+
+/// Says where an eval error happened.
+pub(crate) trait Within<T> {
+    fn within(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: Into<EvalError>> Within<T> for std::result::Result<T, E> {
+    fn within(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| EvalError::In { what: what(), source: Box::new(e.into()) })
+    }
+}
+
+/// `return Err(EvalError::Invalid(format!(…)))`.
+macro_rules! invalid {
+    ($($msg:tt)+) => { return Err($crate::eval::EvalError::Invalid(format!($($msg)+))) };
+}
+pub(crate) use invalid;
 
 /// What `vireid eval dataset` runs, besides the embedder.
 #[derive(Debug, Clone, clap::Args)]
@@ -99,16 +152,18 @@ fn direction(args: &DatasetOptions) -> Direction {
 /// Loads the protocol's test set from `--root` and checks every image exists.
 pub fn load_test_set(args: &DatasetOptions) -> Result<TestSet> {
     if args.trials == 0 {
-        bail!("--trials must be at least 1");
+        invalid!("--trials must be at least 1");
     }
     if args.shots == 0 {
-        bail!("--shots must be at least 1 (1 single-shot, 10 multi-shot)");
+        invalid!("--shots must be at least 1 (1 single-shot, 10 multi-shot)");
     }
     if args.protocol == Protocol::Sysu && args.direction.is_some() {
-        bail!("--direction applies to regdb and llcm; SYSU-MM01 queries are always infrared (use --mode all|indoor)");
+        invalid!(
+            "--direction applies to regdb and llcm; SYSU-MM01 queries are always infrared (use --mode all|indoor)"
+        );
     }
     if args.protocol == Protocol::Regdb && args.shots != 1 {
-        bail!("--shots applies to sysu and llcm; RegDB's galleries are its fixed splits (drop --shots)");
+        invalid!("--shots applies to sysu and llcm; RegDB's galleries are its fixed splits (drop --shots)");
     }
     let set = match args.protocol {
         Protocol::Sysu => datasets::load_sysu(&args.root, args.mode, args.shots, args.trials, args.seed)?,
@@ -169,7 +224,7 @@ pub fn run_dataset(
         };
         let metrics =
             evaluate(dist.view(), &labels.select(&trial.query), &labels.select(&trial.gallery), args.protocol)
-                .with_context(|| format!("trial {}", trial.name))?;
+                .within(|| format!("trial {}", trial.name))?;
         tracing::debug!("{}: R1 {:.2}% mAP {:.2}%", trial.name, 100.0 * metrics.rank(1), 100.0 * metrics.map);
         trials.push(TrialReport {
             name: trial.name.clone(),

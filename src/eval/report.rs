@@ -1,7 +1,7 @@
 //! Reports: a terminal/Markdown table in the seeds' format (R1, R10, R20, mAP,
 //! mINP, in percent), `report.json`, `report.md` and the CMC curve `cmc.png`.
 
-use anyhow::{Context, Result};
+use super::{invalid, Result, ResultExt};
 use plotters::prelude::*;
 use serde::Serialize;
 use std::path::Path;
@@ -102,12 +102,12 @@ impl Report {
 
     /// Writes `report.json`, `report.md` and `cmc.png` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create output folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir).file(|| format!("cannot create output folder {}", dir.display()))?;
         let json = dir.join("report.json");
-        std::fs::write(&json, serde_json::to_string_pretty(self)? + "\n")
-            .with_context(|| format!("cannot write {}", json.display()))?;
+        let text = serde_json::to_string_pretty(self).file(|| format!("cannot encode {}", json.display()))? + "\n";
+        std::fs::write(&json, text).file(|| format!("cannot write {}", json.display()))?;
         let md = dir.join("report.md");
-        std::fs::write(&md, self.markdown()).with_context(|| format!("cannot write {}", md.display()))?;
+        std::fs::write(&md, self.markdown()).file(|| format!("cannot write {}", md.display()))?;
         let label =
             format!("{}: R1 {:.2}%, mAP {:.2}%", self.method_label(), 100.0 * self.mean.rank(1), 100.0 * self.mean.map);
         plot_cmc(&dir.join("cmc.png"), &format!("{} ({})", self.protocol, self.setting), &label, &self.mean.cmc)
@@ -121,7 +121,9 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 fn register_font() -> Result<()> {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
-    anyhow::ensure!(ok, "the compiled-in plot font (assets/fonts/DejaVuSans.ttf) is not a valid font");
+    if !ok {
+        invalid!("the compiled-in plot font (assets/fonts/DejaVuSans.ttf) is not a valid font");
+    }
     Ok(())
 }
 
@@ -163,7 +165,10 @@ pub fn plot_cmc(path: &Path, title: &str, label: &str, cmc: &[f64]) -> Result<()
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| anyhow::anyhow!("cannot draw CMC plot {}: {e}", path.display()))
+    draw().map_err(|e| super::EvalError::File {
+        what: format!("cannot draw CMC plot {}", path.display()),
+        source: e.to_string().into(),
+    })
 }
 
 #[cfg(test)]

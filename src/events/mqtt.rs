@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::core::time::ns_to_secs;
-use crate::core::{ConfigError, Modality, Sighting, SightingSink, SinkError};
+use crate::core::{ConfigError, Modality, Shutdown, Sighting, SightingSink, SinkError};
 use crate::ingest::CameraConfig;
 
 /// What can go wrong talking to the broker.
@@ -274,7 +274,7 @@ pub struct MqttPublisher {
     events_topic: String,
     availability_topic: String,
     stats: Arc<MqttStats>,
-    stopping: Arc<AtomicBool>,
+    stopping: Shutdown,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -297,7 +297,7 @@ impl MqttPublisher {
         }
         let (client, eventloop) = AsyncClient::new(options, config.queue_events);
         let stats = Arc::new(MqttStats::default());
-        let stopping = Arc::new(AtomicBool::new(false));
+        let stopping = Shutdown::new();
         let task = runtime.spawn(drive(
             eventloop,
             client.clone(),
@@ -342,7 +342,7 @@ impl MqttPublisher {
     /// Clean shutdown: publish `offline` (so no last will is needed), send
     /// DISCONNECT after the queued events, and wait up to `timeout` for it.
     pub async fn shutdown(self, timeout: Duration) -> Result<(), MqttError> {
-        self.stopping.store(true, Ordering::SeqCst);
+        self.stopping.request();
         let sent = async {
             self.client.publish(self.availability_topic.clone(), QoS::AtLeastOnce, true, OFFLINE).await?;
             self.client.disconnect().await?;
@@ -428,7 +428,7 @@ async fn drive(
     availability_topic: String,
     broker: String,
     stats: Arc<MqttStats>,
-    stopping: Arc<AtomicBool>,
+    stopping: Shutdown,
 ) {
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -450,7 +450,7 @@ async fn drive(
             Ok(_) => {}
             Err(e) => {
                 stats.connected.store(false, Ordering::Relaxed);
-                if stopping.load(Ordering::SeqCst) {
+                if stopping.is_requested() {
                     return;
                 }
                 tracing::warn!("MQTT broker {broker}: {e}; retrying in {backoff:?}");

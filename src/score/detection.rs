@@ -12,7 +12,7 @@
 //!   tracked frames carrying its most frequent track id, and ID switches
 //!   (consecutive tracked frames whose id differs).
 
-use anyhow::Result;
+use super::{Result, ScoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -28,7 +28,10 @@ pub fn load_ground_truth(path: &Path, camera: &str) -> Result<HashMap<u64, Vec<G
         by_frame.entry(gt.frame).or_default().push(gt);
     }
     if by_frame.is_empty() {
-        anyhow::bail!("ground truth {} has no boxes for camera '{camera}': check --gt-camera", path.display());
+        return Err(ScoreError::Invalid(format!(
+            "ground truth {} has no boxes for camera '{camera}': check --gt-camera",
+            path.display()
+        )));
     }
     Ok(by_frame)
 }

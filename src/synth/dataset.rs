@@ -27,7 +27,8 @@
 //! show (garment kinds, sleeves, hair, accessory, build — not colour), as
 //! extra supervision for training ([`super::identity::ATTRIBUTES`]).
 
-use anyhow::{bail, Context, Result};
+use super::invalid;
+use super::{FileContext, Result};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rayon::prelude::*;
@@ -114,27 +115,27 @@ const JPEG_QUALITY: u8 = 90;
 
 fn check_size(width: u32, height: u32) -> Result<()> {
     if !(32..=1024).contains(&width) || !(64..=2048).contains(&height) {
-        bail!("crop size {width}x{height} unsupported: give --width 32..1024 and --height 64..2048");
+        invalid!("crop size {width}x{height} unsupported: give --width 32..1024 and --height 64..2048");
     }
     Ok(())
 }
 
 fn check_ids(ids: u32, min: u32) -> Result<()> {
     if ids < min {
-        bail!("--ids {ids} is too small: give at least {min} identities");
+        invalid!("--ids {ids} is too small: give at least {min} identities");
     }
     if ids > 9999 {
-        bail!("--ids {ids} is too large: the layouts number identities with 4 digits (at most 9999)");
+        invalid!("--ids {ids} is too large: the layouts number identities with 4 digits (at most 9999)");
     }
     Ok(())
 }
 
 pub(crate) fn save_jpeg(img: &image::RgbImage, path: &Path) -> Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = std::fs::File::create(path).file(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, JPEG_QUALITY)
         .encode_image(img)
-        .with_context(|| format!("cannot encode {}", path.display()))?;
+        .file(|| format!("cannot encode {}", path.display()))?;
     Ok(())
 }
 
@@ -174,7 +175,7 @@ pub fn sysu_split(seed: u64, n: u32) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
 fn write_attributes(out: &Path, seed: u64, ids: u32) -> Result<()> {
     let file = out.join("attributes.csv");
     std::fs::write(&file, super::identity::attributes_csv(seed, 1..=ids))
-        .with_context(|| format!("cannot write {}", file.display()))
+        .file(|| format!("cannot write {}", file.display()))
 }
 
 fn id_line(ids: &[u32]) -> String {
@@ -188,7 +189,7 @@ pub fn write_sysu(out: &Path, ids: u32, seed: u64, images_per_cam: u32, width: u
     check_ids(ids, 2)?;
     check_size(width, height)?;
     if images_per_cam == 0 || images_per_cam > 9999 {
-        bail!("--images-per-cam {images_per_cam} is out of range: give 1 to 9999");
+        invalid!("--images-per-cam {images_per_cam} is out of range: give 1 to 9999");
     }
     ensure_out_dir(out)?;
     let mut jobs = Vec::new();
@@ -206,7 +207,7 @@ pub fn write_sysu(out: &Path, ids: u32, seed: u64, images_per_cam: u32, width: u
         let person = Identity::generate(seed, id);
         let (name, sensor) = SYSU_CAMERAS[cam];
         let dir = out.join(name).join(format!("{id:04}"));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).file(|| format!("cannot create {}", dir.display()))?;
         for k in 1..=images_per_cam {
             let mut rng = rng_for(seed, &[0xC40, id as u64, cam as u64, k as u64]);
             let img = render_crop(&person, sensor, seed ^ (0xCA0 + cam as u64), width, height, &mut rng);
@@ -217,11 +218,10 @@ pub fn write_sysu(out: &Path, ids: u32, seed: u64, images_per_cam: u32, width: u
     })?;
     bar.finish_and_clear();
     let exp = out.join("exp");
-    std::fs::create_dir_all(&exp).with_context(|| format!("cannot create {}", exp.display()))?;
+    std::fs::create_dir_all(&exp).file(|| format!("cannot create {}", exp.display()))?;
     let (train, val, test) = sysu_split(seed, ids);
     for (file, list) in [("train_id.txt", &train), ("val_id.txt", &val), ("test_id.txt", &test)] {
-        std::fs::write(exp.join(file), id_line(list))
-            .with_context(|| format!("cannot write {}", exp.join(file).display()))?;
+        std::fs::write(exp.join(file), id_line(list)).file(|| format!("cannot write {}", exp.join(file).display()))?;
     }
     write_attributes(out, seed, ids)?;
     Ok(jobs.len() * images_per_cam as usize)
@@ -249,7 +249,7 @@ pub fn write_regdb(out: &Path, ids: u32, seed: u64, opts: RegdbOptions) -> Resul
     check_ids(ids, 2)?;
     check_size(opts.width, opts.height)?;
     if opts.images == 0 || opts.images > 999 {
-        bail!("--images {} is out of range: give 1 to 999 images per identity and sensor", opts.images);
+        invalid!("--images {} is out of range: give 1 to 999 images per identity and sensor", opts.images);
     }
     ensure_out_dir(out)?;
     let (w, h, images) = (opts.width, opts.height, opts.images);
@@ -258,8 +258,8 @@ pub fn write_regdb(out: &Path, ids: u32, seed: u64, opts: RegdbOptions) -> Resul
         let person = Identity::generate(seed, id);
         for thermal in [false, true] {
             let dir = out.join(regdb_relpath(seed, id, thermal, 0, images));
-            let dir = dir.parent().context("image path has a folder")?;
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let dir = dir.parent().ok_or_else(|| super::SynthError::Invalid("an image path has no folder".into()))?;
+            std::fs::create_dir_all(dir).file(|| format!("cannot create {}", dir.display()))?;
         }
         let path = |thermal, k| out.join(regdb_relpath(seed, id, thermal, k, images));
         for k in 0..images {
@@ -283,7 +283,7 @@ pub fn write_regdb(out: &Path, ids: u32, seed: u64, opts: RegdbOptions) -> Resul
     })?;
     bar.finish_and_clear();
     let idx = out.join("idx");
-    std::fs::create_dir_all(&idx).with_context(|| format!("cannot create {}", idx.display()))?;
+    std::fs::create_dir_all(&idx).file(|| format!("cannot create {}", idx.display()))?;
     for trial in 1..=REGDB_TRIALS {
         let mut order: Vec<u32> = (1..=ids).collect();
         order.shuffle(&mut rng_for(seed, &[0x4E6DB5, trial as u64]));
@@ -301,7 +301,7 @@ pub fn write_regdb(out: &Path, ids: u32, seed: u64, opts: RegdbOptions) -> Resul
                     }
                 }
                 let file = idx.join(format!("{split}_{modality}_{trial}.txt"));
-                std::fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))?;
+                std::fs::write(&file, text).file(|| format!("cannot write {}", file.display()))?;
             }
         }
     }
@@ -326,7 +326,7 @@ pub fn write_pairs(file: &Path, pairs: impl IntoIterator<Item = (String, String)
     for (rgb, thermal) in pairs {
         let _ = writeln!(text, "{rgb} {thermal}");
     }
-    std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))
+    std::fs::write(file, text).file(|| format!("cannot write {}", file.display()))
 }
 
 pub fn run_sysu(a: &SysuArgs) -> Result<()> {

@@ -3,7 +3,8 @@
 //! `{"camera":"rgb"|"thermal","frame":N,"pts_ns":N,"person_id":N,"segment":"day"|"night","bbox":[x,y,w,h],"visible":0..1}`.
 //! Detection metrics (`vireid detect --ground-truth`) and `vireid score` both read it here.
 
-use anyhow::{bail, Context, Result};
+use super::invalid;
+use super::{FileContext, Result};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -32,24 +33,26 @@ fn fully_visible() -> f32 {
 
 /// Every line of a ground-truth file; a bad line is an error naming its number.
 pub fn read_ground_truth(path: &Path) -> Result<Vec<GroundTruthLine>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read ground truth {}", path.display()))?;
+    let text = std::fs::read_to_string(path).file(|| format!("cannot read ground truth {}", path.display()))?;
     let mut out = vec![];
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let gt: GroundTruthLine = serde_json::from_str(line).with_context(|| {
+        let gt: GroundTruthLine = serde_json::from_str(line).file(|| {
             format!(
                 "{} line {}: not a ground-truth line (camera, pts_ns, person_id, bbox expected)",
                 path.display(),
                 i + 1
             )
         })?;
-        gt.camera.parse::<Modality>().map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))?;
+        gt.camera
+            .parse::<Modality>()
+            .map_err(|e| super::SynthError::Invalid(format!("{} line {}: {e}", path.display(), i + 1)))?;
         out.push(gt);
     }
     if out.is_empty() {
-        bail!("ground truth {} has no lines", path.display());
+        invalid!("ground truth {} has no lines", path.display());
     }
     Ok(out)
 }

@@ -28,10 +28,42 @@ pub mod sheet;
 #[cfg(feature = "media")]
 pub mod video;
 
-use anyhow::{Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
+
+/// What can go wrong rendering synthetic data, by what the user can do.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    /// An option or input that cannot work; the message says what to give instead.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file or folder that cannot be created, written or read (the message names it).
+    #[error("{what}: {source}")]
+    File { what: String, source: Box<dyn std::error::Error + Send + Sync> },
+    /// The video encoder (GStreamer) failed or is missing.
+    #[error("{0}")]
+    Video(String),
+}
+
+pub type Result<T> = std::result::Result<T, SynthError>;
+
+/// Names the file an I/O (or encoding) error is about, keeping the error as the source.
+pub(crate) trait FileContext<T> {
+    fn file(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> FileContext<T> for std::result::Result<T, E> {
+    fn file(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| SynthError::File { what: what(), source: Box::new(e) })
+    }
+}
+
+/// `return Err(SynthError::Invalid(format!(…)))`.
+macro_rules! invalid {
+    ($($msg:tt)+) => { return Err($crate::synth::SynthError::Invalid(format!($($msg)+))) };
+}
+pub(crate) use invalid;
 
 /// The random stream for one thing (`parts` names it: kind, identity, camera, index…).
 pub fn rng_for(seed: u64, parts: &[u64]) -> ChaCha8Rng {
@@ -51,14 +83,14 @@ pub fn rng_for(seed: u64, parts: &[u64]) -> ChaCha8Rng {
 
 /// Creates the output directory and checks it can be written to.
 pub(crate) fn ensure_out_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| {
+    std::fs::create_dir_all(dir).file(|| {
         format!(
             "cannot create output directory {}: check the path and its permissions, or pick another --out",
             dir.display()
         )
     })?;
     let probe = dir.join(".vireid-write-test");
-    std::fs::write(&probe, b"").with_context(|| {
+    std::fs::write(&probe, b"").file(|| {
         format!("output directory {} is not writable: fix its permissions or pick another --out", dir.display())
     })?;
     let _ = std::fs::remove_file(probe);

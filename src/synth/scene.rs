@@ -20,7 +20,8 @@
 //!   inside the frame and not hidden by a nearer person; `pts_ns` = frame · 10⁹ / fps.
 //! - `scene.json`: the scene's parameters and every walk (who, when, where, which way).
 
-use anyhow::{bail, Context, Result};
+use super::invalid;
+use super::{FileContext, Result};
 use rand::Rng;
 use serde::Serialize;
 use std::io::Write;
@@ -68,10 +69,10 @@ impl SceneOptions {
 
     fn validate(&self) -> Result<()> {
         if !(self.seconds.is_finite() && self.seconds >= 1.0 && self.seconds <= 3600.0) {
-            bail!("--seconds {} is out of range: give 1 to 3600 seconds (half day, half night)", self.seconds);
+            invalid!("--seconds {} is out of range: give 1 to 3600 seconds (half day, half night)", self.seconds);
         }
         if self.fps == 0 || self.fps > 60 {
-            bail!("--fps {} is out of range: give 1 to 60", self.fps);
+            invalid!("--fps {} is out of range: give 1 to 60", self.fps);
         }
         if self.width < 320
             || self.height < 240
@@ -80,16 +81,20 @@ impl SceneOptions {
             || !self.width.is_multiple_of(2)
             || !self.height.is_multiple_of(2)
         {
-            bail!("frame size {}x{} unsupported: give even sizes from 320x240 to 3840x2160", self.width, self.height);
+            invalid!(
+                "frame size {}x{} unsupported: give even sizes from 320x240 to 3840x2160",
+                self.width,
+                self.height
+            );
         }
         if self.people == 0 || self.people > 1000 {
-            bail!("--people {} is out of range: give 1 to 1000 identities", self.people);
+            invalid!("--people {} is out of range: give 1 to 1000 identities", self.people);
         }
         if !self.video && self.crops_dir.is_none() {
-            bail!("--no-video without --crops DIR would render for nothing: give --crops DIR, or drop --no-video");
+            invalid!("--no-video without --crops DIR would render for nothing: give --crops DIR, or drop --no-video");
         }
         if self.video && !cfg!(feature = "media") {
-            bail!(
+            invalid!(
                 "this vireid was built without the `media` feature (GStreamer) and cannot encode rgb.mp4/thermal.mp4: \
                  pass --no-video --crops DIR for crops and ground truth only, or rebuild with default features"
             );
@@ -403,7 +408,7 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
     let gt_path = opt.out_dir.join("ground_truth.jsonl");
     let json_path = opt.out_dir.join("scene.json");
     let mut gt = std::io::BufWriter::new(
-        std::fs::File::create(&gt_path).with_context(|| format!("cannot create {}", gt_path.display()))?,
+        std::fs::File::create(&gt_path).file(|| format!("cannot create {}", gt_path.display()))?,
     );
     let videos = open_videos(opt, &rgb_path, &thermal_path)?;
 
@@ -472,8 +477,8 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
                         bbox: s.bbox,
                         visible: s.visible,
                     };
-                    serde_json::to_writer(&mut gt, &line)?;
-                    gt.write_all(b"\n")?;
+                    serde_json::to_writer(&mut gt, &line).file(|| format!("cannot write {}", gt_path.display()))?;
+                    gt.write_all(b"\n").file(|| format!("cannot write {}", gt_path.display()))?;
                     gt_lines += 1;
                 }
             }
@@ -485,7 +490,7 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
     if let Some(v) = videos {
         v.finish()?;
     }
-    gt.flush().with_context(|| format!("cannot write {}", gt_path.display()))?;
+    gt.flush().file(|| format!("cannot write {}", gt_path.display()))?;
     let meta = SceneJson {
         seed: opt.seed,
         seconds: opt.seconds,
@@ -501,8 +506,8 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
         night_ambient_c: NIGHT_AMBIENT_C,
         walks: &walks,
     };
-    std::fs::write(&json_path, serde_json::to_string_pretty(&meta)?)
-        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    let json = serde_json::to_string_pretty(&meta).file(|| format!("cannot encode {}", json_path.display()))?;
+    std::fs::write(&json_path, json).file(|| format!("cannot write {}", json_path.display()))?;
     Ok(SceneSummary {
         rgb_video: opt.video.then_some(rgb_path),
         thermal_video: opt.video.then_some(thermal_path),

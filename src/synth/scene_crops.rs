@@ -10,7 +10,7 @@
 //! DIR/idx/test_{visible|thermal}_1.txt   `relpath label`, day and night alternating
 //! ```
 
-use anyhow::{Context, Result};
+use super::{FileContext, Result};
 use image::{GrayImage, RgbImage};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -93,8 +93,8 @@ impl SceneCropWriter {
             };
             let rel = format!("{}/{person}/{segment}_{frame:06}.jpg", if thermal { "Thermal" } else { "Visible" });
             let path = self.dir.join(&rel);
-            let folder = path.parent().context("crop path has a folder")?;
-            std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+            let folder = path.parent().ok_or_else(|| super::SynthError::Invalid("a crop path has no folder".into()))?;
+            std::fs::create_dir_all(folder).file(|| format!("cannot create {}", folder.display()))?;
             save_jpeg(&crop, &path)?;
             self.written.entry((thermal, person, segment)).or_default().push(rel);
         }
@@ -104,7 +104,7 @@ impl SceneCropWriter {
     /// Writes the index files; returns how many crops were written.
     pub fn finish(self) -> Result<usize> {
         let idx = self.dir.join("idx");
-        std::fs::create_dir_all(&idx).with_context(|| format!("cannot create {}", idx.display()))?;
+        std::fs::create_dir_all(&idx).file(|| format!("cannot create {}", idx.display()))?;
         let mut total = 0;
         for (thermal, name) in [(false, "visible"), (true, "thermal")] {
             let mut text = String::new();
@@ -123,7 +123,7 @@ impl SceneCropWriter {
                 }
             }
             let file = idx.join(format!("test_{name}_1.txt"));
-            std::fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))?;
+            std::fs::write(&file, text).file(|| format!("cannot write {}", file.display()))?;
         }
         Ok(total)
     }

@@ -2,7 +2,8 @@
 //! day, RGB night, thermal and near-infrared, for a person to check at a
 //! glance that shapes match across sensors while colours do not carry over.
 
-use anyhow::{bail, Context, Result};
+use super::invalid;
+use super::{FileContext, Result};
 use image::RgbImage;
 use std::path::PathBuf;
 
@@ -32,10 +33,10 @@ pub const SHEET_COLUMNS: [CropSensor; 4] =
 /// Renders the sheet: `ids` rows × 4 columns of `cell/2 × cell` crops, 4 px gaps.
 pub fn render_sheet(ids: u32, seed: u64, cell: u32) -> Result<RgbImage> {
     if ids == 0 || ids > 200 {
-        bail!("--ids {ids} is out of range: give 1 to 200 rows");
+        invalid!("--ids {ids} is out of range: give 1 to 200 rows");
     }
     if !(32..=512).contains(&cell) {
-        bail!("--cell {cell} is out of range: give 32 to 512 pixels");
+        invalid!("--cell {cell} is out of range: give 32 to 512 pixels");
     }
     let (cw, ch, gap) = (cell / 2, cell, 4u32);
     let cols = SHEET_COLUMNS.len() as u32;
@@ -63,7 +64,7 @@ pub fn run(a: &SheetArgs) -> Result<()> {
     }
     sheet
         .save(&a.out)
-        .with_context(|| format!("cannot write {}: check the path (a .png file) and permissions", a.out.display()))?;
+        .file(|| format!("cannot write {}: check the path (a .png file) and permissions", a.out.display()))?;
     println!(
         "wrote {} ({}×{}): columns RGB day, RGB night, thermal, near-IR",
         a.out.display(),
