@@ -130,10 +130,8 @@ impl Service {
             ));
         }
         let wants_gallery = plan.gallery || config.events.jsonl.is_some() || config.api.enabled;
-        if config.api.enabled {
-            // A bad token fails now, not at the first request.
-            config.api.resolve_token()?;
-        }
+        // A bad token fails now, not at the first request.
+        let token = if config.api.enabled { Some(config.api.resolve_token()?) } else { None };
         let embedder = if wants_gallery {
             Some(SharedEmbedder::new(open_embedder(&plan.embedder, &config.embed)?))
         } else {
@@ -150,19 +148,14 @@ impl Service {
             }
             None => None,
         };
-        let api = match (&back, embedder) {
-            (Some(b), Some(e)) if config.api.enabled => {
+        let api = match (&back, embedder, token) {
+            (Some(b), Some(e), Some(token)) => {
                 let gallery = GalleryApiHandle::new(b.requests(), &config.gallery.db_path(&config.state_dir), e)?;
                 let metrics = Arc::new(PipelineMetrics::new());
                 for cam in &config.cameras {
                     metrics.register_camera(&cam.name, cam.modality);
                 }
-                let state = ApiState::new(
-                    Arc::new(gallery),
-                    metrics.clone(),
-                    config.api.resolve_token()?,
-                    config.api.max_image_side,
-                );
+                let state = ApiState::new(Arc::new(gallery), metrics.clone(), token, config.api.max_image_side);
                 Some((ApiServer::start(process.handle(), &config.api, state)?, metrics))
             }
             _ => None,
@@ -219,29 +212,9 @@ impl Service {
             if shutdown.wait_timeout(Duration::from_millis(100)) {
                 break StopReason::Signal;
             }
-            #[cfg(feature = "media")]
-            if let Some(front) = &self.front {
-                let reports = front.half.reports();
-                self.progress.advance_to(reports.iter().map(|r| r.processed_frames).sum());
-                if let Some((_, metrics)) = &self.api {
-                    for r in &reports {
-                        metrics.camera_totals(&r.ingest.camera, r.ingest.state, r.ingest.frames, r.ingest.dropped);
-                    }
-                }
-                if until.log_every.is_some_and(|every| last_log.elapsed() >= every) {
-                    last_log = Instant::now();
-                    for r in &reports {
-                        tracing::info!(
-                            camera = %r.ingest.camera, state = ?r.ingest.state, frames = r.ingest.frames, dropped = r.ingest.dropped,
-                            reconnects = r.ingest.reconnects, detect_ms = format!("{:.1}", r.detect_ms_per_frame), "camera"
-                        );
-                    }
-                }
-                if front.half.finished() {
-                    break StopReason::AllSourcesEnded;
-                }
+            if let Some(reason) = self.watch_cameras(until, &mut last_log) {
+                break reason;
             }
-            let _ = &mut last_log;
             if until.duration.is_some_and(|d| self.started.elapsed() >= d) {
                 break StopReason::DurationReached;
             }
@@ -249,6 +222,37 @@ impl Service {
         tracing::info!("stopping: {}", reason.as_str());
         self.stopped = Some(reason);
         reason
+    }
+
+    /// One look at the cameras: their counters to the watchdog's heartbeat,
+    /// `/metrics` and (every `log_every`) the log; `AllSourcesEnded` once
+    /// every camera has stopped and its worker has drained.
+    #[cfg(feature = "media")]
+    fn watch_cameras(&self, until: Until, last_log: &mut Instant) -> Option<StopReason> {
+        let front = self.front.as_ref()?;
+        let reports = front.half.reports();
+        self.progress.advance_to(reports.iter().map(|r| r.processed_frames).sum());
+        if let Some((_, metrics)) = &self.api {
+            for r in &reports {
+                metrics.camera_totals(&r.ingest.camera, r.ingest.state, r.ingest.frames, r.ingest.dropped);
+            }
+        }
+        if until.log_every.is_some_and(|every| last_log.elapsed() >= every) {
+            *last_log = Instant::now();
+            for r in &reports {
+                tracing::info!(
+                    camera = %r.ingest.camera, state = ?r.ingest.state, frames = r.ingest.frames, dropped = r.ingest.dropped,
+                    reconnects = r.ingest.reconnects, detect_ms = format!("{:.1}", r.detect_ms_per_frame), "camera"
+                );
+            }
+        }
+        front.half.finished().then_some(StopReason::AllSourcesEnded)
+    }
+
+    /// Without `media` there are no cameras to watch.
+    #[cfg(not(feature = "media"))]
+    fn watch_cameras(&self, _: Until, _: &mut Instant) -> Option<StopReason> {
+        None
     }
 
     /// Stops everything in the order data flows and drains what is in flight
