@@ -136,3 +136,50 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `config/example.toml` shows every section with its defaults: it must
+    /// stay a valid config (README: "documents every key").
+    #[test]
+    fn the_example_config_is_valid_and_complete() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{}", crate::core::error_chain(&e)));
+        assert_eq!(config.cameras.len(), 2);
+        let text = std::fs::read_to_string(&path).unwrap();
+        for section in [
+            "ingest",
+            "detect",
+            "detect.hog",
+            "detect.onnx",
+            "track",
+            "pair",
+            "embed",
+            "gallery",
+            "events",
+            "mqtt",
+            "api",
+        ] {
+            assert!(text.contains(&format!("\n[{section}]\n")), "config/example.toml lacks [{section}]");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file_the_section_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("box.toml");
+        std::fs::write(
+            &path,
+            "[[camera]]\nname = \"a\"\nmodality = \"rgb\"\nsource = \"test:\"\n[gallery]\nmin_gap = 3\n",
+        )
+        .unwrap();
+        let err = Config::load(&path).unwrap_err();
+        let LoadError::Invalid { source, .. } = &err else { panic!("{err}") };
+        assert_eq!((source.section, source.error.key.as_str()), (Some("gallery"), "gallery.min_gap"));
+        let text = crate::core::error_chain(&err);
+        assert!(text.contains("box.toml") && text.contains("in [gallery]: gallery.min_gap = 3"), "{text}");
+        assert_eq!(text.matches("gallery.min_gap = 3").count(), 1, "said once: {text}");
+    }
+}

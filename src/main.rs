@@ -82,8 +82,9 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // `{:#}` prints the whole context chain on one line: the thing and the fix.
-            eprintln!("error: {err:#}");
+            // The whole chain on one line: the thing and the fix (a cause a
+            // message already quotes is not repeated).
+            eprintln!("error: {}", vireid::core::error_chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }

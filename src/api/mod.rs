@@ -257,7 +257,7 @@ async fn gallery_call<T: Send + 'static>(
     let gallery = state.gallery.clone();
     tokio::task::spawn_blocking(move || f(gallery.as_ref()))
         .await
-        .map_err(|e| ApiError::internal(format!("gallery call failed: {e}")))?
+        .map_err(GalleryApiError::internal)?
         .map_err(ApiError::from)
 }
 
@@ -439,7 +439,7 @@ async fn read_image_form(
     let max_side = state.max_image_side;
     let image = tokio::task::spawn_blocking(move || decode_image(&bytes, max_side))
         .await
-        .map_err(|e| ApiError::internal(format!("image decoding failed: {e}")))??;
+        .map_err(GalleryApiError::internal)??;
     Ok(ImageForm { image: UploadedImage { image, modality }, label, k })
 }
 

@@ -25,19 +25,44 @@ pub use modality::Modality;
 pub use shutdown::Shutdown;
 pub use sighting::{Sighting, SightingSink, SinkError};
 
-/// An error and its causes on one line (`a: b: c`), for logs: typed errors
-/// keep their source apart, and a log line should still say everything.
+/// An error and its causes on one line (`a: b: c`), for logs and the CLI:
+/// typed errors keep their source apart, and a line should still say
+/// everything once — a cause the message already quotes is not repeated.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
         let text = s.to_string();
-        // Some errors repeat their source in their own message.
-        if !out.ends_with(&text) {
+        // Many errors quote their source in their own message.
+        if !out.contains(text.trim_end()) {
             out.push_str(": ");
             out.push_str(&text);
         }
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read config file x.toml: {source}")]
+    struct Quoting {
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("opening the embedder")]
+    struct Context {
+        #[source]
+        source: Quoting,
+    }
+
+    #[test]
+    fn chain_says_each_cause_once() {
+        let e = Context { source: Quoting { source: std::io::Error::other("no such file") } };
+        assert_eq!(error_chain(&e), "opening the embedder: cannot read config file x.toml: no such file");
+    }
 }
