@@ -10,11 +10,13 @@ use std::path::PathBuf;
 
 use crate::core::{ConfigError, Crop};
 
+pub mod adapter;
 pub mod batcher;
 pub mod colorhist;
 pub mod metadata;
 #[cfg(feature = "infer")]
 pub mod onnx;
+pub mod onnx_graph;
 pub mod preprocess;
 
 /// Why an embedder cannot be opened or run, by what a caller can do about it.

@@ -8,6 +8,7 @@
 //! ```text
 //! DIR/Visible/<person>/{day|night}_<frame>.jpg, DIR/Thermal/<person>/…
 //! DIR/idx/test_{visible|thermal}_1.txt   `relpath label`, day and night alternating
+//! DIR/idx/pairs.txt               `visible thermal`: one person's crops of the same frame
 //! ```
 
 use super::{FileContext, Result};
@@ -125,6 +126,22 @@ impl SceneCropWriter {
             let file = idx.join(format!("test_{name}_1.txt"));
             std::fs::write(&file, text).file(|| format!("cannot write {}", file.display()))?;
         }
+        // The co-observed instants: a person's RGB and thermal crops of the same frame.
+        let mut pairs = Vec::new();
+        for ((thermal, person, segment), rels) in &self.written {
+            if *thermal {
+                continue;
+            }
+            if let Some(thermal_rels) = self.written.get(&(true, *person, segment)) {
+                for rel in rels {
+                    let twin = format!("Thermal{}", &rel["Visible".len()..]);
+                    if thermal_rels.contains(&twin) {
+                        pairs.push((rel.clone(), twin));
+                    }
+                }
+            }
+        }
+        super::dataset::write_pairs(&idx.join("pairs.txt"), pairs)?;
         Ok(total)
     }
 }

@@ -117,6 +117,15 @@ fn crops_without_video_are_byte_identical() {
     assert_eq!(crops_a.keys().collect::<Vec<_>>(), crops_b.keys().collect::<Vec<_>>());
     assert!(crops_a == crops_b, "crop bytes differ between video and --no-video");
     assert_eq!(std::fs::read(&with_video.ground_truth).unwrap(), std::fs::read(&without.ground_truth).unwrap());
+    // idx/pairs.txt: one person's RGB and thermal crops of the same frame, both written.
+    let pairs = String::from_utf8(crops_a[std::path::Path::new("idx/pairs.txt")].clone()).unwrap();
+    let pairs: Vec<(&str, &str)> =
+        pairs.lines().filter(|l| !l.starts_with('#')).map(|l| l.split_once(' ').unwrap()).collect();
+    assert!(!pairs.is_empty(), "a 3 s scene with 3 people has co-observed crops");
+    for (v, t) in &pairs {
+        assert_eq!(v.strip_prefix("Visible/"), t.strip_prefix("Thermal/"), "same person, same frame: {v} {t}");
+        assert!(crops_a.contains_key(std::path::Path::new(v)) && crops_a.contains_key(std::path::Path::new(t)));
+    }
     // Without crops there is nothing to render for.
     opt.crops_dir = None;
     assert!(render_scene(&opt).unwrap_err().to_string().contains("--crops"));
