@@ -58,7 +58,7 @@ if [ "$SMOKE" = 1 ]; then
   TRAIN_IDS=8; TRAIN_IMAGES=3; EVAL_IDS=6; W=32; H=64; THREADS=2
   SCENES=1; SCENE_ARGS=(--seconds 6 --people 3 --width 640 --height 360)
   SETS=(--set model.arch=resnet10 --set data.p=2 --set data.k=2 --set train.device=cpu
-        --set train.threads=2 --set train.log_every=1)
+        --set train.threads=1 --set train.log_every=1)
   RESERVE=60
 else
   TRAIN_IDS=${VIREID_TRAIN_IDS:-2000}; TRAIN_IMAGES=${VIREID_TRAIN_IMAGES:-12}; EVAL_IDS=200
