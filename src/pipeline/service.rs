@@ -113,8 +113,6 @@ pub struct Service {
     progress: Progress,
     started: Instant,
     stopped: Option<StopReason>,
-    #[cfg(feature = "media")]
-    last_reports: Vec<CameraReport>,
 }
 
 impl Service {
@@ -194,8 +192,6 @@ impl Service {
             progress,
             started: Instant::now(),
             stopped: None,
-            #[cfg(feature = "media")]
-            last_reports: vec![],
         })
     }
 
@@ -274,8 +270,10 @@ impl Service {
         #[allow(unused_mut)]
         let mut tracks_written = 0;
         #[cfg(feature = "media")]
+        let mut cameras = vec![];
+        #[cfg(feature = "media")]
         if let Some(front) = self.front.take() {
-            self.last_reports = front.half.reports();
+            cameras = front.half.reports();
             keep(front.half.shutdown());
             match front.writer.join() {
                 Ok(Ok(n)) => tracks_written = n,
@@ -305,7 +303,7 @@ impl Service {
             stopped_because: reason.as_str(),
             tracks_written,
             #[cfg(feature = "media")]
-            cameras: std::mem::take(&mut self.last_reports),
+            cameras,
             gallery,
         };
         (report, first_err.map_or(Ok(()), Err))

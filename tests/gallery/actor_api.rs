@@ -1,4 +1,4 @@
-//! The gallery behind the HTTP API (`gallery::api::GalleryApiHandle`): enrol,
+//! The gallery behind the HTTP API (`api::GalleryApiHandle`): enrol,
 //! query, list, detail, crops, forget — through the gallery actor, with the
 //! colour-histogram embedder (no model needed).
 
