@@ -217,7 +217,7 @@ impl Adapter {
             node(
                 "norm",
                 "ReduceL2",
-                &[features.clone()],
+                std::slice::from_ref(&features),
                 vec![Attribute::Ints("axes", vec![1]), Attribute::Int("keepdims", 1)],
             )
         } else {
@@ -283,7 +283,10 @@ mod tests {
 
     /// Dimension 0 carries identity in both modalities, dimension 1 is
     /// modality-specific noise, dimension 2 is shared by everybody.
-    fn pairs() -> (Vec<(Vec<f32>, Vec<f32>)>, Vec<(Vec<f32>, Vec<f32>)>) {
+    /// (RGB feature, thermal feature) pairs.
+    type Pairs = Vec<(Vec<f32>, Vec<f32>)>;
+
+    fn pairs() -> (Pairs, Pairs) {
         let person = |i: usize| (i as f32 * 0.7).sin();
         let noise = |i: usize, k: usize| ((i * 31 + k * 17) as f32 * 1.3).cos();
         let g = (0..40)
@@ -318,7 +321,7 @@ mod tests {
         assert!(e.contains("3 co-observed pairs") && e.contains("at least 10"), "{e}");
         let e = Adapter::fit(&view(&g), &view(&i[..2]), 10).unwrap_err().to_string();
         assert!(e.contains("2 impostor pairs"), "{e}");
-        let odd = vec![(vec![1.0f32, 0.0], vec![1.0f32, 0.0])];
+        let odd = [(vec![1.0f32, 0.0], vec![1.0f32, 0.0])];
         let mut mixed = view(&g);
         mixed.push((odd[0].0.as_slice(), odd[0].1.as_slice()));
         assert!(Adapter::fit(&mixed, &view(&i), 10).unwrap_err().to_string().contains("mixes models"));
