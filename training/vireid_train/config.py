@@ -9,7 +9,7 @@ DEFAULTS = {
     "data": {"dataset": "sysu", "root": "", "eval_root": "", "trial": 1, "height": 288, "width": 144, "p": 8, "k": 4,
              "channel_aug": False, "channel_aug_mode": "replace", "grey_jitter": False, "low_light": 0.0,
              "erasing_p": 0.5, "erasing": "torchvision", "pad": -1, "pad_fill": 0, "flip": True,
-             "workers": 0, "resident": False, "decode_workers": 0},
+             "workers": 0, "resident": False, "decode_workers": 0, "pairs": "", "pair_slots": -1},
     "model": {"arch": "resnet50", "two_stream": False, "pooling": "gem", "gem_p": 3.0, "gem_learnable": True,
               "test_feature": "bn", "attr_heads": False, "init_weights": "", "init_checkpoint": ""},
     "method": {"name": "baseline"},

@@ -708,9 +708,15 @@ class CrossModalIdentitySampler(Sampler):
     thermal slot i share an identity (LbA pairs on that). Images are drawn without replacement
     within an identity while it has enough, with replacement otherwise. One epoch = enough
     batches to show every training image about once.
+
+    With co-observed pairs (`partners`: RGB sample index -> thermal sample indices of the same
+    person at the same instant, `data.pairs`), the first `pair_slots` slots of each identity take
+    an RGB image that has a partner (while the identity has such images) and, in the thermal
+    half, one of its partners; `paired_mask` says which slots of a batch are such pairs.
     """
 
-    def __init__(self, samples: list[Sample], p: int, k: int, seed: int = 0, batches: int | None = None):
+    def __init__(self, samples: list[Sample], p: int, k: int, seed: int = 0, batches: int | None = None,
+                 partners: dict[int, list[int]] | None = None, pair_slots: int = 0):
         by = {RGB: {}, THERMAL: {}}
         for i, s in enumerate(samples):
             by[s.modality].setdefault(s.label, []).append(i)
@@ -720,6 +726,12 @@ class CrossModalIdentitySampler(Sampler):
                              " lower data.p or check the dataset")
         self.by, self.p, self.k, self.seed, self.epoch = by, p, k, seed, 0
         self.batches = batches or max(1, len(samples) // (2 * p * k))
+        if partners is not None and not 0 <= pair_slots <= k:
+            raise ValueError(f"data.pair_slots = {pair_slots}: between 0 and data.k = {k} (-1 = k // 2)")
+        self.partners = {v: set(ts) for v, ts in partners.items()} if partners is not None else None
+        self.pair_slots = pair_slots if partners is not None else 0
+        self.paired_rgb = {pid: [i for i in pool if i in self.partners] for pid, pool in by[RGB].items()} \
+            if partners is not None else {}
 
     def set_epoch(self, epoch: int):
         self.epoch = epoch
@@ -741,9 +753,43 @@ class CrossModalIdentitySampler(Sampler):
                 rng.shuffle(fresh)
                 order += fresh
             chosen, order = order[:self.p], order[self.p:]
-            rgb = [i for pid in chosen for i in self._pick(rng, self.by[RGB][pid])]
-            ir = [i for pid in chosen for i in self._pick(rng, self.by[THERMAL][pid])]
+            if not self.pair_slots:
+                rgb = [i for pid in chosen for i in self._pick(rng, self.by[RGB][pid])]
+                ir = [i for pid in chosen for i in self._pick(rng, self.by[THERMAL][pid])]
+            else:
+                blocks = [self._pick_paired(rng, pid) for pid in chosen]
+                rgb = [i for b, _ in blocks for i in b]
+                ir = [i for _, b in blocks for i in b]
             yield rgb + ir
+
+    def _pick_paired(self, rng: random.Random, pid: int) -> tuple[list[int], list[int]]:
+        """K RGB and K thermal images of one identity; the first pair_slots slots are
+        co-observed pairs while the identity has RGB images with a partner."""
+        paired = self.paired_rgb.get(pid, [])
+        first = rng.sample(paired, min(self.pair_slots, len(paired)))
+        taken = set(first)
+        rest = [i for i in self.by[RGB][pid] if i not in taken]
+        rgb = first + (rng.sample(rest, self.k - len(first)) if len(rest) >= self.k - len(first)
+                       else [rng.choice(rest or first) for _ in range(self.k - len(first))])
+        ir: list[int] = []
+        for v in first:
+            cands = sorted(self.partners[v] - set(ir))
+            if cands:
+                ir.append(rng.choice(cands))
+            else:       # its partners are taken by earlier slots: the slot is not a pair
+                break
+        taken = set(ir)
+        pool = [t for t in self.by[THERMAL][pid] if t not in taken]
+        need = self.k - len(ir)
+        ir += rng.sample(pool, need) if len(pool) >= need else [rng.choice(pool or ir) for _ in range(need)]
+        return rgb, ir
+
+    def paired_mask(self, batch: list[int]) -> torch.Tensor:
+        """[P·K] bool: RGB slot i and thermal slot i of `batch` (as yielded) are co-observed."""
+        n = self.p * self.k
+        if self.partners is None:
+            return torch.zeros(n, dtype=torch.bool)
+        return torch.tensor([batch[n + i] in self.partners.get(batch[i], ()) for i in range(n)])
 
 
 class AddedViewBatches(Sampler):

@@ -208,3 +208,36 @@ def lba_pairs(p: int, k: int, mode: str = "slot", rng: random.Random | None = No
         blocks = rng.sample(others, k) if len(others) >= k else [rng.choice(others) for _ in range(k)]
         neg += [o * k + j for o, j in zip(blocks, rng.sample(range(k), k))]
     return torch.tensor(pos), torch.tensor(neg)
+
+
+# ---------------------------------------------------------------- co-observed pairs (any method)
+
+def paired_infonce(f_rgb: torch.Tensor, f_ir: torch.Tensor, labels: torch.Tensor, paired: torch.Tensor,
+                   temperature: float = 0.1, negatives: str = "other_ids") -> torch.Tensor:
+    """Cross-modal InfoNCE over co-observed pairs (`method.lambda_pair`).
+
+    f_rgb, f_ir [n,d]: the slot-aligned RGB and thermal halves of a batch (row i of each shows
+    identity labels[i]); paired [n] bool: row i of the two halves is one person at one instant.
+    On L2-normalised features, S = f_rgb·f_irᵀ / τ. For each paired row i, in both directions,
+        -log( exp(S_ii) / Σ_{j ∈ N(i)} exp(S_ij) )      (RGB → thermal; columns for thermal → RGB)
+    with N(i) = {i} ∪ {j : labels[j] ≠ labels[i]} (`negatives = "other_ids"`: the same person's
+    other crops are neither positives nor negatives, so the term never contradicts the identity
+    loss) or every row (`"all"`: instance discrimination, the same person at other instants are
+    negatives too). Returns the mean over paired rows of the two directions' average; 0 without
+    a paired row (masked mean, no device sync)."""
+    if negatives not in ("other_ids", "all"):
+        raise ValueError(f"method.pair_negatives = {negatives!r}: choose other_ids or all")
+    if temperature <= 0:
+        raise ValueError(f"method.pair_temperature = {temperature}: must be > 0")
+    v = F.normalize(f_rgb, dim=1)
+    t = F.normalize(f_ir, dim=1)
+    s = v @ t.t() / temperature
+    n = s.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=s.device)
+    keep = eye | (labels[:, None] != labels[None, :]) if negatives == "other_ids" else torch.ones_like(eye)
+    s = s.masked_fill(~keep, float("-inf"))
+    pos = s.diagonal()
+    rgb_to_ir = torch.logsumexp(s, dim=1) - pos
+    ir_to_rgb = torch.logsumexp(s, dim=0) - pos
+    w = paired.to(s.dtype)
+    return (0.5 * (rgb_to_ir + ir_to_rgb) * w).sum() / w.sum().clamp(min=1)

@@ -25,7 +25,9 @@ from .model import ReIDNet
 METHODS = ("baseline", "danet", "lba")
 
 # method.<key> options, with their defaults (the defaults reproduce the runs in RESULTS.md).
-COMMON = {"label_smoothing": 0.1, "triplet_margin": 0.3, "triplet_weight": 1.0, "lambda_attr": 1.0}
+COMMON = {"label_smoothing": 0.1, "triplet_margin": 0.3, "triplet_weight": 1.0, "lambda_attr": 1.0,
+          # co-observed pairs (data.pairs): cross-modal InfoNCE on the test feature, 0 = off
+          "lambda_pair": 0.0, "pair_temperature": 0.1, "pair_negatives": "other_ids"}
 OPTIONS = {
     "baseline": {},
     "danet": {"rho": 0.7, "lambda_cc": 1.0, "lambda_m": 2.5, "sid_weight": 1.0,
@@ -42,7 +44,7 @@ OPTIONS = {
 }
 CHOICES = {"kl": ("frozen", "ema"), "cc": ("paper", "centre_cluster"), "cc_feature": ("normalized", "raw"),
            "ic_levels": ("conv5", "both"), "pairs": ("slot", "random"), "coatt": ("raw", "minmax"),
-           "dt_reduction": ("coatt", "mean")}
+           "dt_reduction": ("coatt", "mean"), "pair_negatives": ("other_ids", "all")}
 
 
 class Method(nn.Module):
@@ -113,7 +115,9 @@ class Method(nn.Module):
     # ------------------------------------------------------------ forward
 
     def forward(self, model: ReIDNet, images: torch.Tensor, labels: torch.Tensor,
-                modality: torch.Tensor) -> tuple[torch.Tensor, dict]:
+                modality: torch.Tensor, paired: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """paired: [P·K] bool on the CPU, RGB slot i and thermal slot i are co-observed
+        (CrossModalIdentitySampler.paired_mask); needed when method.lambda_pair > 0."""
         mod_cpu = modality.cpu()
         with self.autocast():
             raw = model(images, mod_cpu)
@@ -128,9 +132,25 @@ class Method(nn.Module):
             parts.update(self._lba(model, out, labels, mod_cpu))
         if self.attr_heads is not None:
             parts["attr"] = self.get("lambda_attr") * self._attributes(out["bn"], labels)
+        if self.get("lambda_pair") > 0:
+            parts["pair"] = self.get("lambda_pair") * self._pairs(model, out, labels, mod_cpu, paired)
         total = sum(parts.values())
         # detached tensors, not floats: reading them would wait for the device every step
         return total, {k: v.detach() for k, v in parts.items()}
+
+    def _pairs(self, model: ReIDNet, out: dict, labels: torch.Tensor, modality: torch.Tensor,
+               paired: torch.Tensor | None) -> torch.Tensor:
+        """Cross-modal InfoNCE between the slot-aligned halves [RGB P·K | thermal P·K] on the
+        feature the model embeds at test time (losses.paired_infonce)."""
+        if paired is None:
+            raise ValueError("method.lambda_pair > 0 needs co-observed pairs in the batches: set data.pairs "
+                             "(e.g. idx/pairs.txt of `vireid synth regdb --paired`)")
+        n = paired.numel()
+        if modality.numel() < 2 * n or not (bool((modality[:n] == 0).all()) and bool((modality[n:2 * n] == 1).all())):
+            raise ValueError("method.lambda_pair needs batches [RGB P×K | thermal P×K] from the identity sampler")
+        f = out["bn"] if model.test_feature == "bn" else out["pooled"]
+        return losses.paired_infonce(f[:n], f[n:2 * n], labels[:n], paired.to(f.device),
+                                     self.get("pair_temperature"), self.p["pair_negatives"])
 
     def _attributes(self, bn: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean over attributes of the cross-entropy of each head on the BNNeck feature of every

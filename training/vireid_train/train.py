@@ -1,6 +1,7 @@
 """Training loop: CPU or CUDA, checkpoints every epoch and resume, optional wall-clock budget."""
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import math
@@ -164,10 +165,15 @@ class TrainData:
         self.samples, self.num_classes = D.load_train(d["dataset"], d["root"], d["trial"])
         self.attrs = D.load_attributes(d["root"], self.samples, self.num_classes) \
             if cfg["model"].get("attr_heads") else None
+        self.pairs = _read_pairs(cfg, self.samples, log)
+        slots = int(d.get("pair_slots", -1))
         self.sampler = D.CrossModalIdentitySampler(self.samples, d["p"], d["k"], seed=t["seed"],
-                                                   batches=int(t["batches_per_epoch"]) or None)
+                                                   batches=int(t["batches_per_epoch"]) or None,
+                                                   partners=self.pairs.partners() if self.pairs else None,
+                                                   pair_slots=max(1, int(d["k"]) // 2) if slots < 0 else slots)
         self.batch_sampler = D.AddedViewBatches(self.sampler) if self.aug.add_view else self.sampler
         self.resident = self.loader = None
+        self._masks = collections.deque()
         if d.get("resident"):
             self.resident = D.ResidentTrainSet(self.samples, self.aug, device, seed=int(t["seed"]),
                                                workers=int(d["decode_workers"]))
@@ -176,16 +182,62 @@ class TrainData:
         else:
             tf_rgb, tf_ir, tf_extra = D.pil_transforms(self.aug)
             self.loader = DataLoader(D.ReIDDataset(self.samples, tf_rgb, tf_ir, tf_extra),
-                                     batch_sampler=self.batch_sampler, num_workers=int(d["workers"]),
+                                     batch_sampler=_Noting(self.batch_sampler, self._masks, self._paired),
+                                     num_workers=int(d["workers"]),
                                      pin_memory=device.type == "cuda")
 
     def batches(self):
+        """(images, labels on the device, modality on the CPU, paired [P·K] bool on the CPU or None
+        without data.pairs: RGB slot i and thermal slot i are co-observed)."""
         if self.resident is not None:
             for views in self.batch_sampler:
-                yield self.resident.batch(views)
+                yield (*self.resident.batch(views), self._paired(views))
         else:
+            self._masks.clear()    # of batches drawn ahead by an iteration that was broken off
             for x, y, mod in self.loader:
-                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True), mod
+                yield (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True), mod,
+                       self._masks.popleft())
+
+    def _paired(self, views: list) -> torch.Tensor | None:
+        if self.pairs is None:
+            return None
+        return self.sampler.paired_mask([v[0] if isinstance(v, tuple) else v for v in views])
+
+
+class _Noting:
+    """The batch sampler of the PIL DataLoader path: the DataLoader draws batches ahead of use,
+    in order, so each batch's pair mask waits in a queue until the batch comes out."""
+
+    def __init__(self, inner, queue: collections.deque, mask):
+        self.inner, self.queue, self.mask = inner, queue, mask
+
+    def __iter__(self):
+        for views in self.inner:
+            self.queue.append(self.mask(views))
+            yield views
+
+    def __len__(self):
+        return len(self.inner)
+
+
+def _read_pairs(cfg: dict, samples: list, log):
+    """data.pairs (co-observed RGB/thermal pairs of the training lists), or None."""
+    d, lam = cfg["data"], float(cfg["method"].get("lambda_pair", 0.0))
+    if not d.get("pairs"):
+        if lam > 0:
+            raise ValueError(f"method.lambda_pair = {lam:g} needs co-observed pairs: set data.pairs (e.g. "
+                             "idx/pairs.txt, written by `vireid synth regdb --paired` and `vireid synth scene "
+                             "--crops`), or method.lambda_pair = 0")
+        return None
+    from .pairs import read_pairs, resolve
+    try:
+        test = [s for half in D.load_test(d["dataset"], d["root"], d["trial"]) for s in half]
+    except FileNotFoundError:
+        test = []
+    pairs = read_pairs(resolve(d["root"], d["pairs"]), d["root"], samples, test)
+    log(f"data: {len(pairs.pairs)} co-observed pairs of training crops from {pairs.path} "
+        f"({pairs.test_pairs} of the test lists skipped); method.lambda_pair = {lam:g}")
+    return pairs
 
 
 def bench_data(cfg: dict, batches: int = 30, log=print) -> dict:
@@ -201,7 +253,7 @@ def bench_data(cfg: dict, batches: int = 30, log=print) -> dict:
     t1 = None
     for epoch in range(10**6):
         data.sampler.set_epoch(epoch)
-        for x, _, _ in data.batches():
+        for x, *_ in data.batches():
             n += 1
             if n == 3:            # the first batches start workers and warm caches
                 sync()
@@ -328,7 +380,7 @@ def train(cfg: dict, resume: bool = True, log=print) -> dict:
         if resident is not None:
             resident.augment.reseed(int(t["seed"]) * 1000003 + epoch)
         t0, seen, run, n_it = time.time(), 0, {}, 0
-        for it, (x, y, mod) in enumerate(data.batches()):
+        for it, (x, y, mod, paired) in enumerate(data.batches()):
             if it >= plan["batches"]:
                 break
             sched = (epoch + it / plan["batches"]) * (epochs_cfg * bpe) / (plan["epochs"] * plan["batches"])
@@ -338,7 +390,7 @@ def train(cfg: dict, resume: bool = True, log=print) -> dict:
             method.set_epoch(sched)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            loss, parts = method(model, x, y, mod)
+            loss, parts = method(model, x, y, mod, paired)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
