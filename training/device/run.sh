@@ -5,6 +5,12 @@
 #                                    included; results in $OUT (at most 8 files of < 16 MiB)
 #   training/device/run.sh --smoke   the same steps on this machine's CPU at toy size (< 3 min);
 #                                    $OUT defaults to out/device-smoke. Part of `make test`.
+#   ... --then d2rl,jsia,disentangle the menu: after the default model (trained, packed, pictured
+#                                    as without it), each listed method trains for VIREID_MENU_S
+#                                    seconds (default 120; the default model's budget shrinks by
+#                                    what the menu takes) on the same data and is evaluated on the
+#                                    same unseen people; their metrics and translation pictures
+#                                    come back in $OUT/menu.tar.gz (README.md, "The menu").
 #
 # Steps: probe the machine → render the training set (and an evaluation set of other people)
 # with the portable `vireid` binary → train within the time left → pack the checkpoint in bf16
@@ -14,11 +20,23 @@ cd "$(dirname "$0")/../.."
 T0=$(date +%s)
 
 SMOKE=0
-case "${1:-}" in
-  --smoke) SMOKE=1 ;;
-  "") ;;
-  *) echo "usage: training/device/run.sh [--smoke]" >&2; exit 2 ;;
-esac
+THEN=${VIREID_THEN:-}
+usage() { echo "usage: training/device/run.sh [--smoke] [--then d2rl,jsia,disentangle]" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) SMOKE=1 ;;
+    --then) [ $# -ge 2 ] || usage; THEN=$2; shift ;;
+    *) usage ;;
+  esac
+  shift
+done
+MENU=()
+for m in ${THEN//,/ }; do
+  case "$m" in
+    d2rl|jsia|disentangle) MENU+=("$m") ;;
+    *) echo "run.sh: --then $m: the menu has d2rl, jsia and disentangle (comma-separated)" >&2; exit 2 ;;
+  esac
+done
 
 if [ "$SMOKE" = 1 ]; then
   OUT=${OUT:-out/device-smoke}
@@ -60,12 +78,16 @@ if [ "$SMOKE" = 1 ]; then
   SETS=(--set model.arch=resnet10 --set data.p=2 --set data.k=2 --set train.device=cpu
         --set train.threads=1 --set train.log_every=1)
   RESERVE=60
+  MENU_S=${VIREID_MENU_S:-6}; MENU_RESERVE=0
 else
   TRAIN_IDS=${VIREID_TRAIN_IDS:-2000}; TRAIN_IMAGES=${VIREID_TRAIN_IMAGES:-12}; EVAL_IDS=200
   W=128; H=256; THREADS=16
   SCENES=${VIREID_SCENES:-16}; SCENE_ARGS=(--seconds 60 --people 12 --width 960 --height 540)
   SETS=(--set train.device=cuda --set train.threads=$THREADS)
   RESERVE=75
+  # per menu method: its training budget, and what comes around it (building the model, the
+  # final evaluation, the translation picture)
+  MENU_S=${VIREID_MENU_S:-120}; MENU_RESERVE=45
 fi
 
 step "probe: $(uname -m), $(nproc) cpus, python $($PY -c 'import sys; print(sys.version.split()[0])')"
@@ -115,7 +137,7 @@ step "rendered: $(du -sh "$WORK" | cut -f1) of images"
 $PY -m vireid_train.device merge --out "$WORK/train" "$WORK/studio:train" $(seq -f "$WORK/scene-%g:test" 7001 $(( 7000 + SCENES )))
 
 # --- train in the time that is left ----------------------------------------------------------
-BUDGET=$(( WALL - $(elapsed) - RESERVE ))
+BUDGET=$(( WALL - $(elapsed) - RESERVE - ${#MENU[@]} * (MENU_S + MENU_RESERVE) ))
 [ "$SMOKE" = 1 ] && BUDGET=20
 [ "$BUDGET" -gt 10 ] || { echo "run.sh: only ${BUDGET}s left for training: the set-up took too long" >&2; exit 1; }
 step "train: ${BUDGET}s budget"
@@ -129,8 +151,48 @@ $PY -m vireid_train.device pack --checkpoint "$WORK/run/last.pt" --out-dir "$OUT
 step "retrievals"
 $PY -m vireid_train.device retrievals --checkpoint "$WORK/run/last.pt" --root "$WORK/eval" \
   --out "$OUT/retrievals.png" --json "$WORK/retrievals.json"
+# --- the menu: other methods after the default model ------------------------------------------
+# Each trains its paper recipe (configs/<m>_ref.toml) for MENU_S seconds on the same training
+# set, from ImageNet weights when the machine has them, else from scratch (the default model's
+# continuation checkpoint is another network); the disentangle method's pre-trained classifier
+# (its L_dis teacher) is the default model just trained (same people, same size). A failing
+# method is named in run.log and menu.json; the default model's results are already in $OUT.
+MENU_PARTS=()
+MENU_REPORT=()
+if [ ${#MENU[@]} -gt 0 ]; then
+  mkdir -p "$WORK/menu"
+  MENU_INIT=()
+  [ -n "$imagenet" ] && [ "$SMOKE" = 0 ] && MENU_INIT=(--set "model.init_weights=$WORK/imagenet.pth")
+  for m in "${MENU[@]}"; do
+    MSETS=()
+    [ "$SMOKE" = 1 ] && read -r -a MSETS < <($PY -c "import importlib, sys; print(' '.join('--set ' + s for s in importlib.import_module('vireid_train.' + sys.argv[1]).SMOKE))" "$m")
+    [ "$m" = disentangle ] && MSETS+=(--set "method.teacher=$WORK/run/last.pt")
+    [ "$SMOKE" = 0 ] && MSETS+=(--set train.amp=true)
+    step "menu: $m, ${MENU_S}s budget"
+    if $PY -m vireid_train train --config "training/configs/${m}_ref.toml" --no-resume \
+        --set data.dataset=regdb --set data.trial=1 --set "data.root=$WORK/train" --set "data.eval_root=$WORK/eval" \
+        --set "data.height=$H" --set "data.width=$W" --set data.resident=true --set train.eval_every=0 \
+        --set train.eval_trials=1 --set "train.out_dir=$WORK/menu/$m" --set "train.time_budget_s=$MENU_S" \
+        "${SETS[@]}" "${MENU_INIT[@]}" "${MSETS[@]}"; then
+      mkdir -p "$WORK/menu-out/$m"
+      cp "$WORK/menu/$m/metrics.json" "$WORK/menu/$m/translations.png" "$WORK/menu-out/$m/"
+      MENU_PARTS+=(--part "$m=$WORK/menu/$m/metrics.json")
+    else
+      step "menu: $m failed (its output is above); the next one starts"
+      MENU_PARTS+=(--part "$m=$WORK/menu/$m/failed")
+    fi
+  done
+  $PY -m vireid_train.device report --out "$WORK/menu.json" "${MENU_PARTS[@]}"
+  mkdir -p "$WORK/menu-out"
+  cp "$WORK/menu.json" "$WORK/menu-out/"
+  tar -czf "$OUT/menu.tar.gz" -C "$WORK/menu-out" .
+  MENU_REPORT=(--part "menu=$WORK/menu.json")
+  step "menu: $(tar -tzf "$OUT/menu.tar.gz" | grep -c . ) entries in menu.tar.gz"
+fi
+
 echo "{\"wall_s\": $(elapsed), \"smoke\": $SMOKE, \"scenes\": $SCENES, \"train_ids\": $TRAIN_IDS, \"train_images\": $TRAIN_IMAGES, \"eval_ids\": $EVAL_IDS, \"width\": $W, \"height\": $H, \"budget_s\": $BUDGET, \"init\": \"$INIT_NOTE\"}" >"$WORK/job.json"
 $PY -m vireid_train.device report --out "$OUT/metrics.json" --part "job=$WORK/job.json" --part "probe=$WORK/probe.json" \
-  --part "train=$WORK/run/metrics.json" --part "checkpoint=$WORK/manifest.json" --part "retrievals=$WORK/retrievals.json"
+  --part "train=$WORK/run/metrics.json" --part "checkpoint=$WORK/manifest.json" --part "retrievals=$WORK/retrievals.json" \
+  "${MENU_REPORT[@]}"
 step "done: $(ls "$OUT" | tr '\n' ' ')"
 [ -n "${VIREID_WORK:-}" ] || rm -rf "$WORK"

@@ -1,4 +1,4 @@
-"""python -m vireid_train {train,export,quantize,evaluate,synth,bench-data} …"""
+"""python -m vireid_train {train,export,quantize,evaluate,synth,bench-data,translations} …"""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +20,16 @@ def _train(a):
         overrides.append(f"model.init_checkpoint={a.init_checkpoint}")
     if a.out_dir:
         overrides.append(f"train.out_dir={a.out_dir}")
-    train(load_config(a.config, overrides), resume=not a.no_resume)
+    if a.smoke:
+        from .imagelevel import smoke_overrides
+        overrides = smoke_overrides(a.config, overrides)
+    train(load_config(a.config, overrides), resume=not (a.no_resume or a.smoke))
+
+
+def _translations(a):
+    from .imagelevel import grid_from_checkpoint
+    torch.set_num_threads(a.threads)
+    print(f"translations: {grid_from_checkpoint(a.checkpoint, a.out, a.root, a.people)}")
 
 
 def _bench_data(a):
@@ -40,7 +49,9 @@ def _export(a):
     metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else None
     if metrics:
         metrics = {k: v for k, v in metrics.items() if not k.startswith("_")}
-    path = export(model, a.out, d["height"], d["width"], ck["config"]["method"]["name"], a.training_data,
+    training_data = a.training_data or (f"{d['dataset']} layout at {d['root']} (trial {d['trial']}), "
+                                        f"{d['height']}x{d['width']}")
+    path = export(model, a.out, d["height"], d["width"], ck["config"]["method"]["name"], training_data,
                   metrics)
     print(f"exported {path} (round-trip vs PyTorch <= 1e-4 checked)")
 
@@ -119,11 +130,24 @@ def main(argv=None):
                    "continued run), new otherwise (fine-tuning on another set)")
     t.add_argument("--out-dir")
     t.add_argument("--no-resume", action="store_true")
+    t.add_argument("--smoke", action="store_true",
+                   help="a few steps on a tiny synthetic set (rendered into <out_dir>/smoke-data) on the CPU, from "
+                        "scratch; image-level methods also write <out_dir>/translations.png")
     t.set_defaults(fn=_train)
+    g = sub.add_parser("translations", help="picture of generated cross-modality images of test-split people "
+                       "(d2rl, jsia, disentangle checkpoints)")
+    g.add_argument("--checkpoint", required=True)
+    g.add_argument("--out", required=True, help="X.png")
+    g.add_argument("--root", help="dataset folder whose test split to draw (default: the run's eval_root or root); "
+                   "with idx/pairs.txt (vireid synth regdb --paired) the real images are those of the same instant")
+    g.add_argument("--people", type=int, default=8)
+    g.add_argument("--threads", type=int, default=2)
+    g.set_defaults(fn=_translations)
     e = sub.add_parser("export", help="checkpoint -> ONNX with vireid.* metadata (+ round-trip check)")
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--out", required=True, help="X.onnx")
-    e.add_argument("--training-data", required=True, help="what it was trained on, for vireid.training_data")
+    e.add_argument("--training-data", help="what it was trained on, for vireid.training_data (default: the "
+                   "checkpoint's dataset, root, trial and size)")
     e.add_argument("--metrics", help="metrics.json to embed as vireid.metrics")
     e.add_argument("--threads", type=int, default=2)
     e.set_defaults(fn=_export)

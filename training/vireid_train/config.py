@@ -25,7 +25,7 @@ DEFAULTS = {
 CHOICES = {
     ("data", "channel_aug_mode"): ("replace", "add"),
     ("data", "erasing"): ("torchvision", "caj"),
-    ("model", "pooling"): ("gem", "avg"),
+    ("model", "pooling"): ("gem", "avg", "max"),
     ("model", "test_feature"): ("bn", "pooled"),
     ("train", "optimizer"): ("adam", "sgd"),
     ("train", "schedule"): ("cosine", "step"),

@@ -51,7 +51,14 @@ class AvgPool(nn.Module):
         return x.mean(dim=(2, 3))
 
 
-POOLINGS = ("gem", "avg")
+class MaxPool(nn.Module):
+    """Global max pooling (`model.pooling = "max"`, DG-Net's appearance encoder)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3))
+
+
+POOLINGS = ("gem", "avg", "max")
 TEST_FEATURES = ("bn", "pooled")
 
 
@@ -95,7 +102,8 @@ class ReIDNet(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.embedding_dim = net.fc.in_features
         self.arch = arch
-        self.pool = GeM(gem_p, learnable=gem_learnable) if pooling == "gem" else AvgPool()
+        self.pool = GeM(gem_p, learnable=gem_learnable) if pooling == "gem" else \
+            AvgPool() if pooling == "avg" else MaxPool()
         self.test_feature = test_feature
         self.bnneck = nn.BatchNorm1d(self.embedding_dim)
         self.bnneck.bias.requires_grad_(False)  # BNNeck: no shift, as in Luo et al.
@@ -146,7 +154,7 @@ class ReIDNet(nn.Module):
 
     def load_imagenet(self, path: str) -> list[str]:
         """Load a local torchvision ImageNet state dict (never downloads). Returns missing keys."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = self.load_imagenet_state(torch.load(path, map_location="cpu", weights_only=True))
         mapped = {}
         for k, v in state.items():
             if k.startswith("fc."):
@@ -162,6 +170,11 @@ class ReIDNet(nn.Module):
             raise ValueError(f"--init-weights {path}: unexpected keys {result.unexpected_keys[:5]}; "
                              f"is it a torchvision {self.arch} state dict?")
         return result.missing_keys
+
+    def load_imagenet_state(self, state: dict) -> dict:
+        """Hook for networks whose first layers differ from torchvision's (e.g. D2RL's 4-channel
+        conv1): adapt the ImageNet state dict before it is mapped and loaded."""
+        return state
 
     def load_backbone(self, path: str) -> dict:
         """Start from an earlier vireid_train checkpoint: every weight, and the identity classifier
@@ -204,6 +217,8 @@ class EmbeddingGraph(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor, modality: torch.Tensor | None = None) -> torch.Tensor:
+        if hasattr(self.model, "export_forward"):     # networks with their own per-row graph (d2rl.py)
+            return self.model.export_forward(x, modality)
         feature = self.model.test_feature
         if not self.model.two_stream:
             return self.model.trunk(self.model.stems[0](x))[feature]

@@ -16,12 +16,16 @@ from torch.utils.data import DataLoader
 
 from . import data as D
 from .evaluate import evaluate, format_metrics, torch_embedder
+from . import imagelevel
 from .methods import Method
 from .model import ReIDNet
 
 
 def build_model(cfg: dict, num_classes: int) -> ReIDNet:
     m = cfg["model"]
+    special = imagelevel.build_model(cfg, num_classes)   # d2rl, jsia, disentangle(_lowdim) networks
+    if special is not None:
+        return special
     return ReIDNet(num_classes, arch=m["arch"], two_stream=bool(m["two_stream"]), gem_p=float(m["gem_p"]),
                    pooling=m.get("pooling", "gem"), gem_learnable=bool(m.get("gem_learnable", True)),
                    test_feature=m.get("test_feature", "bn"))
@@ -70,14 +74,20 @@ def build_optimizer(cfg: dict, model: ReIDNet, method: Method) -> torch.optim.Op
     head_ids = {id(p) for p in list(model.bnneck.parameters()) + list(model.classifier.parameters())}
     head = [p for p in list(model.bnneck.parameters()) + list(model.classifier.parameters()) if p.requires_grad]
     head += method.head_parameters()
-    backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    # image-level methods: generators and discriminators in their own Adam groups (imagelevel.py)
+    extra = method.param_groups(model) if hasattr(method, "param_groups") else []
+    claimed = {id(p) for g in extra for p in g["params"]}
+    if extra and t["optimizer"] != "adam":
+        raise ValueError(f"method {cfg['method']['name']}: set train.optimizer = adam (its generators and "
+                         "discriminators train with Adam)")
+    backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids and id(p) not in claimed]
     if t["optimizer"] == "adam":
         if mult == 1.0:
             groups = [{"params": backbone + head, "lr_mult": 1.0, "name": "all"}]
         else:
             groups = [{"params": backbone, "lr_mult": mult, "name": "backbone"},
                       {"params": head, "lr_mult": 1.0, "name": "head"}]
-        opt = torch.optim.Adam(groups, lr=lr, weight_decay=wd)
+        opt = torch.optim.Adam(groups + extra, lr=lr, weight_decay=wd)
     else:
         groups = [{"params": backbone, "lr_mult": mult, "name": "backbone"},
                   {"params": head, "lr_mult": 1.0, "name": "head"}]
@@ -288,6 +298,9 @@ def _restore_method_state(method: Method, state: dict | None, log) -> str:
 
 
 def train(cfg: dict, resume: bool = True, log=print) -> dict:
+    if cfg["method"]["name"] == imagelevel.LOWDIM:      # trains on extracted embeddings (disentangle.py)
+        from .disentangle import train_lowdim
+        return train_lowdim(cfg, resume, log)
     t_start = time.time()
     t = cfg["train"]
     torch.set_num_threads(int(t["threads"]))
@@ -310,10 +323,13 @@ def train(cfg: dict, resume: bool = True, log=print) -> dict:
     model = build_model(cfg, num_classes)
     if cfg["model"]["init_weights"] and cfg["model"]["init_checkpoint"]:
         raise ValueError("model.init_weights and model.init_checkpoint both set: choose one starting point")
-    method = Method(cfg["method"]["name"], {k: v for k, v in cfg["method"].items() if k != "name"},
-                    num_classes, model.embedding_dim, d["k"],
-                    attr_classes=attrs.classes if attrs else None, attr_table=attrs.table if attrs else None,
-                    attr_names=attrs.names if attrs else None)
+    if cfg["method"]["name"] in imagelevel.IMAGE_METHODS:
+        method = imagelevel.build_method(cfg, num_classes, model)
+    else:
+        method = Method(cfg["method"]["name"], {k: v for k, v in cfg["method"].items() if k != "name"},
+                        num_classes, model.embedding_dim, d["k"],
+                        attr_classes=attrs.classes if attrs else None, attr_table=attrs.table if attrs else None,
+                        attr_names=attrs.names if attrs else None)
     if cfg["model"]["init_weights"]:
         missing = model.load_imagenet(cfg["model"]["init_weights"])
         log(f"init: ImageNet weights from {cfg['model']['init_weights']} ({len(missing)} head keys new)")
@@ -458,6 +474,7 @@ def train(cfg: dict, resume: bool = True, log=print) -> dict:
                     "test_feature": model.test_feature, "eval_root": str(eval_root),
                     "protocol": "sysu all-search single-shot" if d["dataset"] == "sysu" else f"{d['dataset']} thermal->visible"})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    imagelevel.after_training(cfg, model, method, out, log)   # translations.png of unseen people
     log(f"FINAL method={cfg['method']['name']} {format_metrics(metrics)} checkpoint={ck_path}")
     sys.stdout.flush()
     return metrics
