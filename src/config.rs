@@ -65,6 +65,9 @@ pub struct Config {
     /// Pairing of a box's RGB and thermal tracks that saw the same person.
     #[serde(default)]
     pub pair: pair::PairConfig,
+    /// The harvest of co-observed and simultaneous tracks, and re-fitting the cross-modal adapter.
+    #[serde(default)]
+    pub adapt: gallery::harvest::AdaptConfig,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -106,6 +109,7 @@ impl Config {
         let check = || -> Result<(), SectionError> {
             config.embed.validate().map_err(in_section("embed"))?;
             config.gallery.validate().map_err(in_section("gallery"))?;
+            config.adapt.validate().map_err(in_section("adapt"))?;
             config.events.validate().map_err(in_section("events"))
         };
         check().map_err(|source| LoadError::Invalid { path: path.to_path_buf(), source })?;
@@ -133,6 +137,7 @@ impl Config {
         self.mqtt.validate().map_err(in_section("mqtt"))?;
         self.api.validate().map_err(in_section("api"))?;
         self.pair.validate().map_err(in_section("pair"))?;
+        self.adapt.validate().map_err(in_section("adapt"))?;
         Ok(())
     }
 }

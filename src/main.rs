@@ -53,6 +53,8 @@ enum Command {
     Query(vireid::cli::gallery::QueryArgs),
     /// Derive same- and cross-modality thresholds from a labelled dataset at a target false-match rate.
     Thresholds(vireid::cli::thresholds::ThresholdsArgs),
+    /// Fit the cross-modal adapter on the box's own harvest and write an adapted model.
+    Adapt(vireid::cli::adapt::AdaptArgs),
     /// Score sightings against a synthetic scene's ground truth.
     Score(vireid::cli::score::ScoreArgs),
     /// Benchmarks.
@@ -132,6 +134,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Serve(args) => vireid::cli::serve::run(args),
         Command::Query(args) => vireid::cli::gallery::run_query(&args),
         Command::Thresholds(args) => vireid::cli::thresholds::run_thresholds(&args),
+        Command::Adapt(args) => vireid::cli::adapt::run_adapt(&args),
         Command::Score(args) => vireid::cli::score::run(&args),
         Command::Bench { what: BenchCommand::Embed(args) } => vireid::cli::embed::run_bench_embed(&args),
     }

@@ -153,7 +153,8 @@ impl GalleryApi for GalleryApiHandle {
 
     fn query(&self, image: UploadedImage, k: usize) -> GalleryApiResult<Vec<QueryMatch>> {
         let feature = self.embed(&image)?;
-        let results = self.ask(|reply| GalleryRequest::Query { feature, top: k, reply })?;
+        let modality = image.modality;
+        let results = self.ask(|reply| GalleryRequest::Query { feature, modality, top: k, reply })?;
         Ok(results
             .into_iter()
             .map(|r| QueryMatch {

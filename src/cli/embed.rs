@@ -51,6 +51,11 @@ impl EmbedderArgs {
         }
     }
 
+    /// The feature space of the embedder these arguments name (`gallery::harvest`).
+    pub fn space(&self, config: &Config, embedder: &dyn Embedder) -> crate::gallery::harvest::FeatureSpace {
+        crate::gallery::harvest::FeatureSpace::of_spec(&self.spec(&config.embed), &embedder.name())
+    }
+
     /// Opens the embedder these arguments name.
     pub fn open(&self) -> Result<(Box<dyn Embedder>, Config)> {
         self.open_with(|_| {})

@@ -153,11 +153,13 @@ pub struct EnrolArgs {
 pub fn run_enrol(args: &EnrolArgs) -> Result<()> {
     // Read every image before touching the gallery: a bad file changes nothing.
     let crops = args.images.iter().map(|p| Crop::load(p, args.modality)).collect::<Result<Vec<_>, _>>()?;
-    let (mut embedder, _) = args.embedder.open()?;
+    let (mut embedder, embed_cfg) = args.embedder.open()?;
     let cfg = resolve(&args.loc, args.embedder.config.as_deref())?;
     let feats = embedder.embed(&crops)?;
     let mut gallery = Gallery::open(&cfg.gallery, &cfg.state_dir, embedder.dim())?;
-    let rows: Vec<(Modality, Vec<f32>)> = feats.rows().into_iter().map(|r| (args.modality, r.to_vec())).collect();
+    gallery.use_model(args.embedder.space(&embed_cfg, &*embedder), false)?;
+    let rows: Vec<(Modality, Vec<f32>)> =
+        feats.rows().into_iter().map(|r| (args.modality, gallery.from_model(&r.to_vec(), args.modality))).collect();
     let id = gallery.enrol(&args.label, &rows)?;
     println!("enrolled '{}' as identity {id} from {} image(s)", args.label, rows.len());
     Ok(())
@@ -186,10 +188,11 @@ pub fn run_query(args: &QueryArgs) -> Result<()> {
     let cfg = resolve(&args.loc, args.embedder.config.as_deref())?;
     // Query must not create a gallery: a typo in --state-dir is an error.
     drop(open_store(&cfg)?);
-    let (mut embedder, _) = args.embedder.open()?;
+    let (mut embedder, embed_cfg) = args.embedder.open()?;
     let f = embedder.embed(std::slice::from_ref(&crop))?;
-    let gallery = Gallery::open(&cfg.gallery, &cfg.state_dir, embedder.dim())?;
-    let results = gallery.query(f.row(0).as_slice().unwrap_or(&f.row(0).to_vec()), args.top)?;
+    let mut gallery = Gallery::open(&cfg.gallery, &cfg.state_dir, embedder.dim())?;
+    gallery.use_model(args.embedder.space(&embed_cfg, &*embedder), false)?;
+    let results = gallery.query(&gallery.from_model(&f.row(0).to_vec(), args.modality), args.top)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
         return Ok(());

@@ -7,6 +7,7 @@
 //! tool (`synth`, `eval distmat`); everything that reads the config file or
 //! crosses modules is here.
 
+pub mod adapt;
 #[cfg(feature = "media")]
 pub mod detect;
 pub mod embed;

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use super::embed::EmbedderArgs;
 use crate::core::{list_images, Crop, Modality};
+use crate::gallery::harvest::{calibration_scores, FeatureSpace};
+use crate::gallery::store::GalleryStore;
 
 /// One labelled crop of a dataset.
 #[derive(Debug, Clone)]
@@ -277,8 +279,13 @@ fn track_identity_scores(sets: &[TrackSet]) -> Result<Kinds> {
 #[derive(Debug, clap::Args)]
 pub struct ThresholdsArgs {
     /// Dataset folder in SYSU-MM01 or RegDB layout.
-    #[arg(long)]
-    pub root: PathBuf,
+    #[arg(long, required_unless_present = "from_gallery", conflicts_with = "from_gallery")]
+    pub root: Option<PathBuf>,
+    /// No labelled data: derive the thresholds from the box's own harvest (--config
+    /// names the box). Impostor scores come from tracks seen at the same time,
+    /// genuine cross-modality scores from co-observed pairs.
+    #[arg(long, requires = "config")]
+    pub from_gallery: bool,
     /// Target false-match rate per pair kind.
     #[arg(long, default_value_t = 0.01)]
     pub far: f64,
@@ -310,6 +317,7 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
     if !(args.far > 0.0 && args.far < 1.0) {
         bail!("--far {} must be between 0 and 1 (e.g. 0.01)", args.far);
     }
+    let Some(root) = &args.root else { return run_from_gallery(args) };
     let (mut embedder, config) = args.embedder.open()?;
     let track_crops = args.track_crops.unwrap_or(config.embed.crops_per_track);
     if track_crops == 0 {
@@ -319,7 +327,7 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
         Level::Crop => 4,
         Level::Track => 4 * track_crops,
     });
-    let imgs = read_labelled(&args.root, per_person_cam.max(1))?;
+    let imgs = read_labelled(root, per_person_cam.max(1))?;
     let mut rows = vec![];
     for chunk in imgs.chunks(config.embed.max_batch.max(1)) {
         let crops = chunk.iter().map(|i| Crop::load(&i.path, i.modality)).collect::<Result<Vec<_>, _>>()?;
@@ -350,7 +358,7 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
         "# {} crops of {} people from {}, embedder {}, target FAR {} per {unit}",
         imgs.len(),
         people.len(),
-        args.root.display(),
+        root.display(),
         embedder.name(),
         args.far
     );
@@ -360,6 +368,12 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
             t.false_match_rate, t.impostor_pairs, t.true_match_rate, t.genuine_pairs
         );
     }
+    print_snippet(args, &rgb, &thermal, &cross);
+    Ok(())
+}
+
+/// The `[gallery]` snippet both ways of calibrating print.
+fn print_snippet(args: &ThresholdsArgs, rgb: &DerivedThreshold, thermal: &DerivedThreshold, cross: &DerivedThreshold) {
     // An embedder that finds few true cross-modality pairs at the target FAR
     // would make mostly wrong day/night links at any threshold that finds more:
     // leave those links to co-observation pairing ([pair]) instead.
@@ -383,6 +397,69 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
         println!("same_modality_threshold = {:.4}", rgb.threshold.max(thermal.threshold));
     }
     println!("cross_modality_threshold = {cross_threshold:.4}");
+}
+
+/// `--from-gallery`: the box calibrates itself from its harvest (`gallery::harvest`).
+fn run_from_gallery(args: &ThresholdsArgs) -> Result<()> {
+    let config_path = args.embedder.config.as_deref().context("--from-gallery needs --config BOX.toml")?;
+    let config = crate::config::Config::load_sections(Some(config_path))?;
+    let model = args.embedder.model.clone().unwrap_or_else(|| config.embed.model_path());
+    let db = config.gallery.db_path(&config.state_dir);
+    if !db.exists() {
+        bail!("no gallery at {}: run the box (`vireid run --config {}`) first", db.display(), config_path.display());
+    }
+    let store = GalleryStore::open(&db, std::time::Duration::from_millis(config.gallery.busy_timeout_ms))?;
+    // Scores as a gallery running this model computes them: in the model's space.
+    let space = FeatureSpace::of_model(&model).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stored = FeatureSpace::of_store(&store)
+        .map_err(|e| anyhow::anyhow!("gallery {}: {e}", db.display()))?
+        .unwrap_or_else(|| space.clone());
+    if stored.base != space.base {
+        bail!(
+            "the gallery {} was built by another model than {}: calibrate with the model the box ran",
+            db.display(),
+            model.display()
+        );
+    }
+    let s = calibration_scores(&store, &stored, &space)?;
+    let need = |what: &str, n: usize| {
+        anyhow::anyhow!(
+            "the harvest in {} has {n} {what} scores for model {}: let the box see more people at once (several people \
+             in view, in both cameras), or calibrate on labelled crops with --root",
+            db.display(),
+            model.display()
+        )
+    };
+    let at = |genuine: &[f32], impostor: &[f32], what: &str| -> Result<DerivedThreshold> {
+        if impostor.len() < 20 {
+            return Err(need(what, impostor.len()));
+        }
+        // Same-modality genuine pairs are not in the harvest: TMR is not measured (reported as 0).
+        let g = if genuine.is_empty() { &[f32::NEG_INFINITY][..] } else { genuine };
+        let mut t = threshold_at_far(g, impostor, args.far)?;
+        if genuine.is_empty() {
+            t.genuine_pairs = 0;
+        }
+        Ok(t)
+    };
+    let rgb = at(&[], &s.rgb_impostor, "RGB impostor")?;
+    let thermal = at(&[], &s.thermal_impostor, "thermal impostor")?;
+    let cross = at(&s.cross_genuine, &s.cross_impostor, "cross-modality impostor")?;
+    println!(
+        "# from the harvest of {} (model {}), target FAR {} per track-to-identity decision",
+        db.display(),
+        model.display(),
+        args.far
+    );
+    for (name, t) in [("RGB↔RGB        ", &rgb), ("thermal↔thermal", &thermal), ("RGB↔thermal    ", &cross)] {
+        let tmr = if t.genuine_pairs == 0 {
+            "TMR not measured (no same-modality genuine pairs in a harvest)".to_string()
+        } else {
+            format!("TMR {:.3} over {} co-observed pairs", t.true_match_rate, t.genuine_pairs)
+        };
+        println!("# {name}: FMR {:.4} over {} impostor scores, {tmr}", t.false_match_rate, t.impostor_pairs);
+    }
+    print_snippet(args, &rgb, &thermal, &cross);
     Ok(())
 }
 

@@ -54,3 +54,32 @@ mod tests {
         assert!(now_ns() > 1_600_000_000_000_000_000);
     }
 }
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (UTC) for logs, reports and model cards.
+pub fn utc_string(t: SystemTime) -> String {
+    let secs = unix_ns(t).div_euclid(1_000_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod utc_tests {
+    use super::*;
+
+    #[test]
+    fn utc_strings() {
+        assert_eq!(utc_string(from_unix_ns(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_string(from_unix_ns(951_782_400 * 1_000_000_000)), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_string(from_unix_ns(1_796_058_123 * 1_000_000_000)), "2026-11-30T17:02:03Z");
+    }
+}

@@ -6,6 +6,7 @@
 
 use crossbeam_channel::{select, Receiver, Sender};
 
+use super::harvest::Harvester;
 use super::{Gallery, GalleryResult, QueryResult};
 use crate::core::{Modality, SightingSink};
 use crate::embed::batcher::EmbeddedTrack;
@@ -19,8 +20,10 @@ const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600
 
 /// A request from another thread.
 pub enum GalleryRequest {
+    /// `feature` is the embedder's, of an image of `modality`.
     Query {
         feature: Vec<f32>,
+        modality: Modality,
         top: usize,
         reply: Sender<GalleryResult<Vec<QueryResult>>>,
     },
@@ -44,6 +47,8 @@ pub struct GalleryActorStats {
     pub new_identities: u64,
     pub day_night_links: u64,
     pub failed: u64,
+    /// Re-fits that moved the gallery to a new adapter.
+    pub adapter_swaps: u64,
 }
 
 /// Runs until the track channel is closed (the pipeline has finished); every
@@ -57,6 +62,7 @@ pub fn run_gallery_actor(
     requests: Receiver<GalleryRequest>,
     mut sinks: Vec<Box<dyn SightingSink>>,
     mut pairer: Pairer<EmbeddedTrack>,
+    mut harvester: Harvester,
 ) -> GalleryActorStats {
     let mut stats = GalleryActorStats::default();
     let purge = |gallery: &mut Gallery| {
@@ -68,39 +74,46 @@ pub fn run_gallery_actor(
     // A service runs for months: crops age out while it runs, not only at start.
     let retention_tick = crossbeam_channel::tick(RETENTION_SWEEP);
     let pair_tick = crossbeam_channel::tick(PAIR_TICK);
-    let mut record =
-        |gallery: &mut Gallery, pairer: &mut Pairer<EmbeddedTrack>, units: Vec<PairUnit<EmbeddedTrack>>| {
-            for unit in units {
-                for (et, result) in gallery.record_unit(unit) {
-                    match result {
-                        Ok(sighting) => {
-                            pairer.recorded(&et, sighting.identity_id, sighting.id);
-                            stats.sightings += 1;
-                            stats.new_identities += sighting.new_identity as u64;
-                            stats.day_night_links += sighting.day_night_link as u64;
-                            for sink in sinks.iter_mut() {
-                                if let Err(e) = sink.emit(&sighting) {
-                                    tracing::error!(
-                                        "event sink failed (the sighting is stored): {}",
-                                        crate::core::error_chain(&e)
-                                    );
-                                }
+    let refit_tick = harvester.refit_every().map(crossbeam_channel::tick).unwrap_or_else(crossbeam_channel::never);
+    let mut record = |gallery: &mut Gallery,
+                      pairer: &mut Pairer<EmbeddedTrack>,
+                      harvester: &mut Harvester,
+                      units: Vec<PairUnit<EmbeddedTrack>>| {
+        for mut unit in units {
+            into_gallery_space(gallery, &mut unit);
+            let results = gallery.record_unit(unit);
+            let stored: Vec<_> = results.iter().filter_map(|(et, r)| r.as_ref().ok().map(|s| (&**et, s))).collect();
+            harvester.observe(gallery, &stored);
+            for (et, result) in results {
+                match result {
+                    Ok(sighting) => {
+                        pairer.recorded(&et, sighting.identity_id, sighting.id);
+                        stats.sightings += 1;
+                        stats.new_identities += sighting.new_identity as u64;
+                        stats.day_night_links += sighting.day_night_link as u64;
+                        for sink in sinks.iter_mut() {
+                            if let Err(e) = sink.emit(&sighting) {
+                                tracing::error!(
+                                    "event sink failed (the sighting is stored): {}",
+                                    crate::core::error_chain(&e)
+                                );
                             }
                         }
-                        Err(e) => {
-                            // Database trouble: the track is lost but counted and logged.
-                            stats.failed += 1;
-                            tracing::error!(
-                                "cannot record sighting of track {} on {}: {}",
-                                et.track.track_id,
-                                et.track.camera,
-                                crate::core::error_chain(&e)
-                            );
-                        }
+                    }
+                    Err(e) => {
+                        // Database trouble: the track is lost but counted and logged.
+                        stats.failed += 1;
+                        tracing::error!(
+                            "cannot record sighting of track {} on {}: {}",
+                            et.track.track_id,
+                            et.track.camera,
+                            crate::core::error_chain(&e)
+                        );
                     }
                 }
             }
-        };
+        }
+    };
     let (mut tracks_open, mut requests_open) = (true, true);
     while tracks_open {
         let never_r = crossbeam_channel::never();
@@ -109,29 +122,80 @@ pub fn run_gallery_actor(
             recv(tracks) -> msg => match msg {
                 Ok(et) => {
                     let units = pairer.push(et);
-                    record(&mut gallery, &mut pairer, units);
+                    record(&mut gallery, &mut pairer, &mut harvester, units);
                 }
                 Err(_) => tracks_open = false,
             },
             recv(rr) -> msg => match msg {
-                Ok(GalleryRequest::Query { feature, top, reply }) => { let _ = reply.send(gallery.query(&feature, top)); }
+                Ok(GalleryRequest::Query { feature, modality, top, reply }) => {
+                    let _ = reply.send(gallery.query(&gallery.from_model(&feature, modality), top));
+                }
                 Ok(GalleryRequest::Forget { identity_id, reply }) => {
                     pairer.forget(identity_id);
                     let _ = reply.send(gallery.forget(identity_id).map(|_| ()));
                 }
                 Ok(GalleryRequest::Enrol { label, modality, feature, image, reply }) => {
+                    let feature = gallery.from_model(&feature, modality);
                     let _ = reply.send(gallery.enrol_image(label.as_deref(), modality, &feature, &image));
                 }
                 Err(_) => requests_open = false,
             },
             recv(pair_tick) -> _ => {
                 let units = pairer.due(std::time::Instant::now());
-                record(&mut gallery, &mut pairer, units);
+                record(&mut gallery, &mut pairer, &mut harvester, units);
             }
             recv(retention_tick) -> _ => purge(&mut gallery),
+            recv(refit_tick) -> _ => stats.adapter_swaps += refit(&harvester, &mut gallery) as u64,
         }
     }
     let units = pairer.drain();
-    record(&mut gallery, &mut pairer, units);
+    record(&mut gallery, &mut pairer, &mut harvester, units);
     stats
+}
+
+/// Tracks arrive with the embedder's features; the gallery may be in another
+/// adapter's space (a re-fit moved it): convert here, where the space cannot
+/// change under them.
+fn into_gallery_space(gallery: &Gallery, unit: &mut PairUnit<EmbeddedTrack>) {
+    let convert = |et: &mut EmbeddedTrack| {
+        if let Some(f) = et.feature.as_slice() {
+            et.feature = ndarray::Array1::from(gallery.from_model(f, et.track.modality));
+        }
+    };
+    match unit {
+        PairUnit::Single(et, _) => convert(et),
+        PairUnit::Pair(a, b, _) => {
+            convert(a);
+            convert(b);
+        }
+    }
+}
+
+/// One re-fit of the gallery's adapter (`[adapt] interval_hours`); true when it swapped.
+/// Runs on the gallery thread between two tracks, so no track meets half a swap;
+/// tracks wait in the bounded channel meanwhile (a fit takes well under a second).
+fn refit(harvester: &Harvester, gallery: &mut Gallery) -> bool {
+    let t0 = std::time::Instant::now();
+    match harvester.refit(gallery) {
+        Ok(r) if r.swapped => {
+            tracing::info!(
+                pairs = r.fitted.pairs,
+                impostors = r.fitted.impostors,
+                exemplars = r.migrated_exemplars,
+                held_out = ?r.fitted.validation,
+                model = ?r.model_written,
+                seconds = t0.elapsed().as_secs_f64(),
+                "adapter re-fitted and swapped in"
+            );
+            true
+        }
+        Ok(r) => {
+            tracing::info!(pairs = r.fitted.pairs, held_out = ?r.fitted.validation, "adapter re-fit kept out: it did worse on held-out pairs");
+            false
+        }
+        Err(e) => {
+            tracing::info!("adapter not re-fitted: {e}");
+            false
+        }
+    }
 }

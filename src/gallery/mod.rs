@@ -23,6 +23,7 @@ use crate::embed::batcher::EmbeddedTrack;
 
 pub mod actor;
 pub mod assign;
+pub mod harvest;
 pub mod index;
 pub mod store;
 
@@ -50,6 +51,8 @@ pub enum GalleryError {
     UnknownIdentity { id: i64, path: PathBuf },
     #[error("no enrolment images given")]
     NoEnrolmentImages,
+    #[error("gallery {}: its recorded feature space is damaged ({reason}); restore a backup or use a new state dir", path.display())]
+    CorruptSpace { path: PathBuf, reason: String },
     /// A crop or enrolment image file could not be written or deleted.
     #[error("{action} {}: {source}", path.display())]
     File { action: &'static str, path: PathBuf, source: Box<dyn std::error::Error + Send + Sync> },
@@ -175,6 +178,10 @@ pub struct Gallery {
     index: FeatureIndex,
     config: GalleryConfig,
     crops_dir: PathBuf,
+    /// The space the exemplars are in (`harvest`); an empty base: not on record yet.
+    space: harvest::FeatureSpace,
+    /// The space of the features handed in, when known ([`Gallery::use_model`]).
+    model: Option<harvest::FeatureSpace>,
 }
 
 impl Gallery {
@@ -190,8 +197,14 @@ impl Gallery {
             }
             index.push(RowInfo { feature_id: f.id, identity_id: f.identity_id, modality: f.modality }, &f.vector);
         }
+        let space = harvest::FeatureSpace::of_store(&store)
+            .map_err(|reason| GalleryError::CorruptSpace { path: path.clone(), reason })?
+            .unwrap_or_else(|| harvest::FeatureSpace::named(""));
+        if space.adapter.as_ref().is_some_and(|a| a.dim() != dim) {
+            return Err(GalleryError::CorruptSpace { path, reason: format!("its adapter is not {dim}-dimensional") });
+        }
         tracing::info!(db = %path.display(), exemplars = index.len(), "gallery opened");
-        Ok(Gallery { store, index, config: config.clone(), crops_dir: state_dir.join("crops") })
+        Ok(Gallery { store, index, config: config.clone(), crops_dir: state_dir.join("crops"), space, model: None })
     }
 
     pub fn store(&self) -> &GalleryStore {

@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::harvest::{HarvestKind, HarvestRow};
 use crate::core::time::now_ns;
 use crate::core::{BBox, Modality, Sighting};
 
@@ -119,6 +120,33 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE sightings_v4 RENAME TO sightings;
      CREATE INDEX sightings_identity ON sightings(identity_id);
      CREATE INDEX sightings_created ON sightings(created_ns);",
+    // v5: the harvest (`gallery::harvest`): track features of co-observed and
+    // simultaneous tracks, in the base model's space, for `vireid adapt` and
+    // self-calibrated thresholds. Rows go with either of their sightings.
+    "CREATE TABLE harvest (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        a_sighting_id INTEGER NOT NULL REFERENCES sightings(id) ON DELETE CASCADE,
+        b_sighting_id INTEGER NOT NULL REFERENCES sightings(id) ON DELETE CASCADE,
+        a_modality TEXT NOT NULL,
+        b_modality TEXT NOT NULL,
+        a_feature BLOB NOT NULL,
+        b_feature BLOB NOT NULL,
+        space TEXT NOT NULL,
+        created_ns INTEGER NOT NULL,
+        UNIQUE (a_sighting_id, b_sighting_id)
+     );
+     CREATE INDEX harvest_kind ON harvest(kind, id);
+     CREATE INDEX harvest_b ON harvest(b_sighting_id);",
+    // v6: which feature space the stored exemplars are in (`gallery::harvest::FeatureSpace`):
+    // the base model's fingerprint and the adapter applied on top, if any (its
+    // mean_rgb ‖ mean_thermal ‖ weight as f32 LE). One row.
+    "CREATE TABLE feature_space (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        base TEXT NOT NULL,
+        adapter BLOB,
+        updated_ns INTEGER NOT NULL
+     );",
 ];
 
 /// How a day/night link was made.
@@ -438,6 +466,66 @@ impl GalleryStore {
         &self.path
     }
 
+    /// The harvest rows of one kind in the feature space `space`, oldest first.
+    pub fn harvest(&self, kind: HarvestKind, space: &str) -> StoreResult<Vec<HarvestRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT a_sighting_id, b_sighting_id, a_modality, b_modality, a_feature, b_feature FROM harvest
+                 WHERE kind = ?1 AND space = ?2 ORDER BY id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![kind.as_str(), space], |r| {
+                Ok(HarvestRow {
+                    kind,
+                    a_sighting_id: r.get(0)?,
+                    b_sighting_id: r.get(1)?,
+                    a_modality: modality_of(r.get(2)?)?,
+                    b_modality: modality_of(r.get(3)?)?,
+                    a_feature: blob_to_vector(&r.get::<_, Vec<u8>>(4)?),
+                    b_feature: blob_to_vector(&r.get::<_, Vec<u8>>(5)?),
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+    }
+
+    /// How many harvest rows of each (feature space, kind).
+    pub fn harvest_counts(&self) -> StoreResult<Vec<(String, HarvestKind, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT space, kind, count(*) FROM harvest GROUP BY space, kind ORDER BY space, kind")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (space, kind, n) = row.map_err(self.err())?;
+            if let Some(k) = HarvestKind::ALL.into_iter().find(|k| k.as_str() == kind) {
+                out.push((space, k, n));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The identity a sighting belongs to (None if it is gone).
+    pub fn identity_of_sighting(&self, sighting_id: i64) -> StoreResult<Option<i64>> {
+        self.conn
+            .query_row("SELECT identity_id FROM sightings WHERE id = ?1", params![sighting_id], |r| r.get(0))
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// The stored exemplars' feature space: (base fingerprint, adapter blob), if recorded.
+    pub fn feature_space(&self) -> StoreResult<Option<(String, Option<Vec<u8>>)>> {
+        self.conn
+            .query_row("SELECT base, adapter FROM feature_space WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(self.err())
+    }
+
     pub fn load_features(&self) -> StoreResult<Vec<StoredFeature>> {
         let mut stmt = self
             .conn
@@ -582,6 +670,8 @@ impl GalleryStore {
         };
         // Explicit deletes (not only ON DELETE CASCADE) so nothing depends on the pragma.
         for sql in [
+            "DELETE FROM harvest WHERE a_sighting_id IN (SELECT id FROM sightings WHERE identity_id = ?1)
+                OR b_sighting_id IN (SELECT id FROM sightings WHERE identity_id = ?1)",
             "DELETE FROM enrol_images WHERE identity_id = ?1",
             "DELETE FROM links WHERE identity_id = ?1",
             "DELETE FROM sightings WHERE identity_id = ?1",
@@ -710,6 +800,59 @@ impl Writer<'_> {
             )
             .map_err(self.err())?;
         Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Records which feature space the exemplars are in.
+    pub fn set_feature_space(&mut self, base: &str, adapter: Option<&[u8]>) -> StoreResult<()> {
+        self.tx
+            .execute(
+                "INSERT INTO feature_space (id, base, adapter, updated_ns) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET base = ?1, adapter = ?2, updated_ns = ?3",
+                params![base, adapter, now_ns()],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Rewrites an exemplar's vector (moving the gallery to a new feature space).
+    pub fn update_feature(&mut self, feature_id: i64, v: &[f32]) -> StoreResult<()> {
+        self.tx
+            .execute("UPDATE features SET vector = ?2 WHERE id = ?1", params![feature_id, vector_to_blob(v)])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// A harvest row (`gallery::harvest`); a pair already stored is ignored.
+    pub fn insert_harvest(&mut self, r: &HarvestRow, space: &str) -> StoreResult<()> {
+        self.tx
+            .execute(
+                "INSERT OR IGNORE INTO harvest (kind, a_sighting_id, b_sighting_id, a_modality, b_modality, a_feature, b_feature,
+                    space, created_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    r.kind.as_str(),
+                    r.a_sighting_id,
+                    r.b_sighting_id,
+                    r.a_modality.as_str(),
+                    r.b_modality.as_str(),
+                    vector_to_blob(&r.a_feature),
+                    vector_to_blob(&r.b_feature),
+                    space,
+                    now_ns()
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Keeps the newest `keep` rows of a harvest kind.
+    pub fn prune_harvest(&mut self, kind: HarvestKind, keep: usize) -> StoreResult<()> {
+        self.tx
+            .execute(
+                "DELETE FROM harvest WHERE kind = ?1 AND id <= (SELECT id FROM harvest WHERE kind = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                params![kind.as_str(), keep as i64],
+            )
+            .map_err(self.err())?;
+        Ok(())
     }
 
     pub fn insert_enrol_image(&mut self, identity_id: i64, modality: Modality, path: &str) -> StoreResult<i64> {

@@ -113,7 +113,8 @@ pub fn camera_places(cameras: &[CameraConfig]) -> HashMap<String, CameraPlace> {
         .collect()
 }
 
-fn instant_ns(p: &PathPoint, clock: Clock) -> i64 {
+/// When a path point was seen, on the clock its box pairs by.
+pub fn instant_ns(p: &PathPoint, clock: Clock) -> i64 {
     match (clock, p.pts_ns) {
         (Clock::Pts, Some(t)) => t as i64,
         _ => p.wall_ns,

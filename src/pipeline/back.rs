@@ -14,9 +14,10 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::core::SightingSink;
 use crate::embed::batcher::{run_embed_worker, EmbedWorkerStats};
-use crate::embed::{Embedder, SharedEmbedder};
+use crate::embed::{Embedder, EmbedderSpec, SharedEmbedder};
 use crate::events::JsonLinesSink;
 use crate::gallery::actor::{run_gallery_actor, GalleryActorStats, GalleryRequest};
+use crate::gallery::harvest::{FeatureSpace, Harvester};
 use crate::gallery::Gallery;
 use crate::pair::{camera_places, Pairer};
 use crate::track::FinishedTrack;
@@ -48,9 +49,10 @@ impl BackHalf {
     pub fn start(
         config: &Config,
         embedder: SharedEmbedder,
+        spec: &EmbedderSpec,
         mut sinks: Vec<Box<dyn SightingSink>>,
     ) -> PipelineResult<BackHalf> {
-        let gallery = Gallery::open(&config.gallery, &config.state_dir, embedder.dim())?;
+        let mut gallery = Gallery::open(&config.gallery, &config.state_dir, embedder.dim())?;
         if let Some(sink) = JsonLinesSink::from_config(&config.events)? {
             sinks.push(Box::new(sink));
         }
@@ -60,6 +62,14 @@ impl BackHalf {
         let (req_tx, req_rx) = bounded::<GalleryRequest>(16);
         let e = config.embed.clone();
         let pairer = Pairer::new(config.pair.clone(), camera_places(&config.cameras));
+        // Which space the embedder's features are in (the gallery converts them to its own).
+        let space = FeatureSpace::of_spec(spec, &embedder.name());
+        let mut harvester = Harvester::new(config.adapt.clone(), camera_places(&config.cameras));
+        if let (EmbedderSpec::Model(path), None) = (spec, &space.adapter) {
+            harvester = harvester.write_models(path.clone(), config.state_dir.join("models").join("adapted.onnx"));
+        }
+        // A service that re-fits its own adapter keeps the gallery's space; otherwise the gallery follows the model.
+        gallery.use_model(space, config.adapt.refit_every().is_none())?;
         let embed_thread = std::thread::Builder::new()
             .name("embed".into())
             .spawn(move || {
@@ -75,7 +85,7 @@ impl BackHalf {
             .map_err(|e| PipelineError::Spawn("embed", e))?;
         let actor_thread = std::thread::Builder::new()
             .name("gallery".into())
-            .spawn(move || run_gallery_actor(gallery, emb_rx, req_rx, sinks, pairer))
+            .spawn(move || run_gallery_actor(gallery, emb_rx, req_rx, sinks, pairer, harvester))
             .map_err(|e| PipelineError::Spawn("gallery", e))?;
         Ok(BackHalf { tracks: Some(tracks_tx), requests: Some(req_tx), embed_thread, actor_thread })
     }

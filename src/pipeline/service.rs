@@ -142,7 +142,7 @@ impl Service {
         let back = match &embedder {
             Some(e) => {
                 let sinks: Vec<Box<dyn SightingSink>> = mqtt.iter().map(|m| m.sink(&config.cameras)).collect();
-                Some(BackHalf::start(config, e.clone(), sinks)?)
+                Some(BackHalf::start(config, e.clone(), &plan.embedder, sinks)?)
             }
             None => None,
         };

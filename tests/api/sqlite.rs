@@ -17,7 +17,7 @@ fn sqlite_server(dir: &Path, model: &Path) -> (Server, BackHalf) {
     let config = Config { state_dir: dir.to_path_buf(), ..Config::default() };
     // One embedder for the pipeline and the API, as `vireid serve` and `vireid run` have it.
     let embedder = SharedEmbedder::new(open_embedder(&spec, &EmbedConfig::default()).unwrap());
-    let back = BackHalf::start(&config, embedder.clone(), Vec::new()).unwrap();
+    let back = BackHalf::start(&config, embedder.clone(), &spec, Vec::new()).unwrap();
     let gallery = GalleryApiHandle::new(back.requests(), &config.gallery.db_path(dir), embedder).unwrap();
     (start_with(Arc::new(gallery)), back)
 }

@@ -17,7 +17,7 @@ fn python() -> PathBuf {
 }
 
 /// Generates the fixture models once per test binary.
-fn models() -> &'static Path {
+pub(crate) fn models() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 //! One test binary per topic (docs/ARCHITECTURE.md): each file below was its own
 //! binary; together they link the library once.
 
+mod adapt_cli;
 mod embed_cli;
 mod embed_onnx;
 mod eval_cli;

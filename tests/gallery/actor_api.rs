@@ -32,7 +32,14 @@ fn enrol_query_list_crop_forget_through_the_actor() {
     let (tracks_tx, tracks_rx) = crossbeam_channel::bounded(1);
     let (req_tx, req_rx) = crossbeam_channel::bounded(4);
     let actor = std::thread::spawn(move || {
-        run_gallery_actor(gallery, tracks_rx, req_rx, vec![], vireid::pair::Pairer::disabled())
+        run_gallery_actor(
+            gallery,
+            tracks_rx,
+            req_rx,
+            vec![],
+            vireid::pair::Pairer::disabled(),
+            vireid::gallery::harvest::Harvester::disabled(),
+        )
     });
     let api = GalleryApiHandle::new(req_tx, &dir.path().join("gallery.db"), embedder).unwrap();
 
@@ -95,7 +102,14 @@ fn a_locked_database_is_busy_not_internal() {
     let (tracks_tx, tracks_rx) = crossbeam_channel::bounded(1);
     let (req_tx, req_rx) = crossbeam_channel::bounded(4);
     let actor = std::thread::spawn(move || {
-        run_gallery_actor(gallery, tracks_rx, req_rx, vec![], vireid::pair::Pairer::disabled())
+        run_gallery_actor(
+            gallery,
+            tracks_rx,
+            req_rx,
+            vec![],
+            vireid::pair::Pairer::disabled(),
+            vireid::gallery::harvest::Harvester::disabled(),
+        )
     });
     let api = GalleryApiHandle::new(req_tx, &dir.path().join("gallery.db"), embedder).unwrap();
 

@@ -66,7 +66,14 @@ fn crash_child_writer() {
             }
         }
     });
-    run_gallery_actor(gallery, rx, req_rx, vec![sink], vireid::pair::Pairer::disabled());
+    run_gallery_actor(
+        gallery,
+        rx,
+        req_rx,
+        vec![sink],
+        vireid::pair::Pairer::disabled(),
+        vireid::gallery::harvest::Harvester::disabled(),
+    );
 }
 
 /// `crash_child_writer`'s full name in this test binary (`module::crash_child_writer`).

@@ -6,5 +6,6 @@
 
 mod actor_api;
 mod crash_restart;
+mod refit;
 mod score;
 mod store;

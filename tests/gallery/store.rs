@@ -13,10 +13,10 @@ use vireid::gallery::store::GalleryStore;
 use vireid::gallery::{Gallery, GalleryConfig};
 use vireid::track::{FinishedTrack, TrackCrop};
 
-const DIM: usize = 16;
+pub(crate) const DIM: usize = 16;
 
 /// A unit feature near axis `person` (+ a small, per-call perturbation).
-fn feature(person: usize, wobble: f32, modality: Modality) -> Array1<f32> {
+pub(crate) fn feature(person: usize, wobble: f32, modality: Modality) -> Array1<f32> {
     let mut v = Array1::<f32>::zeros(DIM);
     v[person % DIM] = 1.0;
     v[(person + 5) % DIM] += wobble;
@@ -28,7 +28,7 @@ fn feature(person: usize, wobble: f32, modality: Modality) -> Array1<f32> {
     v / n
 }
 
-fn track(id: u64, modality: Modality, f: Array1<f32>) -> EmbeddedTrack {
+pub(crate) fn track(id: u64, modality: Modality, f: Array1<f32>) -> EmbeddedTrack {
     let crop = Crop::new(image::RgbImage::from_pixel(8, 16, image::Rgb([id as u8, 9, 9])), modality);
     let tc = TrackCrop { crop, bbox: BBox::new(1., 2., 8., 16.), score: 0.9, sharpness: 1.0, pts_ns: Some(id * 100) };
     let t = FinishedTrack {
