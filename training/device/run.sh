@@ -137,7 +137,19 @@ step "rendered: $(du -sh "$WORK" | cut -f1) of images"
 $PY -m vireid_train.device merge --out "$WORK/train" "$WORK/studio:train" $(seq -f "$WORK/scene-%g:test" 7001 $(( 7000 + SCENES )))
 
 # --- train in the time that is left ----------------------------------------------------------
-BUDGET=$(( WALL - $(elapsed) - RESERVE - ${#MENU[@]} * (MENU_S + MENU_RESERVE) ))
+BUDGET=$(( WALL - $(elapsed) - RESERVE ))
+if [ ${#MENU[@]} -gt 0 ] && [ "$SMOKE" = 0 ]; then
+  # the default model comes first: it keeps at least DEFAULT_MIN_S; the menu's seconds shrink to
+  # fit what is left, and a menu of under 30 s a method is dropped
+  DEFAULT_MIN_S=${VIREID_DEFAULT_MIN_S:-120}
+  fit=$(( (BUDGET - DEFAULT_MIN_S) / ${#MENU[@]} - MENU_RESERVE ))
+  [ "$fit" -lt "$MENU_S" ] && MENU_S=$fit
+  if [ "$MENU_S" -lt 30 ]; then
+    step "menu: dropped (${BUDGET}s left, the default model keeps ${DEFAULT_MIN_S}s; ${#MENU[@]} method(s) need $(( ${#MENU[@]} * (30 + MENU_RESERVE) ))s more): list fewer methods or give the menu a window of its own"
+    MENU=()
+  fi
+  BUDGET=$(( BUDGET - ${#MENU[@]} * (MENU_S + MENU_RESERVE) ))
+fi
 [ "$SMOKE" = 1 ] && BUDGET=20
 [ "$BUDGET" -gt 10 ] || { echo "run.sh: only ${BUDGET}s left for training: the set-up took too long" >&2; exit 1; }
 step "train: ${BUDGET}s budget"

@@ -418,3 +418,13 @@ def test_bad_input_is_named(tmp_path):
             main(["train", "--config", str(CONFIGS / f"{cfg_name}.toml"), "--smoke", "--set",
                   f"train.out_dir={tmp_path / cfg_name}", *args])
         assert e.value.code == 2
+
+
+def test_gpu_job_menu_names_its_options():
+    """training/device/run.sh --then: an unknown method is refused before anything runs."""
+    run = subprocess.run([str(ROOT / "training" / "device" / "run.sh"), "--smoke", "--then", "d2rl,cyclegan"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and "the menu has d2rl, jsia and disentangle" in run.stderr
+    run = subprocess.run([str(ROOT / "training" / "device" / "run.sh"), "--then"], capture_output=True, text=True)
+    assert run.returncode == 2 and "usage" in run.stderr
+

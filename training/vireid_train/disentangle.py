@@ -311,7 +311,7 @@ def load_teacher(path: str, num_classes: int, cfg: dict) -> nn.Module:
 
 # ---------------------------------------------------------------- the low-dimensional variant
 
-LOWDIM_OPTIONS = {"embedder": "", "code_dim": 64, "triplet_margin": 0.3, "triplet": "hard",
+LOWDIM_OPTIONS = {"embedder": "", "code_dim": 64, "hidden": [1024, 2048, 512], "triplet_margin": 0.3, "triplet": "hard",
                   "classifier_epochs": 20, "lambda_simple": 1.0, "lambda_cross": 1.0, "lambda_dis": 1.0,
                   "lambda_triplet": 1.0, "_embedder": None}
 LOWDIM_CHOICES = {"triplet": ("hard", "random")}
@@ -330,7 +330,8 @@ TABLE2 = (1024, 2048, 512)
 
 
 class FeatureEncoder(nn.Module):
-    """Table 2's ENCODER-S and ENCODER-M: D → 1024 → 2048 → 512 → code, ReLU after every layer."""
+    """Table 2's ENCODER-S and ENCODER-M: D → 1024 → 2048 → 512 → code, ReLU after every layer
+    (`method.hidden` = the three widths; the decoder's are the last two reversed)."""
 
     def __init__(self, dim: int, code: int = 64, hidden: tuple = TABLE2):
         super().__init__()
@@ -364,12 +365,14 @@ class LowDimNet(nn.Module):
     """The embedder followed by its modality's encoder; the embedding is s. Exported as one
     per-modality graph (`vireid.modality_handling = per_modality`)."""
 
-    def __init__(self, embedder: nn.Module, num_classes: int, code: int = 64):
+    def __init__(self, embedder: nn.Module, num_classes: int, code: int = 64, hidden: tuple = TABLE2):
         super().__init__()
         self.embedder = embedder
         dim = embedder.embedding_dim
-        self.enc_rgb, self.enc_ir = FeatureEncoder(dim, code), FeatureEncoder(dim, code)
-        self.dec_rgb, self.dec_ir = FeatureDecoder(dim, code), FeatureDecoder(dim, code)
+        hidden = tuple(int(h) for h in hidden)
+        dec = hidden[1:][::-1]
+        self.enc_rgb, self.enc_ir = FeatureEncoder(dim, code, hidden), FeatureEncoder(dim, code, hidden)
+        self.dec_rgb, self.dec_ir = FeatureDecoder(dim, code, dec), FeatureDecoder(dim, code, dec)
         self.classifier = feature_classifier(dim, num_classes)
         self.two_stream = True
         self.embedding_dim = code
@@ -400,7 +403,8 @@ def build_lowdim_model(cfg: dict, num_classes: int) -> LowDimNet:
         raise ValueError("a disentangle_lowdim network needs its embedder's configuration (written into the "
                          "checkpoint by training); train with method.embedder = PATH")
     embedder = build_model(info["config"], info["num_classes"])
-    return LowDimNet(embedder, num_classes, int(cfg["method"].get("code_dim", 64)))
+    return LowDimNet(embedder, num_classes, int(cfg["method"].get("code_dim", 64)),
+                     cfg["method"].get("hidden", TABLE2))
 
 
 def lowdim_triplet(s1: torch.Tensor, s2: torch.Tensor, s3: torch.Tensor, y1: torch.Tensor, y3: torch.Tensor,
@@ -488,7 +492,7 @@ def train_lowdim(cfg: dict, resume: bool = True, log=print) -> dict:
     labels = torch.tensor([s.label for s in samples])
     log(f"lowdim: {len(samples)} training embeddings ({embedder.embedding_dim}-d, {num_classes} ids) extracted by "
         f"{p['embedder']} in {time.time() - t0:.1f}s")
-    net = LowDimNet(embedder, num_classes, int(p["code_dim"]))
+    net = LowDimNet(embedder, num_classes, int(p["code_dim"]), p["hidden"])
     for q in net.embedder.parameters():
         q.requires_grad_(False)
     # 1. the classifier C on the embeddings (both modalities), then frozen
