@@ -364,8 +364,8 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
     );
     for (name, t) in [("RGB↔RGB        ", &rgb), ("thermal↔thermal", &thermal), ("RGB↔thermal    ", &cross)] {
         println!(
-            "# {name}: FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine scores",
-            t.false_match_rate, t.impostor_pairs, t.true_match_rate, t.genuine_pairs
+            "# {name}: threshold {:.4}, FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine scores",
+            t.threshold, t.false_match_rate, t.impostor_pairs, t.true_match_rate, t.genuine_pairs
         );
     }
     print_snippet(args, &rgb, &thermal, &cross);
@@ -457,7 +457,10 @@ fn run_from_gallery(args: &ThresholdsArgs) -> Result<()> {
         } else {
             format!("TMR {:.3} over {} co-observed pairs", t.true_match_rate, t.genuine_pairs)
         };
-        println!("# {name}: FMR {:.4} over {} impostor scores, {tmr}", t.false_match_rate, t.impostor_pairs);
+        println!(
+            "# {name}: threshold {:.4}, FMR {:.4} over {} impostor scores, {tmr}",
+            t.threshold, t.false_match_rate, t.impostor_pairs
+        );
     }
     print_snippet(args, &rgb, &thermal, &cross);
     Ok(())

@@ -15,7 +15,7 @@ use crate::pair::{PairUnit, Pairer};
 /// How often tracks held for a partner (`crate::pair`) are checked.
 const PAIR_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// How often expired crops are deleted while running.
+/// How often expired crops and data are deleted while running.
 const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A request from another thread.
@@ -65,10 +65,16 @@ pub fn run_gallery_actor(
     mut harvester: Harvester,
 ) -> GalleryActorStats {
     let mut stats = GalleryActorStats::default();
-    let purge = |gallery: &mut Gallery| {
-        if let Err(e) = gallery.purge_expired_crops() {
-            tracing::warn!("crop retention purge failed: {}", crate::core::error_chain(&e));
-        }
+    let purge = |gallery: &mut Gallery| match gallery.sweep_retention() {
+        Ok(e) if e.sightings + e.features + e.identities > 0 => tracing::info!(
+            sightings = e.sightings,
+            exemplars = e.features,
+            identities = e.identities,
+            files = e.files.len(),
+            "retention: expired data deleted"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("retention sweep failed: {}", crate::core::error_chain(&e)),
     };
     purge(&mut gallery);
     // A service runs for months: crops age out while it runs, not only at start.

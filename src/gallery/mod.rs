@@ -93,6 +93,11 @@ pub struct GalleryConfig {
     pub store_crops: bool,
     /// Crops older than this are deleted (the sighting stays).
     pub crop_retention_days: f64,
+    /// Sightings, exemplar features and harvested pairs older than this are
+    /// deleted, and identities left with nothing; `inf` = kept until forgotten.
+    pub retention_days: f64,
+    /// Enrolled (watch-list) identities and their enrolment features outlive `retention_days`.
+    pub keep_enrolled: bool,
     /// How long to wait for a database another process holds locked.
     pub busy_timeout_ms: u64,
 }
@@ -108,6 +113,8 @@ impl Default for GalleryConfig {
             exemplars_per_modality: 8,
             store_crops: true,
             crop_retention_days: 30.0,
+            retention_days: 90.0,
+            keep_enrolled: true,
             busy_timeout_ms: 2000,
         }
     }
@@ -143,6 +150,12 @@ impl GalleryConfig {
             return Err(ConfigError::new(
                 "gallery.crop_retention_days",
                 "gallery.crop_retention_days must be zero or more",
+            ));
+        }
+        if self.retention_days.is_nan() || self.retention_days < 0.0 {
+            return Err(ConfigError::new(
+                "gallery.retention_days",
+                "gallery.retention_days must be a number of days (e.g. 90), or inf to keep everything until forgotten",
             ));
         }
         Ok(())
@@ -554,6 +567,39 @@ impl Gallery {
         Ok(crops.len())
     }
 
+    /// The retention sweep: crops past `crop_retention_days`, then everything
+    /// past `retention_days` (rows, exemplars, harvest, crop and enrolment
+    /// files), leaving no copy in the write-ahead log. Returns what expired.
+    pub fn sweep_retention(&mut self) -> GalleryResult<store::Expired> {
+        self.purge_expired_crops()?;
+        if self.config.retention_days.is_infinite() {
+            return Ok(store::Expired::default());
+        }
+        let cutoff = unix_ns(SystemTime::now()) - (self.config.retention_days * 86_400e9) as i64;
+        let expired = self.store.expire(cutoff, self.config.keep_enrolled)?;
+        if expired.sightings + expired.features + expired.identities == 0 {
+            return Ok(expired);
+        }
+        delete_files(&expired.files);
+        self.index = FeatureIndex::new(self.index.dim());
+        for f in self.store.load_features()? {
+            self.index.push(RowInfo { feature_id: f.id, identity_id: f.identity_id, modality: f.modality }, &f.vector);
+        }
+        self.erase_log();
+        Ok(expired)
+    }
+
+    /// After deleting personal data: no copy left in the write-ahead log.
+    fn erase_log(&self) {
+        match self.store.checkpoint_truncate() {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!("a reader kept the write-ahead log from being truncated; it is on the next sweep")
+            }
+            Err(e) => tracing::warn!("write-ahead log not truncated: {}", crate::core::error_chain(&e)),
+        }
+    }
+
     /// Deletes crop files past the retention period; returns how many.
     pub fn purge_expired_crops(&self) -> GalleryResult<usize> {
         let cutoff = unix_ns(SystemTime::now()) - (self.config.crop_retention_days * 86_400e9) as i64;
@@ -591,5 +637,24 @@ pub fn forget_identity(store: &mut GalleryStore, identity_id: i64) -> GalleryRes
     if let Some(dir) = crops.first().and_then(|c| Path::new(c).parent()) {
         let _ = std::fs::remove_dir(dir); // only if empty
     }
+    // No copy of the forgotten rows left in the write-ahead log.
+    if !store.checkpoint_truncate()? {
+        tracing::warn!("a reader kept the write-ahead log from being truncated after forget; it is on the next sweep");
+    }
     Ok(crops)
+}
+
+/// Deletes expired files (and their folders, once empty); a file already gone is fine.
+fn delete_files(files: &[String]) {
+    for f in files {
+        if let Err(e) = std::fs::remove_file(f) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("cannot delete expired file {f}: {e}");
+                continue;
+            }
+        }
+        if let Some(dir) = Path::new(f).parent() {
+            let _ = std::fs::remove_dir(dir); // only if empty
+        }
+    }
 }

@@ -396,7 +396,10 @@ impl GalleryStore {
             tracing::warn!("gallery database {} is not in WAL mode ({mode})", p.display());
         }
         // Foreign keys stay off while migrating (a table rebuild must not cascade); on after.
-        self.conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;").map_err(ex)?;
+        // secure_delete: a deleted row's bytes are overwritten, not left in free pages (forget, retention).
+        self.conn
+            .execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; PRAGMA secure_delete=ON;")
+            .map_err(ex)?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::new(
                 &p,
@@ -684,6 +687,57 @@ impl GalleryStore {
         Ok(crops)
     }
 
+    /// Deletes what is older than the retention cut-off (`[gallery] retention_days`):
+    /// sightings and their links and harvest rows, exemplar features, and then
+    /// identities left with neither — an enrolled identity's features and the
+    /// identity itself stay when `keep_enrolled`. Returns counts and the crop
+    /// and enrolment files to delete.
+    pub fn expire(&mut self, older_than_ns: i64, keep_enrolled: bool) -> StoreResult<Expired> {
+        let p = self.path.clone();
+        let ex = |e| StoreError::sqlite(&p, e);
+        let tx = self.conn.transaction().map_err(ex)?;
+        let kept = if keep_enrolled { "(SELECT id FROM identities WHERE enrolled = 1)" } else { "(SELECT -1)" };
+        let gone = "SELECT id FROM identities i WHERE i.id NOT IN KEPT
+                AND NOT EXISTS (SELECT 1 FROM sightings s WHERE s.identity_id = i.id)
+                AND NOT EXISTS (SELECT 1 FROM features f WHERE f.identity_id = i.id)"
+            .replace("KEPT", kept);
+        let files = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<Vec<String>> {
+            let mut stmt = tx.prepare(sql).map_err(ex)?;
+            let rows = stmt.query_map(p, |r| r.get(0)).map_err(ex)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(ex)
+        };
+        let mut out = Expired {
+            files: files(
+                "SELECT crop_path FROM sightings WHERE created_ns < ?1 AND crop_path IS NOT NULL",
+                params![older_than_ns],
+            )?,
+            ..Expired::default()
+        };
+        let old = "SELECT id FROM sightings WHERE created_ns < ?1";
+        let run = |sql: String| tx.execute(&sql, params![older_than_ns]).map_err(ex);
+        run(format!("DELETE FROM harvest WHERE a_sighting_id IN ({old}) OR b_sighting_id IN ({old})"))?;
+        run(format!("DELETE FROM links WHERE sighting_id IN ({old})"))?;
+        run(format!("UPDATE sightings SET paired_sighting_id = NULL WHERE paired_sighting_id IN ({old})"))?;
+        out.sightings = run("DELETE FROM sightings WHERE created_ns < ?1".into())?;
+        out.features = run(format!("DELETE FROM features WHERE created_ns < ?1 AND identity_id NOT IN {kept}"))?;
+        // Identities now empty, with their enrolment images (a kept identity keeps them).
+        out.files.extend(files(&format!("SELECT path FROM enrol_images WHERE identity_id IN ({gone})"), &[])?);
+        let run_all = |sql: String| tx.execute(&sql, []).map_err(ex);
+        run_all(format!("DELETE FROM enrol_images WHERE identity_id IN ({gone})"))?;
+        run_all(format!("DELETE FROM links WHERE identity_id IN ({gone})"))?;
+        out.identities = run_all(format!("DELETE FROM identities WHERE id IN ({gone})"))?;
+        tx.commit().map_err(ex)?;
+        Ok(out)
+    }
+
+    /// Folds the write-ahead log into the database and truncates it, so rows
+    /// just deleted leave no copy in `-wal` (with secure_delete, none in the
+    /// database's free pages either). False when a reader kept it from finishing.
+    pub fn checkpoint_truncate(&self) -> StoreResult<bool> {
+        let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)).map_err(self.err())?;
+        Ok(busy == 0)
+    }
+
     /// Sightings whose crop is older than the retention cut-off: (id, path).
     pub fn expired_crops(&self, older_than_ns: i64) -> StoreResult<Vec<(i64, String)>> {
         let mut stmt = self
@@ -731,6 +785,16 @@ impl GalleryStore {
     fn conn(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// What a retention sweep deleted ([`GalleryStore::expire`]).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Expired {
+    pub sightings: usize,
+    pub features: usize,
+    pub identities: usize,
+    /// Crop and enrolment image files to delete.
+    pub files: Vec<String>,
 }
 
 /// One write transaction ([`GalleryStore::write`]): the inserts and updates a

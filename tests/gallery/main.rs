@@ -6,6 +6,7 @@
 
 mod actor_api;
 mod crash_restart;
+mod erasure;
 mod refit;
 mod score;
 mod store;
