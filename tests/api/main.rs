@@ -5,6 +5,7 @@
 //! binary; together they link the library once.
 
 mod dashboard;
+mod fuzz;
 mod http;
 mod in_run;
 mod sqlite;
