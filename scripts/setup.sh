@@ -80,3 +80,27 @@ if [ ! -e "$ORT_DIR/libonnxruntime.so" ]; then
   ln -sf "$versioned" "$ORT_DIR/libonnxruntime.so"
   echo "setup: ONNX Runtime library in $ORT_DIR: $(ls "$ORT_DIR")"
 fi
+
+# --- real footage: OpenCV's sample pedestrian clip ---------------------------
+# vtest.avi (768×576, 10 fps, 795 frames: people walking past a surveillance
+# camera) ships in Debian's opencv-doc package. The .deb (~96 MB) is downloaded
+# once into .cache/debs/ and only that one file is extracted to
+# .deps/footage/vtest.avi; the package is not installed. The tests run
+# `vireid run` on it (tests/pipeline/real_footage.rs); bench/real_footage.sh
+# runs the whole clip. The demo does not need it.
+FOOTAGE=.deps/footage/vtest.avi
+if [ "$purpose" != demo ] && [ ! -s "$FOOTAGE" ]; then
+  mkdir -p .cache/debs "$(dirname "$FOOTAGE")"
+  deb=$(ls .cache/debs/opencv-doc_*_all.deb 2>/dev/null | sort -V | tail -1 || true)
+  if [ -z "$deb" ]; then
+    echo "setup: downloading Debian's opencv-doc (~96 MB, once) for its sample clip vtest.avi"
+    if ! (cd .cache/debs && apt-get download opencv-doc); then
+      $SUDO apt-get update -qq
+      (cd .cache/debs && apt-get download opencv-doc)
+    fi
+    deb=$(ls .cache/debs/opencv-doc_*_all.deb | sort -V | tail -1)
+  fi
+  dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/share/doc/opencv-doc/examples/data/vtest.avi >"$FOOTAGE.part"
+  mv "$FOOTAGE.part" "$FOOTAGE"
+  echo "setup: real footage in $FOOTAGE ($(stat -c %s "$FOOTAGE") bytes, from $(basename "$deb"))"
+fi

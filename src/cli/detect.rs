@@ -26,7 +26,7 @@ pub struct DetectArgs {
     /// Where to write one JSON line per frame (`-` for stdout).
     #[arg(long)]
     pub jsonl: PathBuf,
-    /// Take [detect] and [track] settings from this config file.
+    /// Take [detect], [track] and the [ingest] frame size from this config file.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Override the detector (`hog` or `onnx`).
@@ -63,14 +63,17 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
     if !args.input.is_file() {
         anyhow::bail!("--input {}: video file does not exist: check the path", args.input.display());
     }
-    let (mut detect_cfg, track_cfg, ort_library) = match &args.config {
+    let (mut detect_cfg, track_cfg, ort_library, frame_size) = match &args.config {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-            // Only the [detect], [track] (and [embed] ort_library) settings matter here; cameras may be absent.
+            // Only the [detect], [track], [ingest] frame size (and [embed] ort_library) settings
+            // matter here; cameras may be absent. The frame size is `vireid run`'s, so the boxes
+            // and track ids are the ones a run on the same config and file produces.
             let cfg: Config =
                 toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))?;
-            (cfg.detect, cfg.track, cfg.embed.ort_library)
+            cfg.ingest.validate().context("in [ingest]")?;
+            (cfg.detect, cfg.track, cfg.embed.ort_library, (cfg.ingest.width, cfg.ingest.height))
         }
         None => Default::default(),
     };
@@ -101,7 +104,8 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
         loop_file: false,
         decoder: None,
     };
-    let ingest_cfg = IngestConfig { file_pace: FilePace::Fast, ..Default::default() };
+    let ingest_cfg =
+        IngestConfig { file_pace: FilePace::Fast, width: frame_size.0, height: frame_size.1, ..Default::default() };
     let camera = ingest::start_camera(&cam, &ingest_cfg)?;
     let mut out: Box<dyn Write> = if args.jsonl.as_os_str() == "-" {
         Box::new(std::io::BufWriter::new(std::io::stdout()))
