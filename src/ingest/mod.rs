@@ -115,7 +115,7 @@ impl Default for IngestConfig {
             height: 0,
             file_pace: FilePace::Realtime,
             reconnect_initial_ms: 500,
-            reconnect_max_ms: 10_000,
+            reconnect_max_ms: 4_000,
             rtsp_latency_ms: 200,
             stall_timeout_ms: 5_000,
         }
