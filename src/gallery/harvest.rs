@@ -507,8 +507,12 @@ fn pair_r1(pairs: &[HarvestRow], map: impl Fn(&[f32], Modality) -> Vec<f32>) -> 
     hits as f64 / pairs.len().max(1) as f64
 }
 
+/// Most held-out pairs checked: the check is quadratic in them (every held-out
+/// thermal track against every held-out RGB track).
+const MAX_HELD_OUT: usize = 500;
+
 /// Fits the adapter on the harvest of feature space `space`. The newest fifth
-/// of the co-observed pairs (when there are at least 50) is held out first to
+/// (at most [`MAX_HELD_OUT`]) of the co-observed pairs (when there are at least 50) is held out first to
 /// say how a fit on the rest does on tracks it has not seen; the adapter
 /// returned is then fitted on everything. `current` is the adapter in use now,
 /// scored on the held-out pairs too.
@@ -545,8 +549,8 @@ pub fn fit_from_harvest(
         rows.iter().map(|r| (r.a_feature.as_slice(), r.b_feature.as_slice())).collect()
     }
     let validation = if pairs.len() >= 50 {
-        let cut = pairs.len() - pairs.len() / 5;
-        let cut_i = impostors.len() - impostors.len() / 5;
+        let cut = pairs.len() - (pairs.len() / 5).min(MAX_HELD_OUT);
+        let cut_i = impostors.len() - (impostors.len() / 5).min(MAX_HELD_OUT);
         Adapter::fit(&view(&pairs[..cut]), &view(&impostors[..cut_i]), 2).ok().map(|a| {
             let held = &pairs[cut..];
             Validation {
