@@ -6,7 +6,6 @@ the CPU, and the errors bad input gets."""
 import json
 import math
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 from vireid_train import gan
 from vireid_train.__main__ import main
 from vireid_train.config import load_config
-from vireid_train.d2rl import D2RLMethod, D2RLNet, Translator, vae_terms
+from vireid_train.d2rl import D2RLNet, Translator, vae_terms
 from vireid_train.disentangle import (Discriminator, DisentangleMethod, FeatureDecoder, FeatureEncoder, Generator,
                                       StructureEncoder, lowdim_triplet, other_identity_partners,
                                       same_identity_partners)

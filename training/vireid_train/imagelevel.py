@@ -126,7 +126,7 @@ def translation_grid(model, method, cfg: dict, path: str | Path, root: str | Non
     With ROOT/idx/pairs.txt the real images are the co-registered ones of the same instant;
     style / appearance codes (JSIA, disentangle) come from another image of the same person in
     the target modality."""
-    from .data import RGB, THERMAL, eval_transform, load_image, load_test
+    from .data import eval_transform, load_image, load_test
     d = cfg["data"]
     root = Path(root or d.get("eval_root") or d["root"])
     thermal, visible = load_test(d["dataset"], root, d["trial"])
