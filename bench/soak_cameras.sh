@@ -3,8 +3,8 @@
 # (`vireid serve-rtsp`, one server per camera so each can die alone) are
 # killed and restarted CYCLES times at random intervals while one
 # `vireid run` keeps going. Measured: crashes of the run, the reconnect delay
-# after each camera returns (its restart to the run's "camera state …
-# Running" log line; p50/p99), the run's resident memory at cycle 10 and at
+# after each camera returns (its server accepting connections again to the
+# run's "camera state … Running" log line; p50/p99), the run's resident memory at cycle 10 and at
 # the last cycle, and sightings still arriving in the last tenth of the soak.
 #
 #   bench/soak_cameras.sh [CYCLES=100] [OUT=out/soak]
@@ -55,7 +55,13 @@ for c in $(seq 1 "$CYCLES"); do
   cam=rgb; [ $((RANDOM % 2)) -eq 0 ] && cam=thermal
   kill -9 "${PID[$cam]}" 2>/dev/null; wait "${PID[$cam]}" 2>/dev/null
   sleep "$(rand 0.5 6)"                                   # the camera is away
-  echo "$cam $(date +%s.%N)" >> "$OUT/restarts.txt"; serve "$cam"
+  serve "$cam"
+  # The camera is back when its server accepts connections (a start-up under load takes a while).
+  python3 -c "import socket, sys, time
+for _ in range(300):
+    try: socket.create_connection(('127.0.0.1', int(sys.argv[1])), 0.1).close(); break
+    except OSError: time.sleep(0.1)" "${PORT[$cam]}"
+  echo "$cam $(date +%s.%N)" >> "$OUT/restarts.txt"
   sleep "$(rand 2 8)"                                     # and back for a while
   kill -0 "$RUN" 2>/dev/null || { crashed=1; echo "soak: vireid run died at cycle $c" >&2; break; }
   echo "$c $(rss) $(wc -l < "$OUT/events.jsonl" 2>/dev/null || echo 0) $(date +%s.%N)" >> "$OUT/rss.txt"
