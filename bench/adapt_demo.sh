@@ -63,7 +63,8 @@ fi
 
 # 2. Adapt and self-calibrate; labelled thresholds for comparison (crops of another scene, other people).
 V adapt --config "$HC" --model "$MODEL" --out "$OUT/adapted.onnx" --min-pairs 20 | tee "$OUT/adapt.log"
-V thresholds --from-gallery --config "$HC" --model "$OUT/adapted.onnx" | tee "$OUT/self-adapted.toml"
+# Cross-modality matching on for the adapted model (--min-cross-tmr 0): the demo shows what it does.
+V thresholds --from-gallery --config "$HC" --model "$OUT/adapted.onnx" --min-cross-tmr 0 | tee "$OUT/self-adapted.toml"
 V thresholds --from-gallery --config "$HC" --model "$MODEL" > "$OUT/self-base.toml"
 if [ ! -f "$OUT/calib/idx/train_visible_1.txt" ] && [ ! -d "$OUT/calib/Visible" ]; then
   V synth scene --out "$OUT/calib-scene" --seconds 40 --people 8 --seed 1001 --width 960 --height 540 --crops "$OUT/calib" >/dev/null
@@ -84,7 +85,7 @@ thr() { sed -n "s/^# $2 *: threshold \([0-9.]*\),.*/\1/p" "$1"; }
 
 # 3. New scenes, 5 people each: base + labelled thresholds vs adapted + self-calibrated, cross-modality matching on.
 score() { V score --json --gt "$1" --sightings "$2" | $PY -c "
-import json,sys; s=json.load(sys.stdin); s=s.get('sightings', s)
+import json,sys; s=json.load(sys.stdin)
 print('%.1f %.1f %d %d' % (100*s['night_to_day_link_rate'], 100*s['false_link_rate'], s['people_linked_night_to_day'], s['people_day_rgb_night_thermal']))"; }
 echo "| run | seed | base: night→day link | false-link | adapted + self-calibrated: night→day link | false-link |" | tee "$OUT/runs.md"
 echo "| ---: | ---: | ---: | ---: | ---: | ---: |" | tee -a "$OUT/runs.md"
@@ -94,7 +95,7 @@ for r in $(seq 1 "$RUNS"); do
   row="| $r | $seed"
   for m in base adapted; do
     if [ $m = base ]; then model=$MODEL; snippet=$OUT/labelled-base.toml; else model=$OUT/adapted.onnx; snippet=$OUT/self-adapted.toml; fi
-    rm -rf "$OUT/run-$m"
+    rm -rf "$OUT/run-$m" "$OUT/run-$m.jsonl"   # the events file is appended to
     box_toml "$scene" "$OUT/run-$m" "$model" "$(grep -v '^#' "$snippet")
 [adapt]
 harvest = false" > "$OUT/run-$m.toml"
