@@ -18,12 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a config file and print what it describes.
-    CheckConfig {
-        /// The TOML config file.
-        #[arg(long)]
-        config: std::path::PathBuf,
-    },
+    /// Check a config file as `vireid run` would start it (model, token, cameras' pipelines) and print what it describes.
+    CheckConfig(vireid::cli::check_config::CheckConfigArgs),
     /// Detect (and optionally track) people in every frame of a video file; JSON lines out.
     #[cfg(feature = "media")]
     Detect(vireid::cli::detect::DetectArgs),
@@ -101,14 +97,7 @@ fn init_logging(filter: &str) {
 
 fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::CheckConfig { config } => {
-            let config = vireid::config::Config::load(&config)?;
-            println!("config OK: {} camera(s)", config.cameras.len());
-            for cam in &config.cameras {
-                println!("  {} [{}] box={} source={}", cam.name, cam.modality, cam.box_name, cam.source);
-            }
-            Ok(())
-        }
+        Command::CheckConfig(args) => vireid::cli::check_config::run(&args),
         #[cfg(feature = "media")]
         Command::Detect(args) => vireid::cli::detect::run_detect(args),
         #[cfg(feature = "media")]

@@ -26,6 +26,8 @@ use crate::core::{ConfigError, Modality};
 
 #[cfg(feature = "media")]
 pub use camera::{start_camera, CameraHandle};
+#[cfg(feature = "media")]
+pub use gst_pipeline::check_camera;
 pub use source::SourceError;
 
 /// A camera (or the RTSP test server) that cannot start or run. The message

@@ -33,7 +33,7 @@ use super::{PipelineError, PipelineResult};
 use crate::api::{ApiServer, ApiState, GalleryApiHandle, PipelineMetrics};
 use crate::config::Config;
 use crate::core::SightingSink;
-use crate::embed::{open_embedder, EmbedderSpec, SharedEmbedder};
+use crate::embed::{open_embedder, Embedder, EmbedderSpec, SharedEmbedder};
 use crate::events::mqtt::MqttService;
 #[cfg(feature = "media")]
 use crate::track::{finished_track_json, FinishedTrack};
@@ -127,17 +127,12 @@ impl Service {
                 "cameras need the `media` feature (GStreamer, OpenCV): this vireid was built without it",
             ));
         }
-        let wants_gallery = plan.gallery || config.events.jsonl.is_some() || config.api.enabled;
-        // A bad token fails now, not at the first request.
-        let token = if config.api.enabled { Some(config.api.resolve_token()?) } else { None };
-        let embedder = if wants_gallery {
-            Some(SharedEmbedder::new(open_embedder(&plan.embedder, &config.embed)?))
-        } else {
+        let Acquired { token, embedder } = acquire(config, &plan.embedder, wants_gallery(config, plan.gallery))?;
+        if embedder.is_none() {
             tracing::info!(
                 "no --sightings, no [events].jsonl and no [api]: finished tracks are written, not embedded or stored"
             );
-            None
-        };
+        }
         let mqtt = if cameras { MqttService::start(&config.mqtt, process.handle())? } else { None };
         let back = match &embedder {
             Some(e) => {
@@ -193,6 +188,61 @@ impl Service {
             started: Instant::now(),
             stopped: None,
         })
+    }
+
+    /// Start-up's checks, without starting anything (`vireid check-config`):
+    /// the same [`acquire`] as [`Service::start`] (the API token read and
+    /// checked; the embedder loaded, so its file is readable and meets the
+    /// model contract) and, with `cameras`, each camera's GStreamer pipeline
+    /// built as [`crate::ingest::start_camera`] builds it (elements, decoder,
+    /// test pattern) but not played. Returns one line per thing checked.
+    pub fn check(
+        config: &Config,
+        embedder: &EmbedderSpec,
+        gallery: bool,
+        cameras: bool,
+    ) -> PipelineResult<Vec<String>> {
+        config.validate()?;
+        let mut lines = vec![];
+        if cameras {
+            #[cfg(not(feature = "media"))]
+            return Err(PipelineError::Unavailable(
+                "cameras need the `media` feature (GStreamer, OpenCV): this vireid was built without it",
+            ));
+            #[cfg(feature = "media")]
+            for cam in &config.cameras {
+                crate::ingest::check_camera(cam, &config.ingest)?;
+                lines.push(format!(
+                    "camera {} [{}] box={} source={}{}: pipeline builds",
+                    cam.name,
+                    cam.modality,
+                    cam.box_name,
+                    cam.source,
+                    cam.decoder.as_ref().map(|d| format!(" decoder={d}")).unwrap_or_default()
+                ));
+            }
+        }
+        let wanted = wants_gallery(config, gallery);
+        let Acquired { token, embedder: loaded } = acquire(config, embedder, wanted)?;
+        if token.is_some() {
+            let from = match (&config.api.token, &config.api.token_file) {
+                (Some(_), _) => "api.token".to_string(),
+                (None, Some(p)) => format!("api.token_file {}", p.display()),
+                (None, None) => "?".to_string(),
+            };
+            lines.push(format!("api: on {}, token from {from}", config.api.bind));
+        }
+        match (loaded, embedder) {
+            (Some(e), EmbedderSpec::Model(path)) => {
+                lines.push(format!("embed: model {} loads ({}, {} dims)", path.display(), e.name(), e.dim()))
+            }
+            (Some(e), EmbedderSpec::Baseline(_)) => lines.push(format!("embed: baseline {}", e.name())),
+            (None, _) => lines.push(
+                "embed: no model loaded (no [api], no [events] jsonl: `vireid run` writes finished tracks only)"
+                    .to_string(),
+            ),
+        }
+        Ok(lines)
     }
 
     /// Where the API listens, if it runs.
@@ -308,6 +358,27 @@ impl Service {
         };
         (report, first_err.map_or(Ok(()), Err))
     }
+}
+
+/// Whether the back half (embedder, gallery) starts: `serve` asks for it;
+/// with cameras, `[events] jsonl` (or `--sightings`) or `[api]` need it.
+fn wants_gallery(config: &Config, asked: bool) -> bool {
+    asked || config.events.jsonl.is_some() || config.api.enabled
+}
+
+/// What start-up reads and loads before anything runs.
+struct Acquired {
+    token: Option<String>,
+    embedder: Option<SharedEmbedder>,
+}
+
+/// Reads the API token (a bad token fails now, not at the first request) and
+/// loads the embedder once. [`Service::start`] and [`Service::check`] share
+/// it, so a config `vireid check-config` passes also starts.
+fn acquire(config: &Config, spec: &EmbedderSpec, wants_gallery: bool) -> PipelineResult<Acquired> {
+    let token = if config.api.enabled { Some(config.api.resolve_token()?) } else { None };
+    let embedder = if wants_gallery { Some(SharedEmbedder::new(open_embedder(spec, &config.embed)?)) } else { None };
+    Ok(Acquired { token, embedder })
 }
 
 /// Starts the cameras and the writer that sends each finished track to
