@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::core::{Frame, Shutdown};
+use crate::core::{Frame, LatencyHistogram, LatencySnapshot, Shutdown};
 use crate::detect::{open_detector, DetectConfig, Detector};
 use crate::ingest::{self, CameraHandle, StatsSnapshot};
 use crate::track::{FinishedTrack, Tracker};
@@ -25,6 +25,10 @@ pub struct WorkerStats {
     pub detect_ns: AtomicU64,
     pub track_ns: AtomicU64,
     pub finished_tracks: AtomicU64,
+    /// Per frame the detector ran on.
+    pub detect_latency: LatencyHistogram,
+    /// Per frame.
+    pub track_latency: LatencyHistogram,
 }
 
 /// A camera's ingest and worker counters together.
@@ -80,6 +84,16 @@ impl FrontHalf {
     /// True once every camera has stopped and its worker has drained.
     pub fn finished(&self) -> bool {
         self.workers.iter().all(|w| w.thread.as_ref().is_none_or(|t| t.is_finished()))
+    }
+
+    /// The `detect` and `track` stage histograms, over every camera.
+    pub fn latencies(&self) -> [(&'static str, LatencySnapshot); 2] {
+        let (mut detect, mut track) = (LatencySnapshot::default(), LatencySnapshot::default());
+        for w in &self.workers {
+            detect.merge(&w.stats.detect_latency.snapshot());
+            track.merge(&w.stats.track_latency.snapshot());
+        }
+        [("detect", detect), ("track", track)]
     }
 
     pub fn reports(&self) -> Vec<CameraReport> {
@@ -161,7 +175,9 @@ fn worker_loop(
         if !detect_cfg.runs_on(index) {
             let t0 = Instant::now();
             tracker.coast();
-            stats.track_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let took = t0.elapsed();
+            stats.track_ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+            stats.track_latency.observe(took);
             continue;
         }
         let t0 = Instant::now();
@@ -173,6 +189,8 @@ fn worker_loop(
         let t2 = Instant::now();
         stats.detect_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
         stats.track_ns.fetch_add((t2 - t1).as_nanos() as u64, Ordering::Relaxed);
+        stats.detect_latency.observe(t1 - t0);
+        stats.track_latency.observe(t2 - t1);
         stats.detections.fetch_add(dets.len() as u64, Ordering::Relaxed);
         stats.detected_frames.fetch_add(1, Ordering::Relaxed);
         send(finished);

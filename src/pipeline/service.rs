@@ -11,7 +11,8 @@
 //! 7. `READY=1` to systemd and the progress watchdog.
 //!
 //! Run until the process shutdown is requested (a signal), a `--duration`
-//! passes, or every file source has ended; camera counters go to `/metrics`.
+//! passes, or every file source has ended; the stages' counters and latency
+//! histograms go to `/metrics` (the stages count, the service copies).
 //!
 //! Shutdown, in the order data flows: cameras stop and the workers flush
 //! their live tracks; the track writer drains; the API stops taking requests;
@@ -19,6 +20,7 @@
 //! then MQTT says `offline` and disconnects.
 
 use std::io::Write;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 #[cfg(feature = "media")]
 use std::thread::JoinHandle;
@@ -258,7 +260,9 @@ impl Service {
             if shutdown.wait_timeout(Duration::from_millis(100)) {
                 break StopReason::Signal;
             }
-            if let Some(reason) = self.watch_cameras(until, &mut last_log) {
+            let cameras = self.watch_cameras(until, &mut last_log);
+            self.watch_gallery();
+            if let Some(reason) = cameras {
                 break reason;
             }
             if until.duration.is_some_and(|d| self.started.elapsed() >= d) {
@@ -282,6 +286,12 @@ impl Service {
             for r in &reports {
                 metrics.camera_totals(&r.ingest.camera, r.ingest.state, r.ingest.frames, r.ingest.dropped);
             }
+            let total = |f: fn(&CameraReport) -> u64| reports.iter().map(f).sum::<u64>();
+            metrics.detections.store(total(|r| r.detections), Ordering::Relaxed);
+            metrics.tracks.store(total(|r| r.finished_tracks), Ordering::Relaxed);
+            for (stage, h) in front.half.latencies() {
+                metrics.stage_totals(stage, h);
+            }
         }
         if until.log_every.is_some_and(|every| last_log.elapsed() >= every) {
             *last_log = Instant::now();
@@ -293,6 +303,20 @@ impl Service {
             }
         }
         front.half.finished().then_some(StopReason::AllSourcesEnded)
+    }
+
+    /// The back half's counters and stage times to `/metrics` (one path: the
+    /// embed worker and the gallery actor count, the service copies).
+    fn watch_gallery(&self) {
+        let (Some(back), Some((_, metrics))) = (&self.back, &self.api) else { return };
+        let (s, latencies) = back.stats();
+        metrics.embeddings.store(s.crops_embedded, Ordering::Relaxed);
+        metrics.matches.store(s.sightings - s.new_identities, Ordering::Relaxed);
+        metrics.new_identities.store(s.new_identities, Ordering::Relaxed);
+        metrics.day_night_links.store(s.day_night_links, Ordering::Relaxed);
+        for (stage, h) in latencies {
+            metrics.stage_totals(stage, h);
+        }
     }
 
     /// Without `media` there are no cameras to watch.
