@@ -110,14 +110,14 @@ pub fn run_gallery(cmd: &GalleryCommand) -> Result<()> {
             println!("identity {id}{}", store.label_of(*id)?.map(|l| format!(" ({l})")).unwrap_or_default());
             for s in store.sightings_of(Some(*id))? {
                 println!(
-                    "  sighting {:>6}  {:<8} {:<10} track {:>5}  {}–{}  sim {}  {}{}",
+                    "  sighting {:>6}  {:<8} {:<10} track {:>5}  {}–{}  {}  {}{}",
                     s.id,
                     s.modality,
                     s.camera,
                     s.track_id,
                     ts(s.start_ns),
                     ts(s.end_ns),
-                    s.similarity.map(|v| format!("{v:.3}")).unwrap_or_else(|| "new".into()),
+                    s.how_assigned(),
                     if s.day_night_link { "DAY/NIGHT LINK " } else { "" },
                     s.crop_path.as_deref().unwrap_or("")
                 );

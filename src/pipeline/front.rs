@@ -97,29 +97,19 @@ impl FrontHalf {
     }
 
     pub fn reports(&self) -> Vec<CameraReport> {
-        self.workers
-            .iter()
-            .map(|w| {
-                let s = &w.stats;
-                let n = s.frames.load(Ordering::Relaxed).max(1) as f64;
-                let ingest = w.camera.stats.snapshot();
-                CameraReport {
-                    processed_frames: s.frames.load(Ordering::Relaxed),
-                    detected_frames: s.detected_frames.load(Ordering::Relaxed),
-                    detections: s.detections.load(Ordering::Relaxed),
-                    finished_tracks: s.finished_tracks.load(Ordering::Relaxed),
-                    detect_ms_per_frame: s.detect_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
-                    track_ms_per_frame: s.track_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
-                    copy_ms_per_frame: ingest.copy_ms / (ingest.frames.max(1) as f64),
-                    ingest,
-                }
-            })
-            .collect()
+        self.workers.iter().map(|w| report(&w.stats, w.camera.stats.snapshot())).collect()
     }
 
     /// Stops the cameras, lets the workers flush their live tracks, and
-    /// returns the first error any camera or worker hit.
-    pub fn shutdown(mut self) -> PipelineResult<()> {
+    /// returns the cameras' final reports (their state `stopped`) and the
+    /// first error any camera or worker hit.
+    pub fn shutdown(mut self) -> (Vec<CameraReport>, PipelineResult<()>) {
+        let counters: Vec<_> = self.workers.iter().map(|w| (w.stats.clone(), w.camera.stats.clone())).collect();
+        let result = self.stop_all();
+        (counters.iter().map(|(w, c)| report(w, c.snapshot())).collect(), result)
+    }
+
+    fn stop_all(&mut self) -> PipelineResult<()> {
         self.stop.request();
         let mut first_err = None;
         for w in &mut self.workers {
@@ -141,6 +131,20 @@ impl FrontHalf {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+fn report(s: &WorkerStats, ingest: StatsSnapshot) -> CameraReport {
+    let n = s.frames.load(Ordering::Relaxed).max(1) as f64;
+    CameraReport {
+        processed_frames: s.frames.load(Ordering::Relaxed),
+        detected_frames: s.detected_frames.load(Ordering::Relaxed),
+        detections: s.detections.load(Ordering::Relaxed),
+        finished_tracks: s.finished_tracks.load(Ordering::Relaxed),
+        detect_ms_per_frame: s.detect_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
+        track_ms_per_frame: s.track_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
+        copy_ms_per_frame: ingest.copy_ms / (ingest.frames.max(1) as f64),
+        ingest,
     }
 }
 

@@ -147,7 +147,8 @@ impl Service {
             (Some(b), Some(e), Some(token)) => {
                 let gallery = GalleryApiHandle::new(b.requests(), &config.gallery.db_path(&config.state_dir), e)?;
                 let metrics = Arc::new(PipelineMetrics::new());
-                for cam in &config.cameras {
+                // `serve` reads no camera: none is listed (they were "starting" forever).
+                for cam in config.cameras.iter().filter(|_| cameras) {
                     metrics.register_camera(&cam.name, cam.modality);
                 }
                 let state = ApiState::new(Arc::new(gallery), metrics.clone(), token, config.api.max_image_side);
@@ -347,8 +348,9 @@ impl Service {
         let mut cameras = vec![];
         #[cfg(feature = "media")]
         if let Some(front) = self.front.take() {
-            cameras = front.half.reports();
-            keep(front.half.shutdown());
+            let (reports, stopped) = front.half.shutdown();
+            cameras = reports;
+            keep(stopped);
             match front.writer.join() {
                 Ok(Ok(n)) => tracks_written = n,
                 Ok(Err(e)) => keep(Err(e)),

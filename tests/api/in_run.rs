@@ -195,3 +195,28 @@ fn run_feeds_the_pipeline_counters_and_stage_times() {
     let (status, err) = stop(child, Duration::from_secs(30));
     assert!(status.success(), "exit {status} after SIGTERM: {err}");
 }
+
+/// `vireid serve` reads no camera, so it lists none (it once listed every
+/// configured camera as "starting" forever: "0/2 cameras running").
+#[test]
+fn serve_lists_no_cameras() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port) =
+        config_with_api(dir.path(), &[("cam-rgb", "rgb", "test:ball"), ("cam-thermal", "thermal", "test:snow")]);
+    let child = Command::new(env!("CARGO_BIN_EXE_vireid"))
+        .args(["--log", "warn", "serve", "--baseline", "colorhist", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(port, "/healthz", None).map(|r| r.0) != Some(200) {
+        assert!(Instant::now() < deadline, "vireid serve did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = get(port, "/api/v1/cameras", Some(TOKEN)).unwrap();
+    assert_eq!((status, body.trim()), (200, "[]"));
+    let (status, err) = stop(child, Duration::from_secs(30));
+    assert!(status.success(), "exit {status} after SIGTERM: {err}");
+}

@@ -93,6 +93,8 @@ impl MemoryGallery {
                 start_time: start,
                 end_time: Some(start + 30.0),
                 score,
+                new_identity: score.is_none(),
+                paired_sighting_id: None,
                 day_night_link: link,
                 crops: vec![crop],
             };

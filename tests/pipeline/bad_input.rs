@@ -201,6 +201,8 @@ fn unreachable_camera_keeps_retrying_and_says_so() {
     assert!(cam["reconnects"].as_u64().unwrap() >= 3, "{s}");
     assert_eq!(cam["frames"], 0);
     assert!(cam["last_error"].as_str().unwrap().len() > 5, "{s}");
+    // The final state is what the log said at the end (it once read `retrying`).
+    assert_eq!(cam["state"], "stopped", "{s}");
 }
 
 trait WaitTimeout {

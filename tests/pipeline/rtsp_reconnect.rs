@@ -186,7 +186,9 @@ fn reconnect_in_own_process() {
         rss_end < rss_warm + 64 * 1024,
         "resident memory grew from {rss_warm} KiB to {rss_end} KiB across the reconnect"
     );
-    pipeline.shutdown().unwrap();
+    let (last, stopped) = pipeline.shutdown();
+    stopped.unwrap();
+    assert!(last.iter().all(|c| c.ingest.state == CameraState::Stopped), "final reports say stopped: {last:#?}");
     // No track spans the outage, and time runs forward on each camera (a
     // track once ran from 25.44 s to 9.04 s across a reconnect).
     for t in tracks.try_iter() {
