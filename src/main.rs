@@ -153,3 +153,27 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Bench { what: BenchCommand::Embed(args) } => vireid::cli::embed::run_bench_embed(&args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `--help` explains every option of every command (`gallery … --config`,
+    /// `enrol/query --modality` and `query --top` once had no text).
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} --{}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = vec![];
+        walk(&super::Cli::command(), "vireid", &mut missing);
+        assert!(missing.is_empty(), "arguments without help text: {missing:#?}");
+    }
+}

@@ -82,7 +82,8 @@ pub struct EmbedArgs {
     /// Modality of the crops.
     #[arg(long, default_value = "rgb")]
     pub modality: Modality,
-    /// Output `.npy` (float32 `[N, D]`, L2-normalised rows); the file names go to `<out>.txt`.
+    /// Output `.npy` (float32 `[N, D]`, L2-normalised rows); the image file names go beside it with
+    /// `.txt` for `.npy` (F.npy → F.txt).
     #[arg(long)]
     pub out: PathBuf,
 }

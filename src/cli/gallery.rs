@@ -42,6 +42,7 @@ pub enum GalleryCommand {
     List {
         #[command(flatten)]
         loc: GalleryLocation,
+        /// Config file whose state_dir and [gallery] section locate the gallery.
         #[arg(long)]
         config: Option<PathBuf>,
         /// JSON instead of a table.
@@ -50,17 +51,21 @@ pub enum GalleryCommand {
     },
     /// One identity's sightings.
     Show {
+        /// The identity's id (`vireid gallery list`).
         id: i64,
         #[command(flatten)]
         loc: GalleryLocation,
+        /// Config file whose state_dir and [gallery] section locate the gallery.
         #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Delete every trace of an identity: features, sightings, links, crop files.
     Forget {
+        /// The identity's id (`vireid gallery list`).
         id: i64,
         #[command(flatten)]
         loc: GalleryLocation,
+        /// Config file whose state_dir and [gallery] section locate the gallery.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -142,6 +147,7 @@ pub struct EnrolArgs {
     /// Enrolment images (person crops); repeat or give several.
     #[arg(long = "image", required = true, num_args = 1..)]
     pub images: Vec<PathBuf>,
+    /// Modality of the images: rgb or thermal.
     #[arg(long, default_value = "rgb")]
     pub modality: Modality,
     #[command(flatten)]
@@ -170,8 +176,10 @@ pub struct QueryArgs {
     /// A person crop to look up.
     #[arg(long)]
     pub image: PathBuf,
+    /// Modality of the crop: rgb or thermal.
     #[arg(long, default_value = "rgb")]
     pub modality: Modality,
+    /// How many identities to list, best first.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
     /// JSON instead of text.
