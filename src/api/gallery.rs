@@ -32,7 +32,8 @@ pub struct IdentityBody {
     pub label: Option<String>,
     /// Unix seconds.
     pub first_seen: f64,
-    pub last_seen: f64,
+    /// `null` while it has no sighting (enrolled, never seen).
+    pub last_seen: Option<f64>,
     /// Sightings per modality.
     pub sightings_rgb: u64,
     pub sightings_thermal: u64,
