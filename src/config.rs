@@ -17,11 +17,26 @@ use crate::{api, detect, embed, events, gallery, ingest, pair, track};
 pub enum LoadError {
     #[error("cannot read config file {}: check the path and its permissions: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
-    /// Not TOML, or a key no section has (the TOML error names line, column and key).
-    #[error("invalid config file {}: {source}", path.display())]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    /// Not TOML, or a key no section has (the TOML error names line, column
+    /// and key; `hint` where a key is known to belong elsewhere).
+    #[error("invalid config file {}: {source}{hint}", path.display())]
+    Parse { path: PathBuf, source: Box<toml::de::Error>, hint: String },
     #[error("invalid config file {}: {source}", path.display())]
     Invalid { path: PathBuf, source: SectionError },
+}
+
+/// Keys people write in the wrong place, and where they go.
+const MOVED: [(&str, &str); 1] = [(
+    "unknown field `mqtt`",
+    "MQTT has a section of its own: write [mqtt] (enabled, host, port, topic_prefix, …), not [events.mqtt]",
+)];
+
+impl LoadError {
+    fn parse(path: &Path, e: toml::de::Error) -> LoadError {
+        let text = e.to_string();
+        let hint = MOVED.iter().find(|(m, _)| text.contains(m)).map(|(_, h)| format!("hint: {h}")).unwrap_or_default();
+        LoadError::Parse { path: path.to_path_buf(), source: Box::new(e), hint }
+    }
 }
 
 /// A setting of one section that cannot work.
@@ -85,8 +100,7 @@ impl Config {
     /// Parses and validates config text (as if read from a file called `<config text>`).
     pub fn parse(text: &str) -> Result<Config, LoadError> {
         let path = PathBuf::from("<config text>");
-        let config: Config =
-            toml::from_str(text).map_err(|e| LoadError::Parse { path: path.clone(), source: Box::new(e) })?;
+        let config: Config = toml::from_str(text).map_err(|e| LoadError::parse(&path, e))?;
         config.validate().map_err(|source| LoadError::Invalid { path, source })?;
         Ok(config)
     }
@@ -96,7 +110,7 @@ impl Config {
     fn read(path: &Path) -> Result<Config, LoadError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
-        toml::from_str(&text).map_err(|e| LoadError::Parse { path: path.to_path_buf(), source: Box::new(e) })
+        toml::from_str(&text).map_err(|e| LoadError::parse(path, e))
     }
 
     /// Reads the sections commands without cameras need (`vireid embed`,
@@ -169,6 +183,17 @@ mod tests {
         ] {
             assert!(text.contains(&format!("\n[{section}]\n")), "config/example.toml lacks [{section}]");
         }
+    }
+
+    /// `[events.mqtt]` said only "unknown field `mqtt`".
+    #[test]
+    fn mqtt_under_events_points_to_its_own_section() {
+        let err = Config::parse(
+            "[[camera]]\nname = \"a\"\nmodality = \"rgb\"\nsource = \"test:\"\n[events.mqtt]\nhost = \"h\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `mqtt`") && err.contains("write [mqtt]"), "{err}");
     }
 
     #[test]

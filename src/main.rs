@@ -9,7 +9,8 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "vireid", version, about = "Visible–infrared person re-identification for dual-spectrum camera boxes")]
 struct Cli {
-    /// Log filter (e.g. `info`, `vireid=debug`); also read from RUST_LOG.
+    /// Log filter (e.g. `info`, `vireid=debug`; RUST_LOG overrides it). ONNX Runtime's internals stay at
+    /// warn unless named (`info,ort=info`).
     #[arg(long, global = true, env = "VIREID_LOG", default_value = "info")]
     log: String,
     #[command(subcommand)]
@@ -18,12 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a config file and print what it describes.
-    CheckConfig {
-        /// The TOML config file.
-        #[arg(long)]
-        config: std::path::PathBuf,
-    },
+    /// Check a config file as `vireid run` would start it (model, token, cameras' pipelines) and print what it describes.
+    CheckConfig(vireid::cli::check_config::CheckConfigArgs),
     /// Detect (and optionally track) people in every frame of a video file; JSON lines out.
     #[cfg(feature = "media")]
     Detect(vireid::cli::detect::DetectArgs),
@@ -92,23 +89,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// The log policy. The filter is RUST_LOG, else `--log` / VIREID_LOG (a bad
+/// one falls back to `info`). ONNX Runtime's internals (`ort`: arena
+/// growth, graph rewrites, several hundred lines per model load) stay at
+/// `warn` unless the filter names `ort`; GStreamer logs only through its own
+/// GST_DEBUG. Colour only when stderr is a terminal (and NO_COLOR is unset),
+/// so files and the journal get plain text.
 fn init_logging(filter: &str) {
-    let env_filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    let asked = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|f| tracing_subscriber::EnvFilter::try_new(f).is_ok())
+        .unwrap_or_else(|| filter.to_string());
+    let asked = if tracing_subscriber::EnvFilter::try_new(&asked).is_ok() { asked } else { "info".to_string() };
+    let env_filter = tracing_subscriber::EnvFilter::new(quiet_internals(&asked));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt().with_env_filter(env_filter).with_ansi(colour).with_writer(std::io::stderr).init();
+}
+
+/// `filter` with `ort=warn` added unless it already says what `ort` logs.
+fn quiet_internals(filter: &str) -> String {
+    let names_ort = filter.split(',').any(|d| {
+        let target = d.trim().split(['=', '[']).next().unwrap_or("");
+        target == "ort" || target.starts_with("ort::")
+    });
+    match (names_ort, filter.trim().is_empty()) {
+        (true, _) => filter.to_string(),
+        (false, true) => "ort=warn".to_string(),
+        (false, false) => format!("{filter},ort=warn"),
+    }
 }
 
 fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::CheckConfig { config } => {
-            let config = vireid::config::Config::load(&config)?;
-            println!("config OK: {} camera(s)", config.cameras.len());
-            for cam in &config.cameras {
-                println!("  {} [{}] box={} source={}", cam.name, cam.modality, cam.box_name, cam.source);
-            }
-            Ok(())
-        }
+        Command::CheckConfig(args) => vireid::cli::check_config::run(&args),
         #[cfg(feature = "media")]
         Command::Detect(args) => vireid::cli::detect::run_detect(args),
         #[cfg(feature = "media")]
@@ -137,5 +151,29 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Adapt(args) => vireid::cli::adapt::run_adapt(&args),
         Command::Score(args) => vireid::cli::score::run(&args),
         Command::Bench { what: BenchCommand::Embed(args) } => vireid::cli::embed::run_bench_embed(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `--help` explains every option of every command (`gallery … --config`,
+    /// `enrol/query --modality` and `query --top` once had no text).
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} --{}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = vec![];
+        walk(&super::Cli::command(), "vireid", &mut missing);
+        assert!(missing.is_empty(), "arguments without help text: {missing:#?}");
     }
 }

@@ -32,7 +32,8 @@ pub struct IdentityBody {
     pub label: Option<String>,
     /// Unix seconds.
     pub first_seen: f64,
-    pub last_seen: f64,
+    /// `null` while it has no sighting (enrolled, never seen).
+    pub last_seen: Option<f64>,
     /// Sightings per modality.
     pub sightings_rgb: u64,
     pub sightings_thermal: u64,
@@ -52,8 +53,13 @@ pub struct SightingBody {
     pub modality: Modality,
     pub start_time: f64,
     pub end_time: Option<f64>,
-    /// Cosine similarity of the match that linked it (None: founded a new identity).
+    /// Cosine similarity of the match that linked it (None: it founded a new
+    /// identity, or joined its co-observed partner's).
     pub score: Option<f32>,
+    /// It matched nothing and founded its identity.
+    pub new_identity: bool,
+    /// The sighting of the box's other camera that saw the same person at the same time.
+    pub paired_sighting_id: Option<u64>,
     /// Linked to an identity first known from the other modality.
     pub day_night_link: bool,
     /// Crop ids, best first.
@@ -70,6 +76,8 @@ impl From<&Sighting> for SightingBody {
             start_time: ns_to_secs(s.start_ns),
             end_time: Some(ns_to_secs(s.end_ns)),
             score: s.similarity,
+            new_identity: s.new_identity,
+            paired_sighting_id: s.paired_sighting_id.map(|p| p.max(0) as u64),
             day_night_link: s.day_night_link,
             crops: s.crop_path.as_ref().map(|_| vec![sighting_crop_id(s.id)]).unwrap_or_default(),
         }

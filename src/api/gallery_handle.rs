@@ -59,7 +59,7 @@ impl From<&IdentitySummary> for IdentityBody {
             id: i.id.max(0) as u64,
             label: i.label.clone(),
             first_seen: ns_to_secs(i.first_seen_ns),
-            last_seen: ns_to_secs(i.last_seen_ns),
+            last_seen: i.last_seen_ns.map(ns_to_secs),
             sightings_rgb: i.rgb_sightings.max(0) as u64,
             sightings_thermal: i.thermal_sightings.max(0) as u64,
             day_night_linked: i.rgb_sightings > 0 && i.thermal_sightings > 0,

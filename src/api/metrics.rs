@@ -11,12 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::core::Modality;
+use crate::core::latency::LATENCY_BUCKETS;
+use crate::core::{LatencySnapshot, Modality};
 
 use super::gallery::GalleryStats;
-
-/// Upper bounds (seconds) of the stage-latency histogram buckets.
-const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// What a camera is doing: ingest's own state, shown as is by the dashboard and `/metrics`.
 pub use crate::ingest::CameraState;
@@ -32,17 +30,10 @@ pub struct CameraStatus {
     pub last_frame: Option<f64>,
 }
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    buckets: [u64; LATENCY_BUCKETS.len()],
-    sum: f64,
-    count: u64,
-}
-
 #[derive(Debug, Default)]
 pub struct PipelineMetrics {
     cameras: Mutex<BTreeMap<String, CameraStatus>>,
-    stages: Mutex<BTreeMap<&'static str, Histogram>>,
+    stages: Mutex<BTreeMap<&'static str, LatencySnapshot>>,
     pub detections: AtomicU64,
     pub tracks: AtomicU64,
     pub embeddings: AtomicU64,
@@ -114,16 +105,13 @@ impl PipelineMetrics {
 
     /// Records how long one stage (`ingest`, `detect`, `track`, `embed`, `gallery`) took.
     pub fn stage_latency(&self, stage: &'static str, took: Duration) {
-        let secs = took.as_secs_f64();
-        let mut stages = self.stages.lock().unwrap_or_else(|p| p.into_inner());
-        let h = stages.entry(stage).or_default();
-        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                h.buckets[i] += 1;
-            }
-        }
-        h.sum += secs;
-        h.count += 1;
+        self.stages.lock().unwrap_or_else(|p| p.into_inner()).entry(stage).or_default().observe(took);
+    }
+
+    /// Sets a stage's histogram from the stage's own (`vireid run`: the
+    /// pipeline's threads fill theirs, the service copies them here).
+    pub fn stage_totals(&self, stage: &'static str, histogram: LatencySnapshot) {
+        self.stages.lock().unwrap_or_else(|p| p.into_inner()).insert(stage, histogram);
     }
 
     /// Prometheus text exposition format (version 0.0.4).
@@ -168,7 +156,7 @@ impl PipelineMetrics {
         }
         for (name, help, v) in [
             ("vireid_detections_total", "Person detections.", &self.detections),
-            ("vireid_tracks_total", "Tracks started.", &self.tracks),
+            ("vireid_tracks_total", "Tracks finished (each one a candidate sighting).", &self.tracks),
             ("vireid_embeddings_total", "Crops embedded (rate() gives embeddings/s).", &self.embeddings),
             ("vireid_matches_total", "Sightings matched to a known identity.", &self.matches),
             (
@@ -190,7 +178,7 @@ impl PipelineMetrics {
             let _ = writeln!(text, "# HELP vireid_gallery_exemplars Exemplar features held for search.\n# TYPE vireid_gallery_exemplars gauge\nvireid_gallery_exemplars {}", g.exemplars);
         }
         let stages = self.stages.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let _ = writeln!(text, "# HELP vireid_stage_latency_seconds Time per item in each pipeline stage.\n# TYPE vireid_stage_latency_seconds histogram");
+        let _ = writeln!(text, "# HELP vireid_stage_latency_seconds Time per unit of work in each pipeline stage: a frame (detect, track), a batch (embed), a sighting (gallery).\n# TYPE vireid_stage_latency_seconds histogram");
         for (stage, h) in &stages {
             for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -200,7 +188,7 @@ impl PipelineMetrics {
                 );
             }
             let _ = writeln!(text, "vireid_stage_latency_seconds_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(text, "vireid_stage_latency_seconds_sum{{stage=\"{stage}\"}} {}", h.sum);
+            let _ = writeln!(text, "vireid_stage_latency_seconds_sum{{stage=\"{stage}\"}} {}", h.sum_s);
             let _ = writeln!(text, "vireid_stage_latency_seconds_count{{stage=\"{stage}\"}} {}", h.count);
         }
         text

@@ -14,7 +14,8 @@ use crate::embed::{
 /// Which embedder and runtime settings, shared by every command that embeds.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmbedderArgs {
-    /// ONNX model (default: [embed].model from --config, else engines/vireid_default.onnx).
+    /// ONNX model (default: [embed].model from --config, else engines/vireid_default.onnx in the working
+    /// directory, the checkout around the executable, or /usr/share/vireid/engines/).
     #[arg(long, conflicts_with = "baseline")]
     pub model: Option<PathBuf>,
     /// A hand-crafted baseline instead of a model.
@@ -81,7 +82,8 @@ pub struct EmbedArgs {
     /// Modality of the crops.
     #[arg(long, default_value = "rgb")]
     pub modality: Modality,
-    /// Output `.npy` (float32 `[N, D]`, L2-normalised rows); the file names go to `<out>.txt`.
+    /// Output `.npy` (float32 `[N, D]`, L2-normalised rows); the image file names go beside it with
+    /// `.txt` for `.npy` (F.npy → F.txt).
     #[arg(long)]
     pub out: PathBuf,
 }

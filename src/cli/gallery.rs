@@ -42,6 +42,7 @@ pub enum GalleryCommand {
     List {
         #[command(flatten)]
         loc: GalleryLocation,
+        /// Config file whose state_dir and [gallery] section locate the gallery.
         #[arg(long)]
         config: Option<PathBuf>,
         /// JSON instead of a table.
@@ -50,17 +51,21 @@ pub enum GalleryCommand {
     },
     /// One identity's sightings.
     Show {
+        /// The identity's id (`vireid gallery list`).
         id: i64,
         #[command(flatten)]
         loc: GalleryLocation,
+        /// Config file whose state_dir and [gallery] section locate the gallery.
         #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Delete every trace of an identity: features, sightings, links, crop files.
     Forget {
+        /// The identity's id (`vireid gallery list`).
         id: i64,
         #[command(flatten)]
         loc: GalleryLocation,
+        /// Config file whose state_dir and [gallery] section locate the gallery.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -110,14 +115,14 @@ pub fn run_gallery(cmd: &GalleryCommand) -> Result<()> {
             println!("identity {id}{}", store.label_of(*id)?.map(|l| format!(" ({l})")).unwrap_or_default());
             for s in store.sightings_of(Some(*id))? {
                 println!(
-                    "  sighting {:>6}  {:<8} {:<10} track {:>5}  {}–{}  sim {}  {}{}",
+                    "  sighting {:>6}  {:<8} {:<10} track {:>5}  {}–{}  {}  {}{}",
                     s.id,
                     s.modality,
                     s.camera,
                     s.track_id,
                     ts(s.start_ns),
                     ts(s.end_ns),
-                    s.similarity.map(|v| format!("{v:.3}")).unwrap_or_else(|| "new".into()),
+                    s.how_assigned(),
                     if s.day_night_link { "DAY/NIGHT LINK " } else { "" },
                     s.crop_path.as_deref().unwrap_or("")
                 );
@@ -142,6 +147,7 @@ pub struct EnrolArgs {
     /// Enrolment images (person crops); repeat or give several.
     #[arg(long = "image", required = true, num_args = 1..)]
     pub images: Vec<PathBuf>,
+    /// Modality of the images: rgb or thermal.
     #[arg(long, default_value = "rgb")]
     pub modality: Modality,
     #[command(flatten)]
@@ -170,8 +176,10 @@ pub struct QueryArgs {
     /// A person crop to look up.
     #[arg(long)]
     pub image: PathBuf,
+    /// Modality of the crop: rgb or thermal.
     #[arg(long, default_value = "rgb")]
     pub modality: Modality,
+    /// How many identities to list, best first.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
     /// JSON instead of text.

@@ -8,6 +8,7 @@
 //! crosses modules is here.
 
 pub mod adapt;
+pub mod check_config;
 #[cfg(feature = "media")]
 pub mod detect;
 pub mod embed;

@@ -11,8 +11,12 @@ pub struct Frame {
     /// The camera's configured name.
     pub camera: Arc<str>,
     pub modality: Modality,
-    /// Presentation timestamp in nanoseconds from the stream start, if the stream has one.
+    /// Presentation timestamp in nanoseconds, if the stream has one: on the
+    /// camera's timeline, which never runs backwards (`ingest::timeline`).
     pub pts_ns: Option<u64>,
+    /// The unbroken stretch of the camera's stream this frame is in: a
+    /// reconnect or a file loop starts the next, and no track spans two.
+    pub segment: u64,
     /// When the frame was pulled from GStreamer.
     pub wall_time: SystemTime,
     pub width: u32,

@@ -47,13 +47,15 @@ impl fmt::Display for Modality {
     }
 }
 
+/// Exactly the names every wire form writes (`rgb`, `thermal`): one name per
+/// modality, so a filter never matches under another name (an `ir` alias
+/// once made `?modality=ir` look ignored).
 impl FromStr for Modality {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "rgb" | "visible" => Ok(Modality::Rgb),
-            "thermal" | "ir" | "infrared" => Ok(Modality::Thermal),
-            other => Err(format!("unknown modality '{other}': use 'rgb' or 'thermal'")),
+        match Modality::ALL.into_iter().find(|m| m.as_str() == s) {
+            Some(m) => Ok(m),
+            None => Err(format!("unknown modality '{s}': valid values are rgb, thermal")),
         }
     }
 }
@@ -64,10 +66,12 @@ mod tests {
 
     #[test]
     fn parses_and_rejects() {
-        assert_eq!("RGB".parse::<Modality>().unwrap(), Modality::Rgb);
-        assert_eq!("ir".parse::<Modality>().unwrap(), Modality::Thermal);
-        let err = "depth".parse::<Modality>().unwrap_err();
-        assert!(err.contains("depth") && err.contains("thermal"), "{err}");
+        assert_eq!("rgb".parse::<Modality>().unwrap(), Modality::Rgb);
+        assert_eq!("thermal".parse::<Modality>().unwrap(), Modality::Thermal);
+        for bad in ["depth", "ir", "RGB", "visible", ""] {
+            let err = bad.parse::<Modality>().unwrap_err();
+            assert!(err.contains(&format!("'{bad}'")) && err.contains("rgb, thermal"), "{err}");
+        }
         assert_eq!(Modality::Rgb.other(), Modality::Thermal);
     }
 }

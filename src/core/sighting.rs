@@ -58,6 +58,20 @@ pub struct Sighting {
     pub paired_sighting_id: Option<i64>,
 }
 
+impl Sighting {
+    /// How the sighting came to its identity, for people: `new identity`,
+    /// the score of the deciding match, or the co-observed partner it joined
+    /// (which has no score of its own and is not new).
+    pub fn how_assigned(&self) -> String {
+        match (self.new_identity, self.similarity, self.paired_sighting_id) {
+            (true, _, _) => "new identity".to_string(),
+            (false, Some(s), _) => format!("score {s:.3}"),
+            (false, None, Some(p)) => format!("with sighting {p} (co-observed)"),
+            (false, None, None) => "joined".to_string(),
+        }
+    }
+}
+
 /// Where committed sightings go: event files, MQTT, … (`events`).
 pub trait SightingSink: Send {
     /// Called once per sighting, after it is committed. An error is logged by

@@ -7,10 +7,11 @@
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ndarray::{Array1, Axis};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Embedder;
-use crate::core::Crop;
+use crate::core::{Crop, LatencyHistogram};
 use crate::track::FinishedTrack;
 
 /// A finished track with its aggregated, L2-normalised feature.
@@ -41,6 +42,7 @@ pub fn aggregate(rows: ndarray::ArrayView2<f32>) -> Array1<f32> {
 
 /// Runs until `input` is closed and drained; then returns. A failing batch is
 /// logged and its tracks dropped with a count (the pipeline goes on).
+/// `stats` are counted as it goes (the service reads them while it runs).
 pub fn run_embed_worker(
     mut embedder: Box<dyn Embedder>,
     input: Receiver<FinishedTrack>,
@@ -48,8 +50,9 @@ pub fn run_embed_worker(
     max_batch: usize,
     max_wait: Duration,
     crops_per_track: usize,
-) -> EmbedWorkerStats {
-    let mut stats = EmbedWorkerStats::default();
+    stats: &EmbedWorkerStats,
+) {
+    let add = |counter: &AtomicU64, n: usize| counter.fetch_add(n as u64, Ordering::Relaxed);
     let mut pending: Vec<FinishedTrack> = Vec::new();
     let mut pending_crops = 0usize;
     let mut deadline: Option<Instant> = None;
@@ -61,7 +64,7 @@ pub fn run_embed_worker(
             Ok(track) => {
                 let n = track.crops.len().min(crops_per_track);
                 if n == 0 {
-                    stats.tracks_without_crops += 1;
+                    add(&stats.tracks_without_crops, 1);
                 } else {
                     pending_crops += n;
                     pending.push(track);
@@ -83,20 +86,23 @@ pub fn run_embed_worker(
                 crops.extend(t.crops.iter().take(crops_per_track).map(|c| c.crop.clone()));
                 spans.push(start..crops.len());
             }
-            stats.batches += 1;
-            match embedder.embed(&crops) {
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+            let t0 = Instant::now();
+            let embedded = embedder.embed(&crops);
+            stats.latency.observe(t0.elapsed());
+            match embedded {
                 Ok(features) => {
-                    stats.crops += crops.len() as u64;
+                    add(&stats.crops, crops.len());
                     for (track, span) in tracks.into_iter().zip(spans) {
                         let feature = aggregate(features.slice(ndarray::s![span.clone(), ..]));
-                        stats.tracks += 1;
+                        add(&stats.tracks, 1);
                         if output.send(EmbeddedTrack { track, feature, crops_used: span.len() }).is_err() {
-                            return stats;
+                            return;
                         }
                     }
                 }
                 Err(e) => {
-                    stats.failed_tracks += tracks.len() as u64;
+                    add(&stats.failed_tracks, tracks.len());
                     tracing::error!(
                         "embedding a batch of {} crops failed, {} tracks dropped: {e}",
                         crops.len(),
@@ -106,18 +112,21 @@ pub fn run_embed_worker(
             }
         }
         if closed && pending.is_empty() {
-            return stats;
+            return;
         }
     }
 }
 
-#[derive(Debug, Default, Clone)]
+/// The embed worker's counters, read while it runs.
+#[derive(Debug, Default)]
 pub struct EmbedWorkerStats {
-    pub tracks: u64,
-    pub crops: u64,
-    pub batches: u64,
-    pub failed_tracks: u64,
-    pub tracks_without_crops: u64,
+    pub tracks: AtomicU64,
+    pub crops: AtomicU64,
+    pub batches: AtomicU64,
+    pub failed_tracks: AtomicU64,
+    pub tracks_without_crops: AtomicU64,
+    /// Per batch run through the embedder.
+    pub latency: LatencyHistogram,
 }
 
 #[cfg(test)]
@@ -165,19 +174,22 @@ mod tests {
         tx.send(track(2, "thermal", [0, 255, 0], 3)).unwrap();
         tx.send(track(3, "rgb", [0, 0, 255], 0)).unwrap();
         drop(tx);
-        let stats = run_embed_worker(
+        let stats = EmbedWorkerStats::default();
+        run_embed_worker(
             Box::new(MeanColour { batch_sizes: sizes.clone() }),
             rx,
             otx,
             8,
             Duration::from_millis(200),
             2,
+            &stats,
         );
         let out: Vec<EmbeddedTrack> = orx.iter().collect();
         assert_eq!(out.len(), 2);
         assert_eq!(*sizes.lock().unwrap(), vec![4], "both cameras' crops in one batch, 2 per track");
         assert_eq!(out[0].track.track_id, 1);
         assert!(out[0].feature[0] > 0.99 && out[1].feature[1] > 0.99);
-        assert_eq!((stats.tracks, stats.tracks_without_crops), (2, 1));
+        assert_eq!((stats.tracks.into_inner(), stats.tracks_without_crops.into_inner()), (2, 1));
+        assert_eq!(stats.latency.snapshot().count, 1, "one batch");
     }
 }

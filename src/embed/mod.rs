@@ -6,7 +6,7 @@
 
 use ndarray::Array2;
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::core::{ConfigError, Crop};
 
@@ -188,8 +188,35 @@ impl Default for EmbedConfig {
     }
 }
 
-/// Where the default model lives when `[embed].model` and `--model` are absent.
+/// Where the default model lives when `[embed].model` and `--model` are
+/// absent, relative to a repo checkout or an installed share directory.
 pub const DEFAULT_MODEL: &str = "engines/vireid_default.onnx";
+
+/// Where the installed package (.deb) puts [`DEFAULT_MODEL`].
+pub const INSTALLED_MODEL: &str = "/usr/share/vireid/engines/vireid_default.onnx";
+
+/// Where the default model is looked for, in order: the working directory
+/// (a repo checkout's root); the repo layout around the executable
+/// (`<repo>/target/[<triple>/]release/vireid`) and the checkout it was built
+/// from; the installed layout ([`INSTALLED_MODEL`]).
+pub fn default_model_places() -> Vec<PathBuf> {
+    let mut places = vec![PathBuf::from(DEFAULT_MODEL)];
+    if let Some(exe) = std::env::current_exe().ok().and_then(|e| e.canonicalize().ok()) {
+        // The executable's folder and up to three above it: target/release, target/<triple>/release.
+        places.extend(exe.ancestors().skip(1).take(4).map(|d| d.join(DEFAULT_MODEL)));
+    }
+    places.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL));
+    places.push(PathBuf::from(INSTALLED_MODEL));
+    let mut seen = std::collections::HashSet::new();
+    places.retain(|p| seen.insert(p.clone()));
+    places
+}
+
+/// What to tell a user whose default model is in none of the places.
+pub fn default_model_missing() -> String {
+    let places: Vec<String> = default_model_places().iter().map(|p| p.display().to_string()).collect();
+    format!("the default model {DEFAULT_MODEL} is in none of: {}; set [embed] model or pass --model", places.join(", "))
+}
 
 impl EmbedConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -212,9 +239,16 @@ impl EmbedConfig {
         Ok(())
     }
 
-    /// The model to load: config, else the default under `engines/`.
+    /// The model to load: `[embed] model`, else the first of
+    /// [`default_model_places`] that exists, else [`DEFAULT_MODEL`] (whose
+    /// open error then says where it looked).
     pub fn model_path(&self) -> PathBuf {
-        self.model.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL))
+        match &self.model {
+            Some(m) => m.clone(),
+            None => {
+                default_model_places().into_iter().find(|p| p.is_file()).unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL))
+            }
+        }
     }
 }
 
@@ -246,6 +280,20 @@ pub fn l2_normalize_rows(features: &mut Array2<f32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_model_is_looked_for_in_the_repo_and_the_installed_layout() {
+        let places = default_model_places();
+        assert_eq!(places[0], Path::new(DEFAULT_MODEL));
+        assert!(places.contains(&PathBuf::from(INSTALLED_MODEL)), "{places:?}");
+        assert!(places.contains(&Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL)), "{places:?}");
+        let exe = std::env::current_exe().unwrap().canonicalize().unwrap();
+        // The test binary sits in target/release/deps: the repo layout is found above it.
+        let above = exe.parent().unwrap().parent().unwrap().join(DEFAULT_MODEL);
+        assert!(places.contains(&above), "{above:?} not in {places:?}");
+        let msg = default_model_missing();
+        assert!(msg.contains(INSTALLED_MODEL) && msg.contains("[embed] model") && msg.contains("--model"), "{msg}");
+    }
 
     #[test]
     fn rows_become_unit_length() {

@@ -148,10 +148,12 @@ impl OnnxEmbedder {
     /// Loads and checks a model. Errors name the file and what is wrong with it.
     pub fn open(path: &Path, config: &EmbedConfig) -> EmbedResult<OnnxEmbedder> {
         let meta = std::fs::metadata(path).map_err(|e| {
-            EmbedError::Model(format!(
-                "embedding model {} cannot be read: check the path (see engines/README.md): {e}",
-                path.display()
-            ))
+            let fix = if path == Path::new(super::DEFAULT_MODEL) {
+                super::default_model_missing()
+            } else {
+                "check the path (see engines/README.md)".to_string()
+            };
+            EmbedError::Model(format!("embedding model {} cannot be read: {fix}: {e}", path.display()))
         })?;
         if !meta.is_file() {
             return Err(EmbedError::Model(format!("embedding model {} is not a file", path.display())));

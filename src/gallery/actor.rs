@@ -5,10 +5,11 @@
 //! mutable state.
 
 use crossbeam_channel::{select, Receiver, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::harvest::Harvester;
 use super::{Gallery, GalleryResult, QueryResult};
-use crate::core::{Modality, SightingSink};
+use crate::core::{LatencyHistogram, Modality, SightingSink};
 use crate::embed::batcher::EmbeddedTrack;
 use crate::pair::{PairUnit, Pairer};
 
@@ -41,14 +42,17 @@ pub enum GalleryRequest {
     },
 }
 
-#[derive(Debug, Default, Clone)]
+/// The actor's counters, read while it runs.
+#[derive(Debug, Default)]
 pub struct GalleryActorStats {
-    pub sightings: u64,
-    pub new_identities: u64,
-    pub day_night_links: u64,
-    pub failed: u64,
+    pub sightings: AtomicU64,
+    pub new_identities: AtomicU64,
+    pub day_night_links: AtomicU64,
+    pub failed: AtomicU64,
     /// Re-fits that moved the gallery to a new adapter.
-    pub adapter_swaps: u64,
+    pub adapter_swaps: AtomicU64,
+    /// Per sighting recorded (assignment and commit).
+    pub latency: LatencyHistogram,
 }
 
 /// Runs until the track channel is closed (the pipeline has finished); every
@@ -63,8 +67,9 @@ pub fn run_gallery_actor(
     mut sinks: Vec<Box<dyn SightingSink>>,
     mut pairer: Pairer<EmbeddedTrack>,
     mut harvester: Harvester,
-) -> GalleryActorStats {
-    let mut stats = GalleryActorStats::default();
+    stats: &GalleryActorStats,
+) {
+    let add = |counter: &AtomicU64, n: bool| counter.fetch_add(u64::from(n), Ordering::Relaxed);
     let purge = |gallery: &mut Gallery| match gallery.sweep_retention() {
         Ok(e) if e.sightings + e.features + e.identities > 0 => tracing::info!(
             sightings = e.sightings,
@@ -87,16 +92,19 @@ pub fn run_gallery_actor(
                       units: Vec<PairUnit<EmbeddedTrack>>| {
         for mut unit in units {
             into_gallery_space(gallery, &mut unit);
+            let t0 = std::time::Instant::now();
             let results = gallery.record_unit(unit);
+            let took = t0.elapsed() / results.len().max(1) as u32;
             let stored: Vec<_> = results.iter().filter_map(|(et, r)| r.as_ref().ok().map(|s| (&**et, s))).collect();
             harvester.observe(gallery, &stored);
             for (et, result) in results {
+                stats.latency.observe(took);
                 match result {
                     Ok(sighting) => {
                         pairer.recorded(&et, sighting.identity_id, sighting.id);
-                        stats.sightings += 1;
-                        stats.new_identities += sighting.new_identity as u64;
-                        stats.day_night_links += sighting.day_night_link as u64;
+                        add(&stats.sightings, true);
+                        add(&stats.new_identities, sighting.new_identity);
+                        add(&stats.day_night_links, sighting.day_night_link);
                         for sink in sinks.iter_mut() {
                             if let Err(e) = sink.emit(&sighting) {
                                 tracing::error!(
@@ -108,7 +116,7 @@ pub fn run_gallery_actor(
                     }
                     Err(e) => {
                         // Database trouble: the track is lost but counted and logged.
-                        stats.failed += 1;
+                        add(&stats.failed, true);
                         tracing::error!(
                             "cannot record sighting of track {} on {}: {}",
                             et.track.track_id,
@@ -151,12 +159,11 @@ pub fn run_gallery_actor(
                 record(&mut gallery, &mut pairer, &mut harvester, units);
             }
             recv(retention_tick) -> _ => purge(&mut gallery),
-            recv(refit_tick) -> _ => stats.adapter_swaps += refit(&harvester, &mut gallery) as u64,
+            recv(refit_tick) -> _ => { add(&stats.adapter_swaps, refit(&harvester, &mut gallery)); }
         }
     }
     let units = pairer.drain();
     record(&mut gallery, &mut pairer, &mut harvester, units);
-    stats
 }
 
 /// Tracks arrive with the embedder's features; the gallery may be in another

@@ -81,7 +81,7 @@ struct Evidence {
 /// while cross-modality matching is on.
 fn evidence(index: &FeatureIndex, feature: &[f32], modality: Modality, t: Thresholds) -> HashMap<i64, Evidence> {
     let mut best: HashMap<i64, Evidence> = HashMap::new();
-    for (s, r) in index.scores(feature).into_iter().zip(index.rows()) {
+    for (s, r) in index.cosines(feature).into_iter().zip(index.rows()) {
         let same = r.modality == modality;
         if !same && !t.cross_enabled() {
             continue;

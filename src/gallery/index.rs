@@ -130,6 +130,13 @@ impl FeatureIndex {
         out
     }
 
+    /// Cosine similarity of the unit vector `q` to every (unit) row: the
+    /// [`scores`](Self::scores) kept within [-1, 1], which float rounding can
+    /// leave (1.0000004 was once shown as a sighting's score).
+    pub fn cosines(&self, q: &[f32]) -> Vec<f32> {
+        self.scores(q).into_iter().map(|s| s.clamp(-1.0, 1.0)).collect()
+    }
+
     /// Exact top-k by cosine similarity, best first (ties by lower row).
     pub fn top_k(&self, q: &[f32], k: usize) -> Vec<Hit> {
         let scores = self.scores(q);
@@ -169,6 +176,15 @@ pub fn select_top_k(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cosines_stay_within_one() {
+        let mut idx = FeatureIndex::new(4);
+        let long = [0.5f32, 0.5, 0.5, 0.5000004];
+        idx.push(info(1, 1), &long);
+        assert!(idx.scores(&long)[0] > 1.0, "a row long enough to round past 1");
+        assert_eq!(idx.cosines(&long), vec![1.0]);
+    }
 
     fn info(f: i64, id: i64) -> RowInfo {
         RowInfo { feature_id: f, identity_id: id, modality: Modality::Rgb }

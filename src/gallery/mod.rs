@@ -534,7 +534,7 @@ impl Gallery {
     /// Identities most similar to a feature, best first, with their sightings.
     pub fn query(&self, feature: &[f32], top: usize) -> GalleryResult<Vec<QueryResult>> {
         self.check_dim("query feature", feature)?;
-        let scores = self.index.scores(feature);
+        let scores = self.index.cosines(feature);
         let mut best: std::collections::HashMap<i64, (f32, Modality)> = std::collections::HashMap::new();
         for (s, r) in scores.iter().zip(self.index.rows()) {
             let e = best.entry(r.identity_id).or_insert((f32::MIN, r.modality));

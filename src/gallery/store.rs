@@ -253,9 +253,10 @@ pub struct IdentitySummary {
     pub enrolled: bool,
     pub created_ns: i64,
     pub first_modality: Modality,
-    /// First and last sighting (the creation time while there is none), ns since the epoch.
+    /// First sighting (the creation time while there is none), ns since the epoch.
     pub first_seen_ns: i64,
-    pub last_seen_ns: i64,
+    /// End of the last sighting; `None` while there is none (enrolled, never seen).
+    pub last_seen_ns: Option<i64>,
     pub rgb_sightings: i64,
     pub thermal_sightings: i64,
     /// Exemplar features held for search.
@@ -333,7 +334,7 @@ fn sighting_row(r: &rusqlite::Row) -> rusqlite::Result<Sighting> {
 
 /// The columns [`summary_row`] reads.
 const SUMMARY_SQL: &str = "SELECT i.id, i.label, i.enrolled, i.created_ns, i.first_modality,
-        COALESCE(MIN(s.start_ns), i.created_ns), COALESCE(MAX(s.end_ns), i.created_ns),
+        COALESCE(MIN(s.start_ns), i.created_ns), MAX(s.end_ns),
         COALESCE(SUM(s.modality = 'rgb'), 0), COALESCE(SUM(s.modality = 'thermal'), 0),
         (SELECT count(*) FROM features f WHERE f.identity_id = i.id),
         (SELECT count(*) FROM links l WHERE l.identity_id = i.id),

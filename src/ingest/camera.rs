@@ -12,13 +12,14 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::gst_pipeline::{build_pipeline, init_gstreamer};
 use super::source::SourceKind;
 use super::stats::{CameraState, CameraStats};
+use super::timeline::Timeline;
 use super::{CameraConfig, FilePace, IngestConfig, IngestError};
 use crate::core::{Frame, Shutdown};
 
@@ -88,6 +89,7 @@ pub fn start_camera(cam: &CameraConfig, ingest: &IngestConfig) -> Result<CameraH
         rx: rx.clone(),
         stats: stats.clone(),
         stop: stop.clone(),
+        timeline: Arc::default(),
     };
     let thread = std::thread::Builder::new()
         .name(format!("ingest-{}", cam.name))
@@ -112,6 +114,8 @@ struct Supervisor {
     rx: Receiver<Frame>,
     stats: Arc<CameraStats>,
     stop: Shutdown,
+    /// Placed on the camera's timeline by the streaming thread; a new connection breaks the segment.
+    timeline: Arc<Mutex<Timeline>>,
 }
 
 impl Supervisor {
@@ -175,6 +179,7 @@ impl Supervisor {
         let Some(sink) = pipeline.by_name("sink").and_then(|s| s.downcast::<gst_app::AppSink>().ok()) else {
             return RunEnd::Failed("pipeline has no appsink".into());
         };
+        self.timeline.lock().unwrap_or_else(|p| p.into_inner()).reconnected();
         sink.set_callbacks(self.callbacks());
         if self.stats.state() != CameraState::Running {
             self.stats.set_state(CameraState::Starting);
@@ -232,15 +237,18 @@ impl Supervisor {
         let stop = self.stop.clone();
         let name = self.name.clone();
         let modality = self.cam.modality;
+        let timeline = self.timeline.clone();
         let blocking = matches!(self.kind, SourceKind::File(_)) && self.ingest.file_pace == FilePace::Fast;
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let started = Instant::now();
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let frame = frame_from_sample(&sample, &name, modality).map_err(|e| {
+                let mut frame = frame_from_sample(&sample, &name, modality).map_err(|e| {
                     tracing::error!(camera = %name, "cannot read frame: {e:#}");
                     gst::FlowError::Error
                 })?;
+                (frame.pts_ns, frame.segment) =
+                    timeline.lock().unwrap_or_else(|p| p.into_inner()).place(frame.pts_ns, started);
                 stats.copy_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 stats.frames.fetch_add(1, Ordering::Relaxed);
                 if stats.state() != CameraState::Running {
@@ -248,7 +256,6 @@ impl Supervisor {
                 }
                 if blocking {
                     // Offline file processing: wait for the consumer, lose nothing.
-                    let mut frame = frame;
                     loop {
                         match tx.send_timeout(frame, Duration::from_millis(100)) {
                             Ok(()) => break,
@@ -316,6 +323,7 @@ fn frame_from_sample(
         camera: camera.clone(),
         modality,
         pts_ns: buffer.pts().map(|t| t.nseconds()),
+        segment: 0,
         wall_time: SystemTime::now(),
         width: w as u32,
         height: h as u32,

@@ -115,10 +115,40 @@ pub fn build_pipeline(cam: &CameraConfig, ingest: &IngestConfig) -> Result<gst::
         SourceKind::Rtsp(uri) => src.set_property("location", uri.as_str()),
         SourceKind::V4l2(dev) => src.set_property("device", dev.to_string_lossy().as_ref()),
         SourceKind::Test(pattern) => {
-            src.set_property_from_str("pattern", pattern);
+            let nick = test_pattern(&src, pattern).map_err(|names| {
+                IngestError::Invalid(format!(
+                    "camera '{}' source 'test:{pattern}': videotestsrc has no pattern '{pattern}': use one of {names}",
+                    cam.name
+                ))
+            })?;
+            src.set_property_from_str("pattern", &nick);
         }
     }
     Ok(pipeline)
+}
+
+/// The nick of the `pattern` a `test:` source names (by nick, name or
+/// number), or the list of valid nicks: `set_property_from_str` panics on a
+/// value the enum lacks, so the value is looked up first.
+fn test_pattern(src: &gst::Element, pattern: &str) -> std::result::Result<String, String> {
+    let class = src.find_property("pattern").and_then(|p| gst::glib::EnumClass::with_type(p.value_type()));
+    let Some(class) = class else { return Err("(videotestsrc has no pattern property)".into()) };
+    let found = class
+        .value_by_nick(pattern)
+        .or_else(|| class.value_by_name(pattern))
+        .or_else(|| pattern.parse::<i32>().ok().and_then(|n| class.value(n)));
+    match found {
+        Some(v) => Ok(v.nick().to_string()),
+        None => Err(class.values().iter().map(|v| v.nick()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// Builds `cam`'s pipeline and drops it: the check `vireid check-config`
+/// shares with [`super::start_camera`] (source, decoder and elements, test
+/// pattern names), without opening the source.
+pub fn check_camera(cam: &CameraConfig, ingest: &IngestConfig) -> Result<()> {
+    init_gstreamer()?;
+    build_pipeline(cam, ingest).map(drop)
 }
 
 #[cfg(test)]
@@ -138,5 +168,28 @@ mod tests {
         };
         let err = format!("{:#}", build_pipeline(&cam, &IngestConfig::default()).unwrap_err());
         assert!(err.contains("'nosuchdecoder_xyz'") && err.contains("front"), "{err}");
+    }
+
+    /// `test:zzz` was a panic (`set_property_from_str` on an unknown enum value).
+    #[test]
+    fn unknown_test_pattern_is_an_error_listing_the_patterns() {
+        init_gstreamer().unwrap();
+        let mut cam = CameraConfig {
+            name: "front".into(),
+            modality: Modality::Rgb,
+            source: "test:zzz".into(),
+            box_name: "box0".into(),
+            loop_file: false,
+            decoder: None,
+        };
+        let err = check_camera(&cam, &IngestConfig::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("'zzz'") && err.contains("front") && err.contains("smpte") && err.contains("ball"),
+            "{err}"
+        );
+        for ok in ["test:ball", "test:", "test:18"] {
+            cam.source = ok.into();
+            check_camera(&cam, &IngestConfig::default()).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
     }
 }

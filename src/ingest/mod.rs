@@ -6,6 +6,7 @@
 //!   live sources with exponential back-off and hands frames over through a
 //!   bounded channel that drops the oldest frame when the consumer is slow.
 //! * [`stats`]: a camera's state and counters, read by the pipeline and the API.
+//! * [`timeline`]: timestamps that run forward across reconnects and loops, in segments.
 //!
 //! Everything that touches GStreamer is behind the `media` feature; the
 //! config types, source parsing and counters build without it.
@@ -18,6 +19,7 @@ pub mod gst_pipeline;
 pub mod rtsp_server;
 pub mod source;
 pub mod stats;
+pub mod timeline;
 
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -26,6 +28,8 @@ use crate::core::{ConfigError, Modality};
 
 #[cfg(feature = "media")]
 pub use camera::{start_camera, CameraHandle};
+#[cfg(feature = "media")]
+pub use gst_pipeline::check_camera;
 pub use source::SourceError;
 
 /// A camera (or the RTSP test server) that cannot start or run. The message

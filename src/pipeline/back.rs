@@ -8,11 +8,13 @@
 
 use super::{PipelineError, PipelineResult};
 use crossbeam_channel::{bounded, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::core::SightingSink;
+use crate::core::{LatencySnapshot, SightingSink};
 use crate::embed::batcher::{run_embed_worker, EmbedWorkerStats};
 use crate::embed::{Embedder, EmbedderSpec, SharedEmbedder};
 use crate::events::JsonLinesSink;
@@ -25,8 +27,10 @@ use crate::track::FinishedTrack;
 pub struct BackHalf {
     tracks: Option<Sender<FinishedTrack>>,
     requests: Option<Sender<GalleryRequest>>,
-    embed_thread: JoinHandle<EmbedWorkerStats>,
-    actor_thread: JoinHandle<GalleryActorStats>,
+    embed_thread: JoinHandle<()>,
+    actor_thread: JoinHandle<()>,
+    embed_stats: Arc<EmbedWorkerStats>,
+    actor_stats: Arc<GalleryActorStats>,
 }
 
 /// What the back half did, for the run's summary and `--stats`.
@@ -70,6 +74,9 @@ impl BackHalf {
         }
         // A service that re-fits its own adapter keeps the gallery's space; otherwise the gallery follows the model.
         gallery.use_model(space, config.adapt.refit_every().is_none())?;
+        let (embed_stats, actor_stats) =
+            (Arc::new(EmbedWorkerStats::default()), Arc::new(GalleryActorStats::default()));
+        let counters = embed_stats.clone();
         let embed_thread = std::thread::Builder::new()
             .name("embed".into())
             .spawn(move || {
@@ -80,14 +87,25 @@ impl BackHalf {
                     e.max_batch,
                     Duration::from_millis(e.max_wait_ms),
                     e.crops_per_track,
+                    &counters,
                 )
             })
             .map_err(|e| PipelineError::Spawn("embed", e))?;
         let actor_thread = std::thread::Builder::new()
             .name("gallery".into())
-            .spawn(move || run_gallery_actor(gallery, emb_rx, req_rx, sinks, pairer, harvester))
+            .spawn({
+                let counters = actor_stats.clone();
+                move || run_gallery_actor(gallery, emb_rx, req_rx, sinks, pairer, harvester, &counters)
+            })
             .map_err(|e| PipelineError::Spawn("gallery", e))?;
-        Ok(BackHalf { tracks: Some(tracks_tx), requests: Some(req_tx), embed_thread, actor_thread })
+        Ok(BackHalf {
+            tracks: Some(tracks_tx),
+            requests: Some(req_tx),
+            embed_thread,
+            actor_thread,
+            embed_stats,
+            actor_stats,
+        })
     }
 
     /// Where finished tracks go.
@@ -100,21 +118,34 @@ impl BackHalf {
         self.requests.clone().expect("back half running")
     }
 
+    /// The counters so far (the embed worker's and the gallery actor's own),
+    /// and the `embed` and `gallery` stage histograms.
+    pub fn stats(&self) -> (BackHalfStats, [(&'static str, LatencySnapshot); 2]) {
+        let (e, g) = (&self.embed_stats, &self.actor_stats);
+        (counts(e, g), [("embed", e.latency.snapshot()), ("gallery", g.latency.snapshot())])
+    }
+
     /// Closes the input and waits until every track sent has been stored.
     pub fn finish(mut self) -> PipelineResult<BackHalfStats> {
         drop(self.tracks.take());
         drop(self.requests.take());
-        let e = self.embed_thread.join().map_err(|_| PipelineError::Panicked("the embed thread".into()))?;
-        let g = self.actor_thread.join().map_err(|_| PipelineError::Panicked("the gallery thread".into()))?;
-        Ok(BackHalfStats {
-            tracks_embedded: e.tracks,
-            crops_embedded: e.crops,
-            embed_batches: e.batches,
-            tracks_failed_embedding: e.failed_tracks,
-            sightings: g.sightings,
-            new_identities: g.new_identities,
-            day_night_links: g.day_night_links,
-            sightings_failed: g.failed,
-        })
+        let (e, g) = (self.embed_stats.clone(), self.actor_stats.clone());
+        self.embed_thread.join().map_err(|_| PipelineError::Panicked("the embed thread".into()))?;
+        self.actor_thread.join().map_err(|_| PipelineError::Panicked("the gallery thread".into()))?;
+        Ok(counts(&e, &g))
+    }
+}
+
+fn counts(e: &EmbedWorkerStats, g: &GalleryActorStats) -> BackHalfStats {
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    BackHalfStats {
+        tracks_embedded: get(&e.tracks),
+        crops_embedded: get(&e.crops),
+        embed_batches: get(&e.batches),
+        tracks_failed_embedding: get(&e.failed_tracks),
+        sightings: get(&g.sightings),
+        new_identities: get(&g.new_identities),
+        day_night_links: get(&g.day_night_links),
+        sightings_failed: get(&g.failed),
     }
 }

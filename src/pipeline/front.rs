@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::core::{Frame, Shutdown};
+use crate::core::{Frame, LatencyHistogram, LatencySnapshot, Shutdown};
 use crate::detect::{open_detector, DetectConfig, Detector};
 use crate::ingest::{self, CameraHandle, StatsSnapshot};
 use crate::track::{FinishedTrack, Tracker};
@@ -25,6 +25,10 @@ pub struct WorkerStats {
     pub detect_ns: AtomicU64,
     pub track_ns: AtomicU64,
     pub finished_tracks: AtomicU64,
+    /// Per frame the detector ran on.
+    pub detect_latency: LatencyHistogram,
+    /// Per frame.
+    pub track_latency: LatencyHistogram,
 }
 
 /// A camera's ingest and worker counters together.
@@ -82,30 +86,30 @@ impl FrontHalf {
         self.workers.iter().all(|w| w.thread.as_ref().is_none_or(|t| t.is_finished()))
     }
 
+    /// The `detect` and `track` stage histograms, over every camera.
+    pub fn latencies(&self) -> [(&'static str, LatencySnapshot); 2] {
+        let (mut detect, mut track) = (LatencySnapshot::default(), LatencySnapshot::default());
+        for w in &self.workers {
+            detect.merge(&w.stats.detect_latency.snapshot());
+            track.merge(&w.stats.track_latency.snapshot());
+        }
+        [("detect", detect), ("track", track)]
+    }
+
     pub fn reports(&self) -> Vec<CameraReport> {
-        self.workers
-            .iter()
-            .map(|w| {
-                let s = &w.stats;
-                let n = s.frames.load(Ordering::Relaxed).max(1) as f64;
-                let ingest = w.camera.stats.snapshot();
-                CameraReport {
-                    processed_frames: s.frames.load(Ordering::Relaxed),
-                    detected_frames: s.detected_frames.load(Ordering::Relaxed),
-                    detections: s.detections.load(Ordering::Relaxed),
-                    finished_tracks: s.finished_tracks.load(Ordering::Relaxed),
-                    detect_ms_per_frame: s.detect_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
-                    track_ms_per_frame: s.track_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
-                    copy_ms_per_frame: ingest.copy_ms / (ingest.frames.max(1) as f64),
-                    ingest,
-                }
-            })
-            .collect()
+        self.workers.iter().map(|w| report(&w.stats, w.camera.stats.snapshot())).collect()
     }
 
     /// Stops the cameras, lets the workers flush their live tracks, and
-    /// returns the first error any camera or worker hit.
-    pub fn shutdown(mut self) -> PipelineResult<()> {
+    /// returns the cameras' final reports (their state `stopped`) and the
+    /// first error any camera or worker hit.
+    pub fn shutdown(mut self) -> (Vec<CameraReport>, PipelineResult<()>) {
+        let counters: Vec<_> = self.workers.iter().map(|w| (w.stats.clone(), w.camera.stats.clone())).collect();
+        let result = self.stop_all();
+        (counters.iter().map(|(w, c)| report(w, c.snapshot())).collect(), result)
+    }
+
+    fn stop_all(&mut self) -> PipelineResult<()> {
         self.stop.request();
         let mut first_err = None;
         for w in &mut self.workers {
@@ -130,6 +134,20 @@ impl FrontHalf {
     }
 }
 
+fn report(s: &WorkerStats, ingest: StatsSnapshot) -> CameraReport {
+    let n = s.frames.load(Ordering::Relaxed).max(1) as f64;
+    CameraReport {
+        processed_frames: s.frames.load(Ordering::Relaxed),
+        detected_frames: s.detected_frames.load(Ordering::Relaxed),
+        detections: s.detections.load(Ordering::Relaxed),
+        finished_tracks: s.finished_tracks.load(Ordering::Relaxed),
+        detect_ms_per_frame: s.detect_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
+        track_ms_per_frame: s.track_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
+        copy_ms_per_frame: ingest.copy_ms / (ingest.frames.max(1) as f64),
+        ingest,
+    }
+}
+
 fn worker_loop(
     frames: Receiver<Frame>,
     detect_cfg: &DetectConfig,
@@ -146,6 +164,7 @@ fn worker_loop(
             let _ = out.send(t);
         }
     };
+    let mut segment = None;
     loop {
         let frame = match frames.recv_timeout(Duration::from_millis(200)) {
             Ok(f) => f,
@@ -157,11 +176,18 @@ fn worker_loop(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        // A reconnect (or a file loop) broke the stream: whoever was tracked
+        // before it is not followed across it.
+        if segment.replace(frame.segment).is_some_and(|s| s != frame.segment) {
+            send(tracker.finish());
+        }
         let index = stats.frames.fetch_add(1, Ordering::Relaxed);
         if !detect_cfg.runs_on(index) {
             let t0 = Instant::now();
             tracker.coast();
-            stats.track_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let took = t0.elapsed();
+            stats.track_ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+            stats.track_latency.observe(took);
             continue;
         }
         let t0 = Instant::now();
@@ -173,10 +199,71 @@ fn worker_loop(
         let t2 = Instant::now();
         stats.detect_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
         stats.track_ns.fetch_add((t2 - t1).as_nanos() as u64, Ordering::Relaxed);
+        stats.detect_latency.observe(t1 - t0);
+        stats.track_latency.observe(t2 - t1);
         stats.detections.fetch_add(dets.len() as u64, Ordering::Relaxed);
         stats.detected_frames.fetch_add(1, Ordering::Relaxed);
         send(finished);
     }
     send(tracker.finish());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{BBox, Modality};
+    use crate::detect::{DetectError, Detection};
+    use crate::track::TrackConfig;
+    use std::time::SystemTime;
+
+    /// One person standing still in every frame.
+    struct Still;
+    impl Detector for Still {
+        fn detect(&mut self, _: &Frame) -> Result<Vec<Detection>, DetectError> {
+            Ok(vec![Detection { bbox: BBox::new(100.0, 50.0, 40.0, 100.0), score: 1.0 }])
+        }
+    }
+
+    fn frame(pts_s: f64, segment: u64) -> Frame {
+        let (w, h) = (320u32, 240u32);
+        let data = (0..w * h * 3).map(|p| (p % 251) as u8).collect();
+        Frame {
+            camera: Arc::from("cam"),
+            modality: Modality::Rgb,
+            pts_ns: Some((pts_s * 1e9) as u64),
+            segment,
+            wall_time: SystemTime::now(),
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    /// A reconnect ends the camera's tracks: a person still in view after it
+    /// is a new track, and no track spans the outage (one once ran from
+    /// 25.44 s to 9.04 s and was stored as a 26 s sighting).
+    #[test]
+    fn a_new_segment_ends_the_tracks() {
+        let (ftx, frx) = crossbeam_channel::bounded(64);
+        let (otx, orx) = crossbeam_channel::bounded(64);
+        for i in 0..10 {
+            ftx.send(frame(20.0 + i as f64 * 0.1, 0)).unwrap();
+        }
+        for i in 0..10 {
+            ftx.send(frame(35.0 + i as f64 * 0.1, 1)).unwrap();
+        }
+        drop(ftx);
+        let tracker = Tracker::new(Arc::from("cam"), Modality::Rgb, TrackConfig::default());
+        let stats = Arc::new(WorkerStats::default());
+        worker_loop(frx, &DetectConfig::default(), Box::new(Still), tracker, stats, Shutdown::new(), otx).unwrap();
+        let tracks: Vec<FinishedTrack> = orx.iter().collect();
+        assert_eq!(tracks.len(), 2, "one track per segment: {tracks:#?}");
+        let s = |ns: Option<u64>| ns.unwrap() as f64 / 1e9;
+        for t in &tracks {
+            let (first, last) = (s(t.first_pts_ns), s(t.last_pts_ns));
+            assert!(first <= last && last - first < 1.0, "track {} spans {first}..{last}", t.track_id);
+        }
+        assert_ne!(tracks[0].track_id, tracks[1].track_id);
+    }
 }

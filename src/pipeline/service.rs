@@ -11,7 +11,8 @@
 //! 7. `READY=1` to systemd and the progress watchdog.
 //!
 //! Run until the process shutdown is requested (a signal), a `--duration`
-//! passes, or every file source has ended; camera counters go to `/metrics`.
+//! passes, or every file source has ended; the stages' counters and latency
+//! histograms go to `/metrics` (the stages count, the service copies).
 //!
 //! Shutdown, in the order data flows: cameras stop and the workers flush
 //! their live tracks; the track writer drains; the API stops taking requests;
@@ -19,6 +20,7 @@
 //! then MQTT says `offline` and disconnects.
 
 use std::io::Write;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 #[cfg(feature = "media")]
 use std::thread::JoinHandle;
@@ -33,7 +35,7 @@ use super::{PipelineError, PipelineResult};
 use crate::api::{ApiServer, ApiState, GalleryApiHandle, PipelineMetrics};
 use crate::config::Config;
 use crate::core::SightingSink;
-use crate::embed::{open_embedder, EmbedderSpec, SharedEmbedder};
+use crate::embed::{open_embedder, Embedder, EmbedderSpec, SharedEmbedder};
 use crate::events::mqtt::MqttService;
 #[cfg(feature = "media")]
 use crate::track::{finished_track_json, FinishedTrack};
@@ -127,17 +129,12 @@ impl Service {
                 "cameras need the `media` feature (GStreamer, OpenCV): this vireid was built without it",
             ));
         }
-        let wants_gallery = plan.gallery || config.events.jsonl.is_some() || config.api.enabled;
-        // A bad token fails now, not at the first request.
-        let token = if config.api.enabled { Some(config.api.resolve_token()?) } else { None };
-        let embedder = if wants_gallery {
-            Some(SharedEmbedder::new(open_embedder(&plan.embedder, &config.embed)?))
-        } else {
+        let Acquired { token, embedder } = acquire(config, &plan.embedder, wants_gallery(config, plan.gallery))?;
+        if embedder.is_none() {
             tracing::info!(
                 "no --sightings, no [events].jsonl and no [api]: finished tracks are written, not embedded or stored"
             );
-            None
-        };
+        }
         let mqtt = if cameras { MqttService::start(&config.mqtt, process.handle())? } else { None };
         let back = match &embedder {
             Some(e) => {
@@ -150,7 +147,8 @@ impl Service {
             (Some(b), Some(e), Some(token)) => {
                 let gallery = GalleryApiHandle::new(b.requests(), &config.gallery.db_path(&config.state_dir), e)?;
                 let metrics = Arc::new(PipelineMetrics::new());
-                for cam in &config.cameras {
+                // `serve` reads no camera: none is listed (they were "starting" forever).
+                for cam in config.cameras.iter().filter(|_| cameras) {
                     metrics.register_camera(&cam.name, cam.modality);
                 }
                 let state = ApiState::new(Arc::new(gallery), metrics.clone(), token, config.api.max_image_side);
@@ -195,6 +193,61 @@ impl Service {
         })
     }
 
+    /// Start-up's checks, without starting anything (`vireid check-config`):
+    /// the same [`acquire`] as [`Service::start`] (the API token read and
+    /// checked; the embedder loaded, so its file is readable and meets the
+    /// model contract) and, with `cameras`, each camera's GStreamer pipeline
+    /// built as [`crate::ingest::start_camera`] builds it (elements, decoder,
+    /// test pattern) but not played. Returns one line per thing checked.
+    pub fn check(
+        config: &Config,
+        embedder: &EmbedderSpec,
+        gallery: bool,
+        cameras: bool,
+    ) -> PipelineResult<Vec<String>> {
+        config.validate()?;
+        let mut lines = vec![];
+        if cameras {
+            #[cfg(not(feature = "media"))]
+            return Err(PipelineError::Unavailable(
+                "cameras need the `media` feature (GStreamer, OpenCV): this vireid was built without it",
+            ));
+            #[cfg(feature = "media")]
+            for cam in &config.cameras {
+                crate::ingest::check_camera(cam, &config.ingest)?;
+                lines.push(format!(
+                    "camera {} [{}] box={} source={}{}: pipeline builds",
+                    cam.name,
+                    cam.modality,
+                    cam.box_name,
+                    cam.source,
+                    cam.decoder.as_ref().map(|d| format!(" decoder={d}")).unwrap_or_default()
+                ));
+            }
+        }
+        let wanted = wants_gallery(config, gallery);
+        let Acquired { token, embedder: loaded } = acquire(config, embedder, wanted)?;
+        if token.is_some() {
+            let from = match (&config.api.token, &config.api.token_file) {
+                (Some(_), _) => "api.token".to_string(),
+                (None, Some(p)) => format!("api.token_file {}", p.display()),
+                (None, None) => "?".to_string(),
+            };
+            lines.push(format!("api: on {}, token from {from}", config.api.bind));
+        }
+        match (loaded, embedder) {
+            (Some(e), EmbedderSpec::Model(path)) => {
+                lines.push(format!("embed: model {} loads ({}, {} dims)", path.display(), e.name(), e.dim()))
+            }
+            (Some(e), EmbedderSpec::Baseline(_)) => lines.push(format!("embed: baseline {}", e.name())),
+            (None, _) => lines.push(
+                "embed: no model loaded (no [api], no [events] jsonl: `vireid run` writes finished tracks only)"
+                    .to_string(),
+            ),
+        }
+        Ok(lines)
+    }
+
     /// Where the API listens, if it runs.
     pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
         self.api.as_ref().map(|(s, _)| s.local_addr())
@@ -208,7 +261,9 @@ impl Service {
             if shutdown.wait_timeout(Duration::from_millis(100)) {
                 break StopReason::Signal;
             }
-            if let Some(reason) = self.watch_cameras(until, &mut last_log) {
+            let cameras = self.watch_cameras(until, &mut last_log);
+            self.watch_gallery();
+            if let Some(reason) = cameras {
                 break reason;
             }
             if until.duration.is_some_and(|d| self.started.elapsed() >= d) {
@@ -232,6 +287,12 @@ impl Service {
             for r in &reports {
                 metrics.camera_totals(&r.ingest.camera, r.ingest.state, r.ingest.frames, r.ingest.dropped);
             }
+            let total = |f: fn(&CameraReport) -> u64| reports.iter().map(f).sum::<u64>();
+            metrics.detections.store(total(|r| r.detections), Ordering::Relaxed);
+            metrics.tracks.store(total(|r| r.finished_tracks), Ordering::Relaxed);
+            for (stage, h) in front.half.latencies() {
+                metrics.stage_totals(stage, h);
+            }
         }
         if until.log_every.is_some_and(|every| last_log.elapsed() >= every) {
             *last_log = Instant::now();
@@ -243,6 +304,20 @@ impl Service {
             }
         }
         front.half.finished().then_some(StopReason::AllSourcesEnded)
+    }
+
+    /// The back half's counters and stage times to `/metrics` (one path: the
+    /// embed worker and the gallery actor count, the service copies).
+    fn watch_gallery(&self) {
+        let (Some(back), Some((_, metrics))) = (&self.back, &self.api) else { return };
+        let (s, latencies) = back.stats();
+        metrics.embeddings.store(s.crops_embedded, Ordering::Relaxed);
+        metrics.matches.store(s.sightings - s.new_identities, Ordering::Relaxed);
+        metrics.new_identities.store(s.new_identities, Ordering::Relaxed);
+        metrics.day_night_links.store(s.day_night_links, Ordering::Relaxed);
+        for (stage, h) in latencies {
+            metrics.stage_totals(stage, h);
+        }
     }
 
     /// Without `media` there are no cameras to watch.
@@ -273,8 +348,9 @@ impl Service {
         let mut cameras = vec![];
         #[cfg(feature = "media")]
         if let Some(front) = self.front.take() {
-            cameras = front.half.reports();
-            keep(front.half.shutdown());
+            let (reports, stopped) = front.half.shutdown();
+            cameras = reports;
+            keep(stopped);
             match front.writer.join() {
                 Ok(Ok(n)) => tracks_written = n,
                 Ok(Err(e)) => keep(Err(e)),
@@ -308,6 +384,27 @@ impl Service {
         };
         (report, first_err.map_or(Ok(()), Err))
     }
+}
+
+/// Whether the back half (embedder, gallery) starts: `serve` asks for it;
+/// with cameras, `[events] jsonl` (or `--sightings`) or `[api]` need it.
+fn wants_gallery(config: &Config, asked: bool) -> bool {
+    asked || config.events.jsonl.is_some() || config.api.enabled
+}
+
+/// What start-up reads and loads before anything runs.
+struct Acquired {
+    token: Option<String>,
+    embedder: Option<SharedEmbedder>,
+}
+
+/// Reads the API token (a bad token fails now, not at the first request) and
+/// loads the embedder once. [`Service::start`] and [`Service::check`] share
+/// it, so a config `vireid check-config` passes also starts.
+fn acquire(config: &Config, spec: &EmbedderSpec, wants_gallery: bool) -> PipelineResult<Acquired> {
+    let token = if config.api.enabled { Some(config.api.resolve_token()?) } else { None };
+    let embedder = if wants_gallery { Some(SharedEmbedder::new(open_embedder(spec, &config.embed)?)) } else { None };
+    Ok(Acquired { token, embedder })
 }
 
 /// Starts the cameras and the writer that sends each finished track to

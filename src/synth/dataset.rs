@@ -48,6 +48,7 @@ pub struct SysuArgs {
     /// Number of identities.
     #[arg(long)]
     pub ids: u32,
+    /// Random seed: the same seed gives the same output.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Images per identity per camera it appears in.
@@ -56,6 +57,7 @@ pub struct SysuArgs {
     /// Crop size (SYSU crops are portrait, about 1:2).
     #[arg(long, default_value_t = 96)]
     pub width: u32,
+    /// Crop height in pixels.
     #[arg(long, default_value_t = 192)]
     pub height: u32,
 }
@@ -69,6 +71,7 @@ pub struct RegdbArgs {
     /// Number of identities (at least 2: each trial puts half in train, half in test).
     #[arg(long)]
     pub ids: u32,
+    /// Random seed: the same seed gives the same output.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Images per identity and sensor (RegDB has 10).
@@ -77,6 +80,7 @@ pub struct RegdbArgs {
     /// Crop size (RegDB's crops are about 64×128; a GPU recipe trains at 128×256 or 144×288).
     #[arg(long, default_value_t = 64)]
     pub width: u32,
+    /// Crop height in pixels.
     #[arg(long, default_value_t = 128)]
     pub height: u32,
     /// Co-registered sensors: visible image k and thermal image k show the same

@@ -531,15 +531,19 @@ pub struct SceneArgs {
     /// Length in seconds; the first half is day, the second night.
     #[arg(long, default_value_t = 60.0)]
     pub seconds: f32,
+    /// Random seed: the same seed gives the same output.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Distinct identities walking through.
     #[arg(long, default_value_t = 6)]
     pub people: u32,
+    /// Frames per second of both videos.
     #[arg(long, default_value_t = 10)]
     pub fps: u32,
+    /// Frame width in pixels.
     #[arg(long, default_value_t = 1280)]
     pub width: u32,
+    /// Frame height in pixels.
     #[arg(long, default_value_t = 720)]
     pub height: u32,
     /// Also write labelled person crops (RegDB layout) here, for `vireid thresholds --root`.

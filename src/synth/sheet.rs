@@ -20,6 +20,7 @@ pub struct SheetArgs {
     /// Identities (rows).
     #[arg(long, default_value_t = 6)]
     pub ids: u32,
+    /// Random seed: the same seed gives the same output.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Height of one crop in pixels (width is half).

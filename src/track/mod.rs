@@ -432,6 +432,7 @@ mod tests {
             camera: Arc::from("cam"),
             modality: Modality::Thermal,
             pts_ns: Some(i * 100_000_000),
+            segment: 0,
             wall_time: SystemTime::now(),
             width: w,
             height: h,

@@ -118,4 +118,7 @@ fn dashboard_without_a_valid_token_shows_no_data() {
     for (what, c) in [("RGB crop", RGB_CROP), ("thermal crop", THERMAL_CROP), ("link highlight", LINK_ORANGE)] {
         assert!(find(&img, c, 0..w).is_none(), "{what} visible with a wrong token");
     }
+    // No empty (white) panels under the token form: `main { display: grid }` once overrode `hidden`.
+    let white = find(&img, [255, 255, 255], w / 2..w).map_or(0, |f| f.4);
+    assert!(white < 2000, "{white} white panel pixels in the right half with a wrong token");
 }

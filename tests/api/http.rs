@@ -139,8 +139,11 @@ fn sightings_filter_by_since_camera_and_modality() {
     assert_eq!(s["day_night_link"], true);
     assert_eq!(s["modality"], "thermal");
 
-    let m = get(srv.addr, "/api/v1/sightings?modality=depth").expect_error(400, "bad_request");
-    assert!(m.contains("depth") && m.contains("thermal"), "{m}");
+    // `ir` was an alias of thermal, accepted silently: one name per modality.
+    for bad in ["depth", "ir", "RGB"] {
+        let m = get(srv.addr, &format!("/api/v1/sightings?modality={bad}")).expect_error(400, "bad_request");
+        assert!(m.contains(&format!("'{bad}'")) && m.contains("rgb, thermal"), "{m}");
+    }
     let m = get(srv.addr, "/api/v1/sightings?since=yesterday").expect_error(400, "bad_request");
     assert!(m.contains("unix seconds"), "{m}");
 }
@@ -239,6 +242,11 @@ fn malformed_bodies_are_400_json() {
     for (parts, needle) in &form_cases {
         let msg = post_form(srv.addr, "/api/v1/enrol", parts).expect_error(400, "bad_request");
         assert!(msg.contains(needle), "expected '{needle}' in '{msg}'");
+    }
+    for route in ["/api/v1/enrol", "/api/v1/query"] {
+        let msg = post_form(srv.addr, route, &[("image", Some("a.png"), &img), ("modality", None, b"ir")])
+            .expect_error(400, "bad_request");
+        assert!(msg.contains("'ir'") && msg.contains("rgb, thermal"), "{route}: {msg}");
     }
     let tiny = png(&solid(4, 4, [1, 2, 3]));
     post_form(srv.addr, "/api/v1/enrol", &[("image", Some("t.png"), &tiny), ("modality", None, b"rgb")])

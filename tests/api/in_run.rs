@@ -133,3 +133,90 @@ fn run_with_the_api_loads_the_model_once() {
     let loads = err.lines().filter(|l| l.contains("embedding model loaded")).count();
     assert_eq!(loads, 1, "the model should be loaded once for the pipeline and the API:\n{err}");
 }
+
+/// `/metrics` pipeline counters rise during `vireid run` (they once stayed at
+/// 0 with sightings stored): a looping synthetic scene with people, the API on.
+#[test]
+fn run_feeds_the_pipeline_counters_and_stage_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene =
+        vireid::synth::scene::render_scene(&vireid::synth::scene::SceneOptions::new(dir.path().join("scene"), 8.0, 3))
+            .unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("config.toml");
+    let mut text = format!("state_dir = \"{}\"\n", dir.path().join("state").display());
+    for (name, video) in [("rgb", &scene.rgb_video), ("thermal", &scene.thermal_video)] {
+        text += &format!(
+            "[[camera]]\nname = \"{name}\"\nmodality = \"{name}\"\nsource = \"{}\"\nloop = true\n",
+            video.as_ref().unwrap().display()
+        );
+    }
+    text += &format!("[api]\nenabled = true\nbind = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\n");
+    std::fs::write(&config, text).unwrap();
+    let mut child = spawn_run("warn", &["--baseline".as_ref(), "colorhist".as_ref()], &config);
+
+    let value = |body: &str, name: &str| -> u64 {
+        body.lines()
+            .find(|l| l.split([' ', '{']).next() == Some(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    let wanted = [
+        "vireid_detections_total",
+        "vireid_tracks_total",
+        "vireid_embeddings_total",
+        "vireid_new_identities_total",
+        "vireid_gallery_sightings",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let metrics = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("vireid run exited early with {status}: {err}");
+        }
+        let body = get(port, "/metrics", Some(TOKEN)).map(|r| r.1).unwrap_or_default();
+        if wanted.iter().all(|n| value(&body, n) > 0) {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "pipeline counters stayed at 0 in /metrics:\n{body}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    for stage in ["detect", "track", "embed", "gallery"] {
+        let count = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("vireid_stage_latency_seconds_count{{stage=\"{stage}\"}}")))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+        assert!(count.unwrap_or(0) > 0, "no {stage} latencies in:\n{metrics}");
+    }
+    // Stored sightings are the new identities plus the matches.
+    let stored = value(&metrics, "vireid_gallery_sightings");
+    assert!(value(&metrics, "vireid_new_identities_total") <= stored, "{metrics}");
+    let (status, err) = stop(child, Duration::from_secs(30));
+    assert!(status.success(), "exit {status} after SIGTERM: {err}");
+}
+
+/// `vireid serve` reads no camera, so it lists none (it once listed every
+/// configured camera as "starting" forever: "0/2 cameras running").
+#[test]
+fn serve_lists_no_cameras() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port) =
+        config_with_api(dir.path(), &[("cam-rgb", "rgb", "test:ball"), ("cam-thermal", "thermal", "test:snow")]);
+    let child = Command::new(env!("CARGO_BIN_EXE_vireid"))
+        .args(["--log", "warn", "serve", "--baseline", "colorhist", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(port, "/healthz", None).map(|r| r.0) != Some(200) {
+        assert!(Instant::now() < deadline, "vireid serve did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = get(port, "/api/v1/cameras", Some(TOKEN)).unwrap();
+    assert_eq!((status, body.trim()), (200, "[]"));
+    let (status, err) = stop(child, Duration::from_secs(30));
+    assert!(status.success(), "exit {status} after SIGTERM: {err}");
+}

@@ -56,6 +56,8 @@ fn enrol_query_list_and_forget_against_sqlite() {
     let d = get(srv.addr, &format!("/api/v1/identities/{red_id}")).json();
     assert_eq!(d["label"], "red coat");
     assert_eq!(d["sightings"], serde_json::json!([]));
+    // Enrolled, never seen: no "last seen" (the enrolment time was shown as one).
+    assert_eq!(d["last_seen"], serde_json::Value::Null, "{d}");
 
     let r = post_form(
         srv.addr,

@@ -93,6 +93,8 @@ impl MemoryGallery {
                 start_time: start,
                 end_time: Some(start + 30.0),
                 score,
+                new_identity: score.is_none(),
+                paired_sighting_id: None,
                 day_night_link: link,
                 crops: vec![crop],
             };
@@ -110,7 +112,7 @@ impl GalleryApi for MemoryGallery {
     fn identities(&self, offset: usize, limit: usize) -> GalleryApiResult<Vec<IdentityBody>> {
         let inner = self.0.lock().unwrap();
         let mut out: Vec<IdentityBody> = inner.identities.keys().map(|id| summary(&inner, *id)).collect();
-        out.sort_by(|a, b| b.last_seen.total_cmp(&a.last_seen));
+        out.sort_by(|a, b| b.last_seen.unwrap_or(f64::MIN).total_cmp(&a.last_seen.unwrap_or(f64::MIN)));
         Ok(out.into_iter().skip(offset).take(limit).collect())
     }
 
@@ -210,7 +212,7 @@ fn summary(inner: &Inner, id: u64) -> IdentityBody {
         id,
         label,
         first_seen: first,
-        last_seen: last,
+        last_seen: Some(last),
         sightings_rgb: count(Modality::Rgb),
         sightings_thermal: count(Modality::Thermal),
         day_night_linked: inner.sightings.iter().any(|s| s.identity_id == id && s.day_night_link),

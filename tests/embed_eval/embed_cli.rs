@@ -99,3 +99,23 @@ fn embed_enrol_query_forget_round_trip_and_bad_input() {
     let out = ok(&vireid(&["gallery", "list", "--state-dir", s]));
     assert!(out.contains("0 identities"), "{out}");
 }
+
+/// The default model is found from any working directory (it once had to be
+/// the repo root: "embedding model engines/vireid_default.onnx cannot be read").
+#[test]
+fn the_default_model_is_found_from_another_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let imgs = d.join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    solid(&imgs.join("a.png"), [250, 10, 10]);
+    let out = Command::new(env!("CARGO_BIN_EXE_vireid"))
+        .args(["--log", "warn", "embed", "--images", "imgs", "--out", "f.npy"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(text.contains("vireid_default"), "{text}");
+    let f: ndarray::Array2<f32> = ndarray_npy::read_npy(d.join("f.npy")).unwrap();
+    assert_eq!(f.nrows(), 1);
+}

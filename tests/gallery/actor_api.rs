@@ -39,6 +39,7 @@ fn enrol_query_list_crop_forget_through_the_actor() {
             vec![],
             vireid::pair::Pairer::disabled(),
             vireid::gallery::harvest::Harvester::disabled(),
+            &Default::default(),
         )
     });
     let api = GalleryApiHandle::new(req_tx, &dir.path().join("gallery.db"), embedder).unwrap();
@@ -109,6 +110,7 @@ fn a_locked_database_is_busy_not_internal() {
             vec![],
             vireid::pair::Pairer::disabled(),
             vireid::gallery::harvest::Harvester::disabled(),
+            &Default::default(),
         )
     });
     let api = GalleryApiHandle::new(req_tx, &dir.path().join("gallery.db"), embedder).unwrap();

@@ -73,6 +73,7 @@ fn crash_child_writer() {
         vec![sink],
         vireid::pair::Pairer::disabled(),
         vireid::gallery::harvest::Harvester::disabled(),
+        &Default::default(),
     );
 }
 

@@ -106,13 +106,15 @@ fn the_actor_refits_on_its_timer_and_counts_the_swap() {
     let (_req_tx, req_rx) = crossbeam_channel::bounded(1);
     // Every 0.9 s.
     let harvester = Harvester::new(adapt(10, 0.25 / 1000.0), HashMap::new());
-    let actor = std::thread::spawn(move || {
-        run_gallery_actor(g, tracks_rx, req_rx, vec![], vireid::pair::Pairer::disabled(), harvester)
+    let stats = std::sync::Arc::new(vireid::gallery::actor::GalleryActorStats::default());
+    let actor = std::thread::spawn({
+        let stats = stats.clone();
+        move || run_gallery_actor(g, tracks_rx, req_rx, vec![], vireid::pair::Pairer::disabled(), harvester, &stats)
     });
     std::thread::sleep(Duration::from_millis(1500));
     drop(tracks_tx);
-    let stats = actor.join().unwrap();
-    assert!(stats.adapter_swaps >= 1, "{stats:?}");
+    actor.join().unwrap();
+    assert!(stats.adapter_swaps.load(std::sync::atomic::Ordering::Relaxed) >= 1, "{stats:?}");
     let g = Gallery::open(&GalleryConfig::default(), dir.path(), crate::store::DIM).unwrap();
     assert!(g.space().adapter.is_some());
 }

@@ -108,6 +108,11 @@ fn co_observed_tracks_share_an_identity_and_night_matches_link_to_day() {
     assert!(a.new_identity && !b.new_identity && a.identity_id == b.identity_id);
     assert_eq!((a.paired_sighting_id, b.paired_sighting_id), (Some(b.id), Some(a.id)));
     assert!(!a.day_night_link && b.day_night_link, "the thermal sighting joins an identity known from RGB");
+    // The joined one is not shown as new (it once was, having no score of its own).
+    let shown = vireid::api::SightingBody::from(&b);
+    assert_eq!((shown.new_identity, shown.score, shown.paired_sighting_id), (false, None, Some(a.id as u64)));
+    assert_eq!(b.how_assigned(), format!("with sighting {} (co-observed)", a.id));
+    assert_eq!(a.how_assigned(), "new identity");
     // The database agrees, both ways.
     let rows = g.store().sightings_of(Some(a.identity_id)).unwrap();
     assert_eq!(rows.iter().map(|r| r.paired_sighting_id).collect::<Vec<_>>(), vec![Some(b.id), Some(a.id)]);

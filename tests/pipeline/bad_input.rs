@@ -26,15 +26,79 @@ fn stderr_of(out: &Output) -> String {
     s
 }
 
+/// A config `vireid run` rejects: `vireid check-config` (the unit's
+/// `ExecStartPre`) must reject it too, with the same message.
 fn check_config_fails(dir: &Path, toml: &str, expect: &[&str]) {
     let path = dir.join("bad.toml");
     std::fs::write(&path, toml).unwrap();
-    let out = vireid(&["run", "--config", path.to_str().unwrap(), "--duration", "1"]);
-    let err = stderr_of(&out);
-    assert!(!out.status.success(), "expected failure for:\n{toml}\nstderr: {err}");
-    for e in expect {
-        assert!(err.contains(e), "expected {e:?} in: {err}");
+    let path = path.to_str().unwrap();
+    for args in [&["check-config", "--config", path][..], &["run", "--config", path, "--duration", "1"]] {
+        let out = vireid(args);
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "expected `vireid {}` to fail for:\n{toml}\nstderr: {err}", args[0]);
+        for e in expect {
+            assert!(err.contains(e), "`vireid {}`: expected {e:?} in: {err}", args[0]);
+        }
     }
+}
+
+/// What start-up loads or builds, check-config loads or builds too: the
+/// model (readable, meets the contract), the token file, the test pattern
+/// (`test:zzz` was a panic, exit 101); and a config it passes starts.
+#[test]
+fn check_config_makes_the_start_up_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cam = "[[camera]]\nname = \"a\"\nmodality = \"rgb\"\nsource = \"test:\"\n";
+    let token = "0123456789abcdef0123";
+    let api = "[api]\nenabled = true\nbind = \"127.0.0.1:0\"\n";
+    check_config_fails(
+        dir.path(),
+        &format!("{cam}{api}token = \"{token}\"\n[embed]\nmodel = \"/no/such/model.onnx\"\n"),
+        &["/no/such/model.onnx", "cannot be read"],
+    );
+    let not_onnx = dir.path().join("not_a_model.onnx");
+    std::fs::write(&not_onnx, b"not onnx").unwrap();
+    check_config_fails(
+        dir.path(),
+        &format!("{cam}{api}token = \"{token}\"\n[embed]\nmodel = \"{}\"\n", not_onnx.display()),
+        &["not_a_model.onnx", "not a loadable ONNX model"],
+    );
+    check_config_fails(
+        dir.path(),
+        &format!("{cam}{api}token_file = \"/no/such/api-token\"\n"),
+        &["api.token_file", "/no/such/api-token"],
+    );
+    check_config_fails(
+        dir.path(),
+        "[[camera]]\nname = \"gate\"\nmodality = \"rgb\"\nsource = \"test:zzz\"\n",
+        &["camera 'gate'", "'zzz'", "smpte", "ball"],
+    );
+    // The shipped unit's config, on a machine without its model and token.
+    let unit_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/config.toml");
+    if !Path::new("/etc/vireid/api-token").exists() {
+        let out = vireid(&["check-config", "--config", unit_config.to_str().unwrap()]);
+        let err = stderr_of(&out);
+        assert!(
+            !out.status.success() && err.contains("api.token_file") && err.contains("/etc/vireid/api-token"),
+            "{err}"
+        );
+    }
+
+    // Passes check-config, then starts (with the API and the model loaded).
+    let good = dir.path().join("good.toml");
+    let token_file = dir.path().join("api-token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    std::fs::write(&good, format!("{cam}{api}token_file = \"{}\"\n", token_file.display())).unwrap();
+    let good = good.to_str().unwrap();
+    let out = vireid(&["check-config", "--config", good]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr_of(&out));
+    assert!(
+        text.contains("camera a [rgb]") && text.contains("api.token_file") && text.contains("vireid_default"),
+        "{text}"
+    );
+    let out = vireid(&["run", "--config", good, "--duration", "1", "--tracks", "/dev/null"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
 }
 
 #[test]
@@ -137,6 +201,8 @@ fn unreachable_camera_keeps_retrying_and_says_so() {
     assert!(cam["reconnects"].as_u64().unwrap() >= 3, "{s}");
     assert_eq!(cam["frames"], 0);
     assert!(cam["last_error"].as_str().unwrap().len() > 5, "{s}");
+    // The final state is what the log said at the end (it once read `retrying`).
+    assert_eq!(cam["state"], "stopped", "{s}");
 }
 
 trait WaitTimeout {

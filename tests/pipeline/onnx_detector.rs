@@ -70,7 +70,16 @@ fn frame(width: u32, height: u32, modality: Modality, block: (u32, u32, u32, u32
             data[p..p + ch].fill(255);
         }
     }
-    Frame { camera: Arc::from("cam"), modality, pts_ns: Some(0), wall_time: SystemTime::now(), width, height, data }
+    Frame {
+        camera: Arc::from("cam"),
+        modality,
+        pts_ns: Some(0),
+        segment: 0,
+        wall_time: SystemTime::now(),
+        width,
+        height,
+        data,
+    }
 }
 
 #[test]

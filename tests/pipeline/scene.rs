@@ -18,9 +18,10 @@ fn run_on_a_synthetic_scene_writes_tracks_with_crops() {
     std::fs::write(
         &cfg,
         format!(
-            "[[camera]]\nname = \"rgb\"\nmodality = \"rgb\"\nsource = \"{}\"\n\
+            "state_dir = \"{}\"\n[[camera]]\nname = \"rgb\"\nmodality = \"rgb\"\nsource = \"{}\"\n\
              [[camera]]\nname = \"thermal\"\nmodality = \"thermal\"\nsource = \"{}\"\n\
              [ingest]\nfile_pace = \"fast\"\n",
+            dir.path().join("state").display(),
             scene.rgb_video.as_ref().unwrap().display(),
             scene.thermal_video.as_ref().unwrap().display()
         ),
@@ -28,14 +29,22 @@ fn run_on_a_synthetic_scene_writes_tracks_with_crops() {
     .unwrap();
     let tracks = dir.path().join("tracks.jsonl");
     let stats = dir.path().join("stats.json");
+    // At the default log level (the systemd unit's), with the model loaded
+    // (--sightings): ONNX Runtime's internals once made this 700 lines.
     let out = Command::new(env!("CARGO_BIN_EXE_vireid"))
-        .args(["--log", "warn", "run", "--config", cfg.to_str().unwrap(), "--tracks", tracks.to_str().unwrap()])
+        .args(["run", "--config", cfg.to_str().unwrap(), "--tracks", tracks.to_str().unwrap()])
         .arg("--stats")
         .arg(&stats)
+        .arg("--sightings")
+        .arg(dir.path().join("sightings.jsonl"))
+        .env_remove("RUST_LOG")
+        .env_remove("VIREID_LOG")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "vireid run failed: {err}");
+    assert!(err.lines().count() < 50, "{} lines at the default log level:\n{err}", err.lines().count());
+    assert!(!err.contains('\x1b'), "colour codes in a log that is not a terminal:\n{err}");
 
     let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     assert_eq!(s["stopped_because"], "all sources ended", "{s}");
