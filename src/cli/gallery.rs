@@ -71,9 +71,9 @@ pub enum GalleryCommand {
     },
 }
 
+/// A stored time as people read it (it was raw Unix seconds).
 fn ts(ns: i64) -> String {
-    let secs = ns as f64 / 1e9;
-    format!("{secs:.3}")
+    crate::core::time::utc_string(crate::core::time::from_unix_ns(ns))
 }
 
 pub fn run_gallery(cmd: &GalleryCommand) -> Result<()> {

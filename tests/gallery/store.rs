@@ -113,6 +113,17 @@ fn co_observed_tracks_share_an_identity_and_night_matches_link_to_day() {
     assert_eq!((shown.new_identity, shown.score, shown.paired_sighting_id), (false, None, Some(a.id as u64)));
     assert_eq!(b.how_assigned(), format!("with sighting {} (co-observed)", a.id));
     assert_eq!(a.how_assigned(), "new identity");
+    // `gallery show` says so, with readable times (they were raw Unix seconds).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vireid"))
+        .args(["gallery", "show", &a.identity_id.to_string(), "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("new identity") && text.contains(&format!("with sighting {} (co-observed)", a.id)), "{text}");
+    let year = vireid::core::time::utc_string(std::time::SystemTime::now())[..4].to_string();
+    assert!(text.contains(&format!("{year}-")) && text.contains('Z'), "{text}");
     // The database agrees, both ways.
     let rows = g.store().sightings_of(Some(a.identity_id)).unwrap();
     assert_eq!(rows.iter().map(|r| r.paired_sighting_id).collect::<Vec<_>>(), vec![Some(b.id), Some(a.id)]);
