@@ -40,6 +40,7 @@ pub struct PipelineMetrics {
     pub matches: AtomicU64,
     pub new_identities: AtomicU64,
     pub day_night_links: AtomicU64,
+    pub adapter_swaps: AtomicU64,
 }
 
 fn unix_now() -> f64 {
@@ -168,6 +169,11 @@ impl PipelineMetrics {
                 "vireid_day_night_links_total",
                 "Matches across modalities (thermal to RGB or back).",
                 &self.day_night_links,
+            ),
+            (
+                "vireid_adapter_swaps_total",
+                "Re-fits of the cross-modal adapter swapped in by the running service ([adapt] interval_hours).",
+                &self.adapter_swaps,
             ),
         ] {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));

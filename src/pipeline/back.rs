@@ -44,6 +44,8 @@ pub struct BackHalfStats {
     pub new_identities: u64,
     pub day_night_links: u64,
     pub sightings_failed: u64,
+    /// Re-fits of the cross-modal adapter that were swapped in (`[adapt] interval_hours`).
+    pub adapter_swaps: u64,
 }
 
 impl BackHalf {
@@ -147,5 +149,6 @@ fn counts(e: &EmbedWorkerStats, g: &GalleryActorStats) -> BackHalfStats {
         new_identities: get(&g.new_identities),
         day_night_links: get(&g.day_night_links),
         sightings_failed: get(&g.failed),
+        adapter_swaps: get(&g.adapter_swaps),
     }
 }

@@ -315,6 +315,7 @@ impl Service {
         metrics.matches.store(s.sightings - s.new_identities, Ordering::Relaxed);
         metrics.new_identities.store(s.new_identities, Ordering::Relaxed);
         metrics.day_night_links.store(s.day_night_links, Ordering::Relaxed);
+        metrics.adapter_swaps.store(s.adapter_swaps, Ordering::Relaxed);
         for (stage, h) in latencies {
             metrics.stage_totals(stage, h);
         }

@@ -5,6 +5,7 @@
 //! binary; together they link the library once.
 
 mod adapt_cli;
+mod corpus;
 mod embed_cli;
 mod embed_onnx;
 mod eval_cli;
