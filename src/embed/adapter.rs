@@ -26,7 +26,7 @@
 //! dimension, so it cannot memorise the few hundred people a box has seen:
 //! the fuller maps we measured (CCA, ridge regression, contrastive low-rank
 //! and MLP heads) all did worse on people they had not seen
-//! (`training/scripts/adapt_probe.py`, BENCHMARKS.md). ε > 0 keeps it
+//! (`bench/adapt_probe/`, BENCHMARKS.md). ε > 0 keeps it
 //! invertible, so a gallery can move its stored features from one adapter
 //! to the next ([`Adapter::migrate`]).
 //!
