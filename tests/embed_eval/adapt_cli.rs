@@ -82,48 +82,26 @@ fn harvested_box(dir: &Path, model: &Path, people: usize) -> PathBuf {
                 }
                 sightings.push((pair[0], pair[1]));
             }
-            let row = |kind, a: i64, b: i64, am, bm, fa, fb| HarvestRow {
-                kind,
-                a_sighting_id: a,
-                b_sighting_id: b,
-                a_modality: am,
-                b_modality: bm,
-                a_feature: fa,
-                b_feature: fb,
-            };
+            // (kind, whose first sighting, whose second, their modalities, feature seeds)
+            let (r, t) = (Modality::Rgb, Modality::Thermal);
             for i in 0..people {
                 let j = (i + 1) % people;
-                let (r, t) = (Modality::Rgb, Modality::Thermal);
-                let rows = [
-                    row(HarvestKind::Pair, sightings[i].0, sightings[i].1, r, t, feature(i, r, 1), feature(i, t, 2)),
-                    row(
-                        HarvestKind::Impostor,
-                        sightings[i].0,
-                        sightings[j].1,
-                        r,
-                        t,
-                        feature(i, r, 3),
-                        feature(j, t, 4),
-                    ),
-                    row(
-                        HarvestKind::ImpostorSame,
-                        sightings[i].0,
-                        sightings[j].0,
-                        r,
-                        r,
-                        feature(i, r, 5),
-                        feature(j, r, 6),
-                    ),
-                    row(
-                        HarvestKind::ImpostorSame,
-                        sightings[i].1,
-                        sightings[j].1,
-                        t,
-                        t,
-                        feature(i, t, 7),
-                        feature(j, t, 8),
-                    ),
+                let side = |who: usize, m| if m == r { sightings[who].0 } else { sightings[who].1 };
+                let plan = [
+                    (HarvestKind::Pair, i, i, r, t, 1, 2),
+                    (HarvestKind::Impostor, i, j, r, t, 3, 4),
+                    (HarvestKind::ImpostorSame, i, j, r, r, 5, 6),
+                    (HarvestKind::ImpostorSame, i, j, t, t, 7, 8),
                 ];
+                let rows = plan.map(|(kind, a, b, am, bm, sa, sb)| HarvestRow {
+                    kind,
+                    a_sighting_id: side(a, am),
+                    b_sighting_id: side(b, bm),
+                    a_modality: am,
+                    b_modality: bm,
+                    a_feature: feature(a, am, sa),
+                    b_feature: feature(b, bm, sb),
+                });
                 for x in &rows {
                     w.insert_harvest(x, &space)?;
                 }

@@ -22,13 +22,14 @@ fn person(colour: [u8; 3]) -> image::DynamicImage {
     image::DynamicImage::ImageRgb8(img)
 }
 
-#[test]
-fn enrol_query_list_crop_forget_through_the_actor() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = EmbedderSpec::Baseline(Baseline::Colorhist);
-    let cfg = EmbedConfig::default();
-    let embedder = SharedEmbedder::new(open_embedder(&spec, &cfg).unwrap());
-    let gallery = Gallery::open(&GalleryConfig::default(), dir.path(), embedder.dim()).unwrap();
+/// The gallery actor on its own thread, as the pipeline runs it (no pairing, no harvest).
+fn spawn_actor(
+    gallery: Gallery,
+) -> (
+    crossbeam_channel::Sender<vireid::embed::batcher::EmbeddedTrack>,
+    crossbeam_channel::Sender<vireid::gallery::actor::GalleryRequest>,
+    std::thread::JoinHandle<()>,
+) {
     let (tracks_tx, tracks_rx) = crossbeam_channel::bounded(1);
     let (req_tx, req_rx) = crossbeam_channel::bounded(4);
     let actor = std::thread::spawn(move || {
@@ -42,6 +43,17 @@ fn enrol_query_list_crop_forget_through_the_actor() {
             &Default::default(),
         )
     });
+    (tracks_tx, req_tx, actor)
+}
+
+#[test]
+fn enrol_query_list_crop_forget_through_the_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = EmbedderSpec::Baseline(Baseline::Colorhist);
+    let cfg = EmbedConfig::default();
+    let embedder = SharedEmbedder::new(open_embedder(&spec, &cfg).unwrap());
+    let gallery = Gallery::open(&GalleryConfig::default(), dir.path(), embedder.dim()).unwrap();
+    let (tracks_tx, req_tx, actor) = spawn_actor(gallery);
     let api = GalleryApiHandle::new(req_tx, &dir.path().join("gallery.db"), embedder).unwrap();
 
     let red =
@@ -100,19 +112,7 @@ fn a_locked_database_is_busy_not_internal() {
     );
     let config = GalleryConfig { busy_timeout_ms: 100, ..GalleryConfig::default() };
     let gallery = Gallery::open(&config, dir.path(), embedder.dim()).unwrap();
-    let (tracks_tx, tracks_rx) = crossbeam_channel::bounded(1);
-    let (req_tx, req_rx) = crossbeam_channel::bounded(4);
-    let actor = std::thread::spawn(move || {
-        run_gallery_actor(
-            gallery,
-            tracks_rx,
-            req_rx,
-            vec![],
-            vireid::pair::Pairer::disabled(),
-            vireid::gallery::harvest::Harvester::disabled(),
-            &Default::default(),
-        )
-    });
+    let (tracks_tx, req_tx, actor) = spawn_actor(gallery);
     let api = GalleryApiHandle::new(req_tx, &dir.path().join("gallery.db"), embedder).unwrap();
 
     let holder = rusqlite::Connection::open(dir.path().join("gallery.db")).unwrap();
