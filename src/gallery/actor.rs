@@ -170,6 +170,9 @@ pub fn run_gallery_actor(
 /// adapter's space (a re-fit moved it): convert here, where the space cannot
 /// change under them.
 fn into_gallery_space(gallery: &Gallery, unit: &mut PairUnit<EmbeddedTrack>) {
+    if !gallery.converts() {
+        return; // the usual case: no copy per track
+    }
     let convert = |et: &mut EmbeddedTrack| {
         if let Some(f) = et.feature.as_slice() {
             et.feature = ndarray::Array1::from(gallery.from_model(f, et.track.modality));

@@ -422,9 +422,14 @@ impl Gallery {
     /// A feature from the model given to [`Gallery::use_model`], in the gallery's space.
     pub fn from_model(&self, feature: &[f32], modality: Modality) -> Vec<f32> {
         match &self.model {
-            Some(m) if m.adapter != self.space.adapter => self.space.from_base(&m.to_base(feature, modality), modality),
+            Some(m) if self.converts() => self.space.from_base(&m.to_base(feature, modality), modality),
             _ => feature.to_vec(),
         }
+    }
+
+    /// Whether features handed in need converting (the model's adapter is not the gallery's).
+    pub fn converts(&self) -> bool {
+        self.model.as_ref().is_some_and(|m| m.adapter != self.space.adapter)
     }
 
     /// Moves every stored exemplar to `space` (same base model) in one
