@@ -45,7 +45,25 @@ bin=target/cross/$TARGET/release/vireid
 file "$bin" | grep -q "ARM aarch64" || { echo "cross-check: $bin is not an aarch64 binary: $(file "$bin")" >&2; exit 1; }
 echo "cross-check: built $bin in $((built - start)) s"
 qemu-aarch64 -L "$SYSROOT" "$bin" --version
-qemu-aarch64 -L "$SYSROOT" "$bin" check-config --config systemd/config.toml
+# check-config makes start-up's checks: config, each camera's pipeline, the
+# API token, then the model load. Stage what a box has after the .deb and the
+# admin's one step (the token file) at scratch paths. ONNX Runtime's aarch64
+# library (onnxruntime 1.31.1 wheel) segfaults while loading under qemu-user
+# (7.2), so the model load is left to the box (`make deb-check`, the device):
+# the aarch64 binary must pass every check before it and stop exactly there.
+box=$(mktemp -d); trap 'rm -rf "$box"' EXIT
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$box/api-token"
+sed -e "s|\"/etc/vireid/api-token\"|\"$box/api-token\"|" \
+    -e "s|\"/usr/share/vireid/engines/vireid_default.onnx\"|\"$PWD/engines/vireid_default.onnx\"|" \
+    -e "s|\"/var/lib/vireid\"|\"$box/state\"|" systemd/config.toml > "$box/config.toml"
+for staged in "$box/api-token" "$PWD/engines/vireid_default.onnx" "$box/state"; do
+  grep -qF "\"$staged\"" "$box/config.toml" || { echo "cross-check: systemd/config.toml no longer has the path staged as $staged: update cross/check.sh" >&2; exit 1; }
+done
+if checked=$(ORT_DYLIB_PATH=/nonexistent/libonnxruntime.so qemu-aarch64 -L "$SYSROOT" "$bin" check-config --config "$box/config.toml" 2>&1); then
+  echo "cross-check: check-config passed without ONNX Runtime: it no longer loads the model?" >&2; exit 1
+fi
+grep -q "cannot start the embedder for the gallery: ONNX Runtime library /nonexistent/libonnxruntime.so does not exist" <<<"$checked" || { echo "cross-check: the aarch64 check-config of systemd/config.toml failed before the model load:" >&2; echo "$checked" >&2; exit 1; }
+echo "cross-check: systemd/config.toml passes check-config on aarch64 up to the model load"
 # Unit tests of the library under qemu (the runner set above). Integration tests
 # need services (GStreamer plugins, mosquitto, chromium) that are host-side here.
 cargo test --release --locked --target "$TARGET" --target-dir target/cross -j "$JOBS" --lib
