@@ -2,14 +2,17 @@
 //!
 //! * [`JsonLinesSink`]: one [`SightingEvent`] per line, to a file or stdout
 //!   (`[events] jsonl`); [`read_sightings`] reads such a file back (`vireid score`).
-//! * [`mqtt`]: the same sightings on an MQTT broker, as `new`/`end` messages.
+//! * [`mqtt`]: people on an MQTT broker, as Frigate's `new`/`update`/`end`
+//!   messages: live from the trackers, ended with the gallery's sighting
+//!   ([`lifecycle`] decides which message goes when).
 //!
-//! Both are [`SightingSink`]s; each wire form is a `From` conversion of the
-//! one [`Sighting`] model (`core::sighting`).
+//! Both take the gallery's sightings as [`SightingSink`]s; each wire form is a
+//! `From` conversion of the one [`Sighting`] model (`core::sighting`).
 //!
 //! Ordering contract: the gallery commits a sighting to SQLite *before* its
 //! event is written, so every emitted event survives a crash of the process.
 
+pub mod lifecycle;
 pub mod mqtt;
 
 use serde::{Deserialize, Serialize};

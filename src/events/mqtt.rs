@@ -2,13 +2,16 @@
 //! automation and VMS integrations already understand (Frigate's):
 //!
 //! * `<prefix>/events` — one JSON message per change of a sighting:
-//!   `{"type": "new"|"update"|"end", "before": {…}, "after": {…}}`.
-//!   `before` is the sighting as last published (for `new`, the same as
-//!   `after`), `after` is its state now; `end` carries the final state with
-//!   `end_time` set. QoS 1, not retained, in the order they were published.
+//!   `{"type": "new"|"update"|"end", "before": {…}, "after": {…}}`. `new` when
+//!   a person's track is confirmed, `update` while they are followed (at most
+//!   one per `update_interval_s`), `end` once they have left and the gallery
+//!   has decided who it was (`identity_id`, `sighting_id`); see
+//!   [`super::lifecycle`]. `before` is the sighting as last published (for
+//!   `new`, the same as `after`). QoS 1, not retained, in the order they
+//!   were published.
 //! * `<prefix>/available` — `online` (retained) once connected; the broker
 //!   publishes the last will `offline` (retained) if vireid dies, and vireid
-//!   publishes `offline` itself on a clean shutdown.
+//!   publishes `offline` itself, once, on a clean shutdown.
 //!
 //! Topics are configurable (`[mqtt]` in the config). The publisher never blocks
 //! the pipeline: events go into a bounded queue, and when the broker is slow or
@@ -16,14 +19,15 @@
 
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::core::time::ns_to_secs;
+use super::lifecycle::{event_id, Lifecycle};
+use crate::core::time::{now_ns, ns_to_secs, unix_ns};
 use crate::core::{ConfigError, Modality, Shutdown, Sighting, SightingSink, SinkError};
 use crate::ingest::CameraConfig;
+use crate::track::{ActiveTrack, FinishedTrack, TrackObserver};
 
 /// What can go wrong talking to the broker.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +67,13 @@ pub struct MqttConfig {
     pub keep_alive_s: u64,
     /// Events held while the broker is slow or away; newer ones are dropped past this.
     pub queue_events: usize,
-    /// Sightings whose `before` state is remembered; the oldest is forgotten past this.
+    /// Sightings published and not yet ended; past this the oldest is ended early.
     pub max_open_sightings: usize,
+    /// Least time between two `update`s of one sighting, seconds.
+    pub update_interval_s: f64,
+    /// How long an ended track waits for the gallery's decision before its
+    /// `end` goes out without an identity (it failed embedding, say), seconds.
+    pub end_wait_s: f64,
 }
 
 impl Default for MqttConfig {
@@ -82,6 +91,8 @@ impl Default for MqttConfig {
             keep_alive_s: 30,
             queue_events: 256,
             max_open_sightings: 4096,
+            update_interval_s: 1.0,
+            end_wait_s: 30.0,
         }
     }
 }
@@ -128,6 +139,13 @@ impl MqttConfig {
                 self.keep_alive_s
             );
         }
+        for (key, value, least) in
+            [("mqtt.update_interval_s", self.update_interval_s, 0.1), ("mqtt.end_wait_s", self.end_wait_s, 1.0)]
+        {
+            if !(value.is_finite() && value >= least) {
+                crate::invalid_config!(key, "{key} is {value}: use at least {least} seconds");
+            }
+        }
         if self.queue_events == 0 || self.max_open_sightings == 0 {
             crate::invalid_config!(
                 "mqtt.queue_events",
@@ -147,27 +165,29 @@ pub enum SightingEventKind {
     End,
 }
 
-/// The MQTT wire form of a [`Sighting`]: one track of one person on one
-/// camera, and the identity it was linked to, in the NVR conventions.
-///
-/// Converted from the one sighting model (`From<&Sighting>`; the box comes
-/// from the config, see [`MqttSink`]), so the wire format stays fixed when the
-/// gallery's internals change.
+/// The MQTT wire form of a sighting: one track of one person on one camera,
+/// and the identity it was linked to, in the NVR conventions. While the track
+/// is live ([`super::lifecycle`]) the identity fields are empty; on `end` they
+/// are the gallery's decision (`From<&Sighting>`), so the wire format stays
+/// fixed when the gallery's internals change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MqttSighting {
-    /// Sighting id (unique per box database).
-    pub id: u64,
+    /// Event id, the same on `new`, `update` and `end`: the track's start in
+    /// Unix seconds, its camera and track number (`1764000000.250000-gate-thermal-3`).
+    pub id: String,
+    /// The stored sighting (`/api/v1/sightings/{id}`), set on `end`.
+    pub sighting_id: Option<u64>,
     pub camera: String,
     #[serde(rename = "box")]
     pub box_name: String,
     pub modality: Modality,
     /// Always `person`; kept so consumers written for camera NVRs can filter on it.
     pub label: String,
-    /// The identity matched (or created, if none matched: open set).
+    /// The identity matched (or created, if none matched: open set), set on `end`.
     pub identity_id: Option<u64>,
     /// The identity's user-given name, if enrolled with one.
     pub identity_label: Option<String>,
-    /// Cosine similarity of the match, `None` for a new identity.
+    /// Cosine similarity of the match; `None` for a new identity and before `end`.
     pub score: Option<f32>,
     /// The match crossed modalities (thermal ↔ RGB): a day/night link.
     pub day_night_link: bool,
@@ -175,17 +195,20 @@ pub struct MqttSighting {
     pub start_time: f64,
     /// Unix seconds; set on `end`.
     pub end_time: Option<f64>,
-    /// Last bounding box on the camera frame: `[x, y, w, h]` in pixels.
+    /// Bounding box on the camera frame, `[x, y, w, h]` in pixels: the latest
+    /// while live, the best crop's on `end`.
     #[serde(rename = "box_xywh")]
     pub bbox: [f32; 4],
-    /// Frames the track has covered so far, when the producer counts them.
+    /// Frames the track has been matched in so far (`None` for a sighting
+    /// never seen live).
     pub frames: Option<u32>,
 }
 
 impl From<&Sighting> for MqttSighting {
     fn from(s: &Sighting) -> MqttSighting {
         MqttSighting {
-            id: s.id.max(0) as u64,
+            id: event_id(s.start_ns, &s.camera, s.track_id),
+            sighting_id: Some(s.id.max(0) as u64),
             camera: s.camera.clone(),
             box_name: String::new(),
             modality: s.modality,
@@ -202,13 +225,6 @@ impl From<&Sighting> for MqttSighting {
     }
 }
 
-/// One change of a sighting, as published.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SightingChange {
-    pub kind: SightingEventKind,
-    pub sighting: MqttSighting,
-}
-
 /// The JSON message on `<prefix>/events`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventMessage {
@@ -216,45 +232,6 @@ pub struct EventMessage {
     pub kind: SightingEventKind,
     pub before: MqttSighting,
     pub after: MqttSighting,
-}
-
-/// Turns a stream of sighting changes into `before`/`after` messages,
-/// remembering the last published state of each open sighting (bounded).
-#[derive(Debug)]
-pub struct EventComposer {
-    open: HashMap<u64, (u64, MqttSighting)>,
-    seq: u64,
-    max_open: usize,
-}
-
-impl EventComposer {
-    pub fn new(max_open: usize) -> EventComposer {
-        EventComposer { open: HashMap::new(), seq: 0, max_open: max_open.max(1) }
-    }
-
-    pub fn compose(&mut self, event: SightingChange) -> EventMessage {
-        self.seq += 1;
-        let id = event.sighting.id;
-        let before = match event.kind {
-            SightingEventKind::End => self.open.remove(&id).map(|(_, s)| s),
-            _ => self.open.get(&id).map(|(_, s)| s.clone()),
-        }
-        .unwrap_or_else(|| event.sighting.clone());
-        if event.kind != SightingEventKind::End {
-            if !self.open.contains_key(&id) && self.open.len() >= self.max_open {
-                // A sighting whose end was never reported must not grow memory forever.
-                if let Some(oldest) = self.open.iter().min_by_key(|(_, (seq, _))| *seq).map(|(k, _)| *k) {
-                    self.open.remove(&oldest);
-                }
-            }
-            self.open.insert(id, (self.seq, event.sighting.clone()));
-        }
-        EventMessage { kind: event.kind, before, after: event.sighting }
-    }
-
-    pub fn open_sightings(&self) -> usize {
-        self.open.len()
-    }
 }
 
 /// Counters for `/metrics`.
@@ -266,16 +243,50 @@ pub struct MqttStats {
     pub connects: AtomicU64,
 }
 
-/// The MQTT connection: a tokio task that drives rumqttc's event loop
-/// (connecting and reconnecting with back-off) and a non-blocking `publish`.
-pub struct MqttPublisher {
+/// What the trackers, the gallery and the expiry tick share: the lifecycle
+/// and the queue into the connection. Messages are queued under the
+/// lifecycle's lock, so they leave in the order it made them.
+struct Outbox {
     client: AsyncClient,
-    composer: Mutex<EventComposer>,
+    lifecycle: Mutex<Lifecycle>,
     events_topic: String,
-    availability_topic: String,
     stats: Arc<MqttStats>,
+}
+
+impl Outbox {
+    /// Runs `change` on the lifecycle and queues what it produced. Never
+    /// blocks: when the queue is full (broker slow or away) a message is
+    /// dropped and counted; the `end` of a sighting still carries its full
+    /// state, so a consumer recovers at the next message.
+    fn apply(&self, change: impl FnOnce(&mut Lifecycle) -> Vec<EventMessage>) -> Result<(), MqttError> {
+        let mut lifecycle = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut first_err = None;
+        for message in change(&mut lifecycle) {
+            let payload = serde_json::to_vec(&message)?;
+            match self.client.try_publish(self.events_topic.clone(), QoS::AtLeastOnce, false, payload) {
+                Ok(()) => {
+                    self.stats.published.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    first_err = first_err.or(Some(MqttError::Dropped(e)));
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// The MQTT connection: a tokio task that drives rumqttc's event loop
+/// (connecting and reconnecting with back-off), one that ends sightings the
+/// gallery never stored, and non-blocking entry points for the trackers
+/// ([`TrackObserver`]) and the gallery ([`MqttSink`]).
+pub struct MqttPublisher {
+    outbox: Arc<Outbox>,
+    availability_topic: String,
     stopping: Shutdown,
     task: tokio::task::JoinHandle<()>,
+    expiry: tokio::task::JoinHandle<()>,
 }
 
 pub const ONLINE: &str = "online";
@@ -284,7 +295,12 @@ pub const OFFLINE: &str = "offline";
 impl MqttPublisher {
     /// Starts the connection on the given runtime. Returns at once; the
     /// connection comes up in the background and `online` is published then.
-    pub fn start(config: &MqttConfig, runtime: &tokio::runtime::Handle) -> Result<MqttPublisher, MqttError> {
+    /// `cameras` name the box each camera belongs to.
+    pub fn start(
+        config: &MqttConfig,
+        cameras: &[CameraConfig],
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<MqttPublisher, MqttError> {
         config.validate()?;
         let availability_topic = config.availability_topic();
         let mut options = MqttOptions::new(config.client_id.clone(), config.host.clone(), config.port);
@@ -298,54 +314,51 @@ impl MqttPublisher {
         let (client, eventloop) = AsyncClient::new(options, config.queue_events);
         let stats = Arc::new(MqttStats::default());
         let stopping = Shutdown::new();
+        let boxes = cameras.iter().map(|c| (c.name.clone(), c.box_name.clone())).collect();
+        let outbox = Arc::new(Outbox {
+            client: client.clone(),
+            lifecycle: Mutex::new(Lifecycle::new(
+                boxes,
+                config.update_interval_s,
+                config.end_wait_s,
+                config.max_open_sightings,
+            )),
+            events_topic: config.events_topic(),
+            stats: stats.clone(),
+        });
         let task = runtime.spawn(drive(
             eventloop,
-            client.clone(),
+            client,
             availability_topic.clone(),
             format!("{}:{}", config.host, config.port),
-            stats.clone(),
+            stats,
             stopping.clone(),
         ));
-        Ok(MqttPublisher {
-            client,
-            composer: Mutex::new(EventComposer::new(config.max_open_sightings)),
-            events_topic: config.events_topic(),
-            availability_topic,
-            stats,
-            stopping,
-            task,
-        })
+        let expiry = runtime.spawn(expire_ends(outbox.clone()));
+        Ok(MqttPublisher { outbox, availability_topic, stopping, task, expiry })
     }
 
-    /// Queues one event. Never blocks: when the queue is full (broker slow or
-    /// away) the event is dropped and counted; the `end` of a sighting still
-    /// carries its full state, so a consumer recovers at the next message.
-    pub fn publish(&self, event: SightingChange) -> Result<(), MqttError> {
-        let message = self.composer.lock().unwrap_or_else(|p| p.into_inner()).compose(event);
-        let payload = serde_json::to_vec(&message)?;
-        match self.client.try_publish(self.events_topic.clone(), QoS::AtLeastOnce, false, payload) {
-            Ok(()) => {
-                self.stats.published.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                Err(MqttError::Dropped(e))
-            }
-        }
+    /// The gallery stored a sighting: its `end` (or `new` and `end`, if it
+    /// was never seen live).
+    pub fn stored(&self, sighting: &Sighting) -> Result<(), MqttError> {
+        self.outbox.apply(|l| l.stored(sighting))
     }
 
     pub fn stats(&self) -> &Arc<MqttStats> {
-        &self.stats
+        &self.outbox.stats
     }
 
-    /// Clean shutdown: publish `offline` (so no last will is needed), send
-    /// DISCONNECT after the queued events, and wait up to `timeout` for it.
+    /// Clean shutdown: `end` every sighting still open, publish `offline`
+    /// (so no last will is needed), send DISCONNECT after the queued events,
+    /// and wait up to `timeout` for the broker to have it.
     pub async fn shutdown(self, timeout: Duration) -> Result<(), MqttError> {
+        self.expiry.abort();
+        let drained = self.outbox.apply(Lifecycle::drain);
         self.stopping.request();
+        let client = self.outbox.client.clone();
         let sent = async {
-            self.client.publish(self.availability_topic.clone(), QoS::AtLeastOnce, true, OFFLINE).await?;
-            self.client.disconnect().await?;
+            client.publish(self.availability_topic.clone(), QoS::AtLeastOnce, true, OFFLINE).await?;
+            client.disconnect().await?;
             Ok::<_, rumqttc::ClientError>(())
         };
         let mut task = self.task;
@@ -355,7 +368,7 @@ impl MqttPublisher {
         })
         .await;
         match result {
-            Ok(r) => r,
+            Ok(r) => r.and(drained),
             Err(_) => {
                 task.abort();
                 Err(MqttError::Timeout(timeout))
@@ -364,37 +377,45 @@ impl MqttPublisher {
     }
 }
 
-/// The gallery's sightings on MQTT. The gallery emits one sighting per
-/// finished track, once it is stored; consumers written for NVR-style streams
-/// act on `new` and close on `end`, so each is published as `new` (without
-/// `end_time`) followed by `end` (the final state).
+impl TrackObserver for MqttPublisher {
+    fn seen(&self, camera: &str, modality: Modality, at: SystemTime, active: &[ActiveTrack]) {
+        if let Err(e) = self.outbox.apply(|l| l.seen(camera, modality, unix_ns(at), active)) {
+            tracing::debug!("MQTT: {e}");
+        }
+    }
+
+    fn ended(&self, tracks: &[FinishedTrack]) {
+        let at = tracks.iter().map(|t| unix_ns(t.end_time)).max().unwrap_or_else(now_ns);
+        let _ = self.outbox.apply(|l| {
+            l.ended(tracks, at);
+            vec![]
+        });
+    }
+}
+
+/// The gallery's sightings on MQTT: each stored sighting ends its event.
 pub struct MqttSink {
     publisher: Arc<MqttPublisher>,
-    /// camera name → box name, from the config.
-    boxes: HashMap<String, String>,
 }
 
 impl MqttSink {
-    pub fn new(publisher: Arc<MqttPublisher>, cameras: &[CameraConfig]) -> MqttSink {
-        let boxes = cameras.iter().map(|c| (c.name.clone(), c.box_name.clone())).collect();
-        MqttSink { publisher, boxes }
+    pub fn new(publisher: Arc<MqttPublisher>) -> MqttSink {
+        MqttSink { publisher }
     }
 }
 
 impl SightingSink for MqttSink {
     fn emit(&mut self, sighting: &Sighting) -> Result<(), SinkError> {
-        let box_name = self.boxes.get(&sighting.camera).cloned().unwrap_or_default();
-        let end = MqttSighting { box_name, ..MqttSighting::from(sighting) };
-        let new = MqttSighting { end_time: None, ..end.clone() };
-        let sink_error =
-            |e: MqttError| SinkError { sink: "MQTT".into(), sighting_id: sighting.id, source: Box::new(e) };
-        self.publisher.publish(SightingChange { kind: SightingEventKind::New, sighting: new }).map_err(sink_error)?;
-        self.publisher.publish(SightingChange { kind: SightingEventKind::End, sighting: end }).map_err(sink_error)
+        self.publisher.stored(sighting).map_err(|e| SinkError {
+            sink: "MQTT".into(),
+            sighting_id: sighting.id,
+            source: Box::new(e),
+        })
     }
 }
 
 /// MQTT for `vireid run`: the connection, on the process's runtime, handing
-/// out sinks for the gallery.
+/// out the gallery's sink and the trackers' observer.
 pub struct MqttService {
     runtime: tokio::runtime::Handle,
     publisher: Arc<MqttPublisher>,
@@ -402,23 +423,44 @@ pub struct MqttService {
 
 impl MqttService {
     /// `None` when `[mqtt] enabled = false`.
-    pub fn start(config: &MqttConfig, runtime: &tokio::runtime::Handle) -> Result<Option<MqttService>, MqttError> {
+    pub fn start(
+        config: &MqttConfig,
+        cameras: &[CameraConfig],
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Option<MqttService>, MqttError> {
         if !config.enabled {
             return Ok(None);
         }
-        let publisher = Arc::new(MqttPublisher::start(config, runtime)?);
+        let publisher = Arc::new(MqttPublisher::start(config, cameras, runtime)?);
         Ok(Some(MqttService { runtime: runtime.clone(), publisher }))
     }
 
-    pub fn sink(&self, cameras: &[CameraConfig]) -> Box<dyn SightingSink> {
-        Box::new(MqttSink::new(self.publisher.clone(), cameras))
+    pub fn sink(&self) -> Box<dyn SightingSink> {
+        Box::new(MqttSink::new(self.publisher.clone()))
     }
 
-    /// After the gallery has drained: publish `offline`, disconnect.
+    /// For the camera workers: `new` and `update` while people are tracked.
+    pub fn observer(&self) -> Arc<dyn TrackObserver> {
+        self.publisher.clone()
+    }
+
+    /// After the cameras have stopped and the gallery has drained: `end`
+    /// what is still open, publish `offline`, disconnect.
     pub fn shutdown(self) -> Result<(), MqttError> {
         let MqttService { runtime, publisher } = self;
         let publisher = Arc::try_unwrap(publisher).map_err(|_| MqttError::StillInUse)?;
         runtime.block_on(publisher.shutdown(Duration::from_secs(5)))
+    }
+}
+
+/// Once a second: `end` for tracks the gallery never stored.
+async fn expire_ends(outbox: Arc<Outbox>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = outbox.apply(|l| l.expire(now_ns())) {
+            tracing::debug!("MQTT: {e}");
+        }
     }
 }
 
@@ -444,6 +486,11 @@ async fn drive(
                 }
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                // The broker closes the connection once it has the
+                // DISCONNECT; dropping the socket before that would make it
+                // publish the last will: a second `offline`.
+                let _ = tokio::time::timeout(Duration::from_secs(2), async { while eventloop.poll().await.is_ok() {} })
+                    .await;
                 stats.connected.store(false, Ordering::Relaxed);
                 return;
             }
@@ -465,45 +512,23 @@ async fn drive(
 mod tests {
     use super::*;
 
-    fn state(id: u64, frames: u32) -> MqttSighting {
+    fn state(frames: u32) -> MqttSighting {
         MqttSighting {
-            id,
+            id: event_id(1_700_000_000_500_000_000, "gate-thermal", 3),
+            sighting_id: None,
             camera: "gate-thermal".into(),
             box_name: "gate".into(),
             modality: Modality::Thermal,
             label: "person".into(),
-            identity_id: Some(7),
+            identity_id: None,
             identity_label: None,
-            score: Some(0.61),
-            day_night_link: true,
+            score: None,
+            day_night_link: false,
             start_time: 1_700_000_000.5,
             end_time: None,
             bbox: [10.0, 20.0, 40.0, 100.0],
             frames: Some(frames),
         }
-    }
-
-    #[test]
-    fn before_is_the_last_published_state() {
-        let mut c = EventComposer::new(16);
-        let m = c.compose(SightingChange { kind: SightingEventKind::New, sighting: state(1, 1) });
-        assert_eq!(m.before, m.after);
-        let m = c.compose(SightingChange { kind: SightingEventKind::Update, sighting: state(1, 5) });
-        assert_eq!((m.before.frames, m.after.frames), (Some(1), Some(5)));
-        let mut end = state(1, 9);
-        end.end_time = Some(1_700_000_010.0);
-        let m = c.compose(SightingChange { kind: SightingEventKind::End, sighting: end });
-        assert_eq!((m.before.frames, m.after.frames), (Some(5), Some(9)));
-        assert_eq!(c.open_sightings(), 0);
-    }
-
-    #[test]
-    fn open_sightings_are_bounded() {
-        let mut c = EventComposer::new(3);
-        for id in 0..10 {
-            c.compose(SightingChange { kind: SightingEventKind::New, sighting: state(id, 1) });
-        }
-        assert_eq!(c.open_sightings(), 3);
     }
 
     #[test]
@@ -519,9 +544,11 @@ mod tests {
 
     #[test]
     fn wire_format() {
-        let m = EventMessage { kind: SightingEventKind::New, before: state(3, 1), after: state(3, 1) };
+        let m = EventMessage { kind: SightingEventKind::New, before: state(1), after: state(1) };
         let v: serde_json::Value = serde_json::to_value(&m).unwrap();
         assert_eq!(v["type"], "new");
+        assert_eq!(v["after"]["id"], "1700000000.500000-gate-thermal-3");
+        assert_eq!(v["after"]["sighting_id"], serde_json::Value::Null);
         assert_eq!(v["after"]["modality"], "thermal");
         assert_eq!(v["after"]["box"], "gate");
         assert_eq!(v["after"]["label"], "person");

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::core::{Frame, LatencyHistogram, LatencySnapshot, Shutdown};
 use crate::detect::{open_detector, DetectConfig, Detector};
 use crate::ingest::{self, CameraHandle, StatsSnapshot};
-use crate::track::{FinishedTrack, Tracker};
+use crate::track::{FinishedTrack, TrackObserver, Tracker};
 
 /// Per-camera worker counters.
 #[derive(Debug, Default)]
@@ -58,8 +58,13 @@ pub struct FrontHalf {
 }
 
 impl FrontHalf {
-    /// Starts every camera and its worker; finished tracks are sent to `out`.
-    pub fn start(config: &Config, out: Sender<FinishedTrack>) -> PipelineResult<FrontHalf> {
+    /// Starts every camera and its worker; finished tracks are sent to `out`,
+    /// and live ones shown to `observer` (MQTT's `new`/`update`).
+    pub fn start(
+        config: &Config,
+        out: Sender<FinishedTrack>,
+        observer: Option<Arc<dyn TrackObserver>>,
+    ) -> PipelineResult<FrontHalf> {
         config.validate()?;
         let stop = Shutdown::new();
         let mut workers = Vec::new();
@@ -70,11 +75,12 @@ impl FrontHalf {
             let camera = ingest::start_camera(cam, &config.ingest)?;
             let stats = Arc::new(WorkerStats::default());
             let tracker = Tracker::new(camera.name.clone(), cam.modality, config.track.clone());
-            let (frames, wstats, wstop, wout) = (camera.frames.clone(), stats.clone(), stop.clone(), out.clone());
+            let (frames, wstats, wstop) = (camera.frames.clone(), stats.clone(), stop.clone());
+            let outputs = Outputs { tracks: out.clone(), observer: observer.clone() };
             let detect_cfg = config.detect.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("detect-{}", cam.name))
-                .spawn(move || worker_loop(frames, &detect_cfg, detector, tracker, wstats, wstop, wout))
+                .spawn(move || worker_loop(frames, &detect_cfg, detector, tracker, wstats, wstop, outputs))
                 .map_err(|e| PipelineError::Spawn("detect worker", e))?;
             workers.push(CameraWorker { camera, stats, thread: Some(thread) });
         }
@@ -148,6 +154,13 @@ fn report(s: &WorkerStats, ingest: StatsSnapshot) -> CameraReport {
     }
 }
 
+/// Where a worker's tracks go: finished ones down the flow, and what is
+/// live to the observer.
+struct Outputs {
+    tracks: Sender<FinishedTrack>,
+    observer: Option<Arc<dyn TrackObserver>>,
+}
+
 fn worker_loop(
     frames: Receiver<Frame>,
     detect_cfg: &DetectConfig,
@@ -155,9 +168,13 @@ fn worker_loop(
     mut tracker: Tracker,
     stats: Arc<WorkerStats>,
     stop: Shutdown,
-    out: Sender<FinishedTrack>,
+    outputs: Outputs,
 ) -> PipelineResult<()> {
+    let Outputs { tracks: out, observer } = outputs;
     let send = |tracks: Vec<FinishedTrack>| {
+        if let (Some(o), false) = (&observer, tracks.is_empty()) {
+            o.ended(&tracks);
+        }
         for t in tracks {
             stats.finished_tracks.fetch_add(1, Ordering::Relaxed);
             // The output side gone means we are shutting down: nothing to keep.
@@ -196,6 +213,9 @@ fn worker_loop(
             .map_err(|source| PipelineError::Detect { camera: frame.camera.to_string(), source })?;
         let t1 = Instant::now();
         let finished = tracker.update(&frame, &dets);
+        if let Some(o) = &observer {
+            o.seen(&frame.camera, frame.modality, frame.wall_time, tracker.active());
+        }
         let t2 = Instant::now();
         stats.detect_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
         stats.track_ns.fetch_add((t2 - t1).as_nanos() as u64, Ordering::Relaxed);
@@ -256,7 +276,8 @@ mod tests {
         drop(ftx);
         let tracker = Tracker::new(Arc::from("cam"), Modality::Rgb, TrackConfig::default());
         let stats = Arc::new(WorkerStats::default());
-        worker_loop(frx, &DetectConfig::default(), Box::new(Still), tracker, stats, Shutdown::new(), otx).unwrap();
+        let outputs = Outputs { tracks: otx, observer: None };
+        worker_loop(frx, &DetectConfig::default(), Box::new(Still), tracker, stats, Shutdown::new(), outputs).unwrap();
         let tracks: Vec<FinishedTrack> = orx.iter().collect();
         assert_eq!(tracks.len(), 2, "one track per segment: {tracks:#?}");
         let s = |ns: Option<u64>| ns.unwrap() as f64 / 1e9;

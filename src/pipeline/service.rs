@@ -38,7 +38,7 @@ use crate::core::SightingSink;
 use crate::embed::{open_embedder, Embedder, EmbedderSpec, SharedEmbedder};
 use crate::events::mqtt::MqttService;
 #[cfg(feature = "media")]
-use crate::track::{finished_track_json, FinishedTrack};
+use crate::track::{finished_track_json, FinishedTrack, TrackObserver};
 
 /// How long shutdown waits for in-flight sightings to reach SQLite; below
 /// systemd's default `TimeoutStopSec` (90 s) so a hung drain still exits cleanly.
@@ -135,10 +135,10 @@ impl Service {
                 "no --sightings, no [events].jsonl and no [api]: finished tracks are written, not embedded or stored"
             );
         }
-        let mqtt = if cameras { MqttService::start(&config.mqtt, process.handle())? } else { None };
+        let mqtt = if cameras { MqttService::start(&config.mqtt, &config.cameras, process.handle())? } else { None };
         let back = match &embedder {
             Some(e) => {
-                let sinks: Vec<Box<dyn SightingSink>> = mqtt.iter().map(|m| m.sink(&config.cameras)).collect();
+                let sinks: Vec<Box<dyn SightingSink>> = mqtt.iter().map(MqttService::sink).collect();
                 Some(BackHalf::start(config, e.clone(), &plan.embedder, sinks)?)
             }
             None => None,
@@ -158,7 +158,10 @@ impl Service {
         };
         #[cfg(feature = "media")]
         let front = match plan.cameras {
-            Some(out) => Some(start_front(config, out, back.as_ref().map(BackHalf::sender))?),
+            Some(out) => {
+                let observer = mqtt.as_ref().map(MqttService::observer);
+                Some(start_front(config, out, back.as_ref().map(BackHalf::sender), observer)?)
+            }
             None => None,
         };
         #[cfg(not(feature = "media"))]
@@ -415,6 +418,7 @@ fn start_front(
     config: &Config,
     mut out: Box<dyn Write + Send>,
     back: Option<crossbeam_channel::Sender<FinishedTrack>>,
+    observer: Option<Arc<dyn TrackObserver>>,
 ) -> PipelineResult<Front> {
     // Bounded: a stuck writer blocks the workers (and then ingest drops
     // frames) instead of growing memory.
@@ -436,6 +440,6 @@ fn start_front(
             Ok(n)
         })
         .map_err(|e| PipelineError::Spawn("track writer", e))?;
-    let half = FrontHalf::start(config, tx)?;
+    let half = FrontHalf::start(config, tx, observer)?;
     Ok(Front { half, writer })
 }

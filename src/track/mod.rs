@@ -154,6 +154,16 @@ impl TrackConfig {
     }
 }
 
+/// Who wants to know about tracks while they are live (MQTT's `new` and
+/// `update`), not only once they have ended. Called on the camera's worker
+/// thread, so it must not block.
+pub trait TrackObserver: Send + Sync {
+    /// After a detection frame at `at`: the confirmed tracks it matched.
+    fn seen(&self, camera: &str, modality: Modality, at: SystemTime, active: &[ActiveTrack]);
+    /// Tracks that ended with that frame (they go on to the gallery).
+    fn ended(&self, tracks: &[FinishedTrack]);
+}
+
 /// A track that was matched in the current frame (for per-frame output).
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct ActiveTrack {
@@ -161,6 +171,11 @@ pub struct ActiveTrack {
     /// The matched detection's box.
     pub bbox: BBox,
     pub score: f32,
+    /// When the track began (wall clock, ns since the Unix epoch): with the
+    /// camera and `track_id`, what names it before it is a stored sighting.
+    pub start_ns: i64,
+    /// Frames matched so far.
+    pub hits: u32,
 }
 
 struct Track {
@@ -179,6 +194,18 @@ struct Track {
     end_time: SystemTime,
     crops: crops::BestCrops,
     path: path::TrackPath,
+}
+
+impl Track {
+    fn active(&self, bbox: BBox, score: f32) -> ActiveTrack {
+        ActiveTrack {
+            track_id: self.id,
+            bbox,
+            score,
+            start_ns: crate::core::time::unix_ns(self.start_time),
+            hits: self.hits,
+        }
+    }
 }
 
 /// The tracker of one camera.
@@ -292,7 +319,7 @@ impl Tracker {
                         frame.height,
                     );
                     if t.confirmed {
-                        self.active.push(ActiveTrack { track_id: t.id, bbox: d.bbox, score: d.score });
+                        self.active.push(t.active(d.bbox, d.score));
                     }
                 }
                 None => {
@@ -344,7 +371,7 @@ impl Tracker {
             t.crops.offer(frame, d, &self.config);
             t.path.offer(frame.pts_ns, crate::core::time::unix_ns(frame.wall_time), &d.bbox, frame.width, frame.height);
             if t.confirmed {
-                self.active.push(ActiveTrack { track_id: t.id, bbox: d.bbox, score: d.score });
+                self.active.push(t.active(d.bbox, d.score));
             }
             self.tracks.push(t);
         }
@@ -363,7 +390,7 @@ impl Tracker {
             // Only people the last detection frame saw: one already missed is
             // not drawn on a guess.
             if t.confirmed && t.misses == 0 {
-                self.active.push(ActiveTrack { track_id: t.id, bbox: t.predicted, score: 0.0 });
+                self.active.push(t.active(t.predicted, 0.0));
             }
         }
     }

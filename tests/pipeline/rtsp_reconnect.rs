@@ -150,7 +150,7 @@ fn reconnect_in_own_process() {
     ))
     .unwrap();
     let (tx, tracks) = bounded(256);
-    let pipeline = FrontHalf::start(&config, tx).unwrap();
+    let pipeline = FrontHalf::start(&config, tx, None).unwrap();
 
     let first = wait_for(&pipeline, "frames from both cameras", 30, |r| r.iter().all(|c| c.processed_frames >= 15));
     let rss_warm = rss_kib();
