@@ -185,6 +185,61 @@ mod tests {
         }
     }
 
+    /// Every key a config can hold (serde's own field lists, traced through
+    /// every section) is written, set or commented out, in its section of
+    /// `config/example.toml`: the file claims to document every key, and a
+    /// new field without a line there fails here.
+    #[test]
+    fn the_example_config_documents_every_key() {
+        use serde_reflection::{ContainerFormat, Format, Registry, Samples, Tracer, TracerConfig};
+        let mut tracer = Tracer::new(TracerConfig::default());
+        tracer.trace_type::<Config>(&Samples::new()).unwrap();
+        // Unchecked: enum variants (modality, file_pace, …) are values, not keys.
+        let registry = tracer.registry_unchecked();
+        fn keys(registry: &Registry, container: &str, section: &str, out: &mut Vec<(String, String)>) {
+            let Some(ContainerFormat::Struct(fields)) = registry.get(container) else { return };
+            for field in fields {
+                let mut format = &field.value;
+                while let Format::Option(inner) | Format::Seq(inner) = format {
+                    format = inner;
+                }
+                match format {
+                    Format::TypeName(t) if matches!(registry.get(t), Some(ContainerFormat::Struct(_))) => {
+                        let name =
+                            if section.is_empty() { field.name.clone() } else { format!("{section}.{}", field.name) };
+                        keys(registry, t, &name, out);
+                    }
+                    _ => out.push((section.to_string(), field.name.clone())),
+                }
+            }
+        }
+        let mut wanted = vec![];
+        keys(&registry, "Config", "", &mut wanted);
+        assert!(wanted.len() > 80, "the trace found only {} keys: {wanted:?}", wanted.len());
+
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml")).unwrap();
+        let mut documented = std::collections::HashSet::new();
+        let mut section = String::new();
+        for line in text.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+                section = name.to_string();
+            } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_string();
+            } else if let Some((key, _)) = line.trim_start_matches(['#', ' ']).split_once('=') {
+                let key = key.trim();
+                if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                    documented.insert((section.clone(), key.to_string()));
+                }
+            }
+        }
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|k| !documented.contains(*k))
+            .map(|(s, k)| if s.is_empty() { k.clone() } else { format!("[{s}] {k}") })
+            .collect();
+        assert!(missing.is_empty(), "config/example.toml does not document: {}", missing.join(", "));
+    }
+
     /// `[events.mqtt]` said only "unknown field `mqtt`".
     #[test]
     fn mqtt_under_events_points_to_its_own_section() {
