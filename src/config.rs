@@ -19,8 +19,8 @@ pub enum LoadError {
     Read { path: PathBuf, source: std::io::Error },
     /// Not TOML, or a key no section has (the TOML error names line, column
     /// and key; `hint` where a key is known to belong elsewhere).
-    #[error("invalid config file {}: {source}{hint}", path.display())]
-    Parse { path: PathBuf, source: Box<toml::de::Error>, hint: String },
+    #[error("invalid config file {}: {message}{hint}", path.display())]
+    Parse { path: PathBuf, message: String, hint: String },
     #[error("invalid config file {}: {source}", path.display())]
     Invalid { path: PathBuf, source: SectionError },
 }
@@ -35,7 +35,7 @@ impl LoadError {
     fn parse(path: &Path, e: toml::de::Error) -> LoadError {
         let text = e.to_string();
         let hint = MOVED.iter().find(|(m, _)| text.contains(m)).map(|(_, h)| format!("hint: {h}")).unwrap_or_default();
-        LoadError::Parse { path: path.to_path_buf(), source: Box::new(e), hint }
+        LoadError::Parse { path: path.to_path_buf(), message: crate::core::in_words(&text), hint }
     }
 }
 
@@ -238,6 +238,22 @@ mod tests {
             .map(|(s, k)| if s.is_empty() { k.clone() } else { format!("[{s}] {k}") })
             .collect();
         assert!(missing.is_empty(), "config/example.toml does not document: {}", missing.join(", "));
+    }
+
+    /// A wrong type named a Rust type ("expected usize").
+    #[test]
+    fn type_errors_are_in_words() {
+        for (value, words) in
+            [("\"x\"", "expected a whole number, 0 or more"), ("-3", "expected a whole number, 0 or more")]
+        {
+            let err = Config::parse(&format!(
+                "[[camera]]\nname = \"a\"\nmodality = \"rgb\"\nsource = \"test:\"\n[ingest]\nqueue_frames = {value}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(words) && !err.contains("usize"), "{err}");
+            assert!(err.contains("queue_frames"), "the key is shown: {err}");
+        }
     }
 
     /// `[events.mqtt]` said only "unknown field `mqtt`".

@@ -128,6 +128,19 @@ pub struct QueryMatch {
     pub cross_modality: bool,
 }
 
+impl QueryMatch {
+    /// The wire form of a gallery match for a query image of `modality` (the
+    /// API's and `vireid query --json`'s).
+    pub fn of(result: &crate::gallery::QueryResult, modality: Modality) -> QueryMatch {
+        QueryMatch {
+            identity_id: result.identity_id.max(0) as u64,
+            label: result.label.clone(),
+            score: result.similarity,
+            cross_modality: result.matched_modality != modality,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct GalleryStats {
     pub identities: u64,

@@ -155,15 +155,7 @@ impl GalleryApi for GalleryApiHandle {
         let feature = self.embed(&image)?;
         let modality = image.modality;
         let results = self.ask(|reply| GalleryRequest::Query { feature, modality, top: k, reply })?;
-        Ok(results
-            .into_iter()
-            .map(|r| QueryMatch {
-                identity_id: r.identity_id as u64,
-                label: r.label,
-                score: r.similarity,
-                cross_modality: r.matched_modality != image.modality,
-            })
-            .collect())
+        Ok(results.iter().map(|r| QueryMatch::of(r, modality)).collect())
     }
 
     fn forget(&self, id: u64) -> GalleryApiResult<bool> {

@@ -274,7 +274,7 @@ async fn metrics_text(State(state): State<ApiState>) -> Response {
 }
 
 fn query_error(e: QueryRejection) -> ApiError {
-    ApiError::bad_request(format!("bad query string: {}", e.body_text()))
+    ApiError::bad_request(format!("bad query string: {}", crate::core::in_words(&e.body_text())))
 }
 
 fn path_id(p: Result<Path<u64>, PathRejection>) -> Result<u64, ApiError> {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::embed::EmbedderArgs;
+use crate::api::{IdentityBody, QueryMatch};
 use crate::config::Config;
 use crate::core::{Crop, Modality};
 use crate::gallery::store::GalleryStore;
@@ -83,7 +84,9 @@ pub fn run_gallery(cmd: &GalleryCommand) -> Result<()> {
             let store = open_store(&cfg)?;
             let ids = store.list_identities()?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&ids)?);
+                // The API's wire form (`GET /api/v1/identities`): one naming everywhere.
+                let bodies: Vec<IdentityBody> = ids.iter().map(IdentityBody::from).collect();
+                println!("{}", serde_json::to_string_pretty(&bodies)?);
                 return Ok(());
             }
             println!(
@@ -202,7 +205,9 @@ pub fn run_query(args: &QueryArgs) -> Result<()> {
     gallery.use_model(args.embedder.space(&embed_cfg, &*embedder), false)?;
     let results = gallery.query(&gallery.from_model(&f.row(0).to_vec(), args.modality), args.top)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        // The API's wire form (`POST /api/v1/query`).
+        let matches: Vec<QueryMatch> = results.iter().map(|r| QueryMatch::of(r, args.modality)).collect();
+        println!("{}", serde_json::to_string_pretty(&matches)?);
         return Ok(());
     }
     let t = cfg.gallery.thresholds();
@@ -211,7 +216,7 @@ pub fn run_query(args: &QueryArgs) -> Result<()> {
         let rgb = r.sightings.iter().filter(|s| s.modality == Modality::Rgb).count();
         let th = r.sightings.len() - rgb;
         println!(
-            "identity {:>5}{}  similarity {:.3} via {} exemplar{}  sightings: {rgb} rgb, {th} thermal",
+            "identity {:>5}{}  score {:.3} via {} exemplar{}  sightings: {rgb} rgb, {th} thermal",
             r.identity_id,
             r.label.as_ref().map(|l| format!(" ({l})")).unwrap_or_default(),
             r.similarity,

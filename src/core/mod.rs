@@ -19,7 +19,7 @@ pub mod sighting;
 pub mod time;
 
 pub use bbox::BBox;
-pub use config_error::ConfigError;
+pub use config_error::{in_words, ConfigError};
 pub use crop::{list_images, Crop, ImageFileError};
 pub use frame::Frame;
 pub use latency::{LatencyHistogram, LatencySnapshot};

@@ -64,8 +64,10 @@ pub struct SightingEvent {
     pub best_pts_ns: Option<i64>,
     /// `[x, y, w, h]` of the best crop.
     pub best_box: [f32; 4],
-    /// Cosine similarity of the deciding match (absent for a new identity).
-    pub similarity: Option<f32>,
+    /// Cosine similarity of the deciding match (absent for a new identity);
+    /// `score`, as in the API and on MQTT (files written before read as `similarity`).
+    #[serde(alias = "similarity")]
+    pub score: Option<f32>,
     pub matched_modality: Option<Modality>,
     /// The identity joined is known from the other modality (a thermal sighting
     /// of an identity seen in RGB, or the reverse), by appearance or co-observation.
@@ -93,7 +95,7 @@ impl From<&Sighting> for SightingEvent {
             end_pts_ns: row.end_pts_ns,
             best_pts_ns: row.best_pts_ns,
             best_box: [row.best_box.x, row.best_box.y, row.best_box.w, row.best_box.h],
-            similarity: row.similarity,
+            score: row.similarity,
             matched_modality: row.matched_modality,
             day_night_link: row.day_night_link,
             paired_sighting_id: row.paired_sighting_id,
@@ -187,4 +189,24 @@ pub fn read_sightings(path: &Path) -> Result<Vec<SightingEvent>, EventsError> {
         out.push(serde_json::from_value(v).map_err(|e| bad("not a sighting event", e))?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The match's `score` is named as in the API and on MQTT; a file written
+    /// before (`similarity`) still reads.
+    #[test]
+    fn score_is_the_field_and_old_files_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let old = r#"{"event":"sighting","sighting_id":3,"identity_id":1,"new_identity":false,"camera":"c","modality":"thermal","track_id":2,"start_ns":1,"end_ns":2,"start_pts_ns":null,"end_pts_ns":null,"best_pts_ns":null,"best_box":[0,0,1,1],"similarity":0.5,"matched_modality":"rgb","day_night_link":true}"#;
+        std::fs::write(&path, format!("{old}\n")).unwrap();
+        let read = read_sightings(&path).unwrap();
+        assert_eq!(read[0].score, Some(0.5));
+        let v = serde_json::to_value(&read[0]).unwrap();
+        assert_eq!(v["score"], 0.5);
+        assert!(v.get("similarity").is_none());
+    }
 }

@@ -251,7 +251,10 @@ impl Gallery {
             }
             PairUnit::Pair(a, b, iou) => {
                 let (ra, rb) = self.record_pair(&a, &b, iou);
-                vec![(a, ra), (b, rb)]
+                let mut out = vec![(a, ra), (b, rb)];
+                // In the order stored (the lead first), so events keep ids ascending.
+                out.sort_by_key(|(_, r)| r.as_ref().map_or(i64::MAX, |s| s.id));
+                out
             }
         }
     }

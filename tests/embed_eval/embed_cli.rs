@@ -67,7 +67,8 @@ fn embed_enrol_query_forget_round_trip_and_bad_input() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["identity_id"], 1);
     assert_eq!(v[0]["label"], "alice");
-    assert!(v[0]["similarity"].as_f64().unwrap() > 0.999);
+    assert!(v[0]["score"].as_f64().unwrap() > 0.999);
+    assert_eq!(v[0]["cross_modality"], false);
 
     // Bad input: not an image, missing model, missing gallery, unknown identity.
     let bogus = d.join("bogus.jpg");

@@ -32,7 +32,7 @@ fn sighting(id: i64, identity: i64, m: Modality, pts: i64, x: f32, link: bool) -
         end_pts_ns: Some(pts),
         best_pts_ns: Some(pts),
         best_box: [x + 2.0, 12.0, 40.0, 96.0],
-        similarity: Some(0.5),
+        score: Some(0.5),
         matched_modality: None,
         day_night_link: link,
         paired_sighting_id: None,

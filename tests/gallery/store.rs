@@ -145,6 +145,18 @@ fn co_observed_tracks_share_an_identity_and_night_matches_link_to_day() {
     ));
     let late = late[0].1.as_ref().unwrap();
     assert_eq!((late.identity_id, late.paired_sighting_id, late.day_night_link), (a.identity_id, Some(n.id), true));
+    // A pair whose second track decides (the thermal one matches person 4's
+    // identity, the RGB one nobody) is stored lead first; its events come in
+    // that order (ids ascending), not in the order given (they once did).
+    let out = g.record_unit(PairUnit::Pair(
+        Box::new(track(8, Modality::Rgb, feature(4, 0.1, Modality::Rgb))),
+        Box::new(track(9, Modality::Thermal, feature(4, 0.0, Modality::Thermal))),
+        0.7,
+    ));
+    let stored: Vec<_> = out.iter().map(|(et, r)| (et.track.modality, r.as_ref().unwrap().clone())).collect();
+    assert_eq!(stored[0].0, Modality::Thermal, "the deciding track first: {stored:#?}");
+    assert!(stored[0].1.id < stored[1].1.id, "{stored:#?}");
+    assert_eq!((stored[0].1.identity_id, stored[1].1.identity_id), (a.identity_id, a.identity_id));
     // A partner whose identity was forgotten meanwhile: matched by appearance instead (a new identity here).
     g.forget(a.identity_id).unwrap();
     let orphan = g.record_unit(PairUnit::Single(

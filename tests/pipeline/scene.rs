@@ -67,6 +67,16 @@ fn run_on_a_synthetic_scene_writes_tracks_with_crops() {
         }
     }
 
+    // Events come in the order the sightings were stored: a pair whose
+    // second track led once came out as (id n+1, id n).
+    let ids: Vec<i64> = vireid::events::read_sightings(&dir.path().join("sightings.jsonl"))
+        .unwrap()
+        .iter()
+        .map(|s| s.sighting_id)
+        .collect();
+    assert!(!ids.is_empty());
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "sighting ids out of order in the event stream: {ids:?}");
+
     // `vireid detect` scores the thermal video against the ground truth. The
     // floor only catches a broken detector/decoder (full-length figures are
     // ~0.7, see BENCHMARKS.md); an 8-s scene is too short for the target itself.
