@@ -32,6 +32,16 @@ fn launch_for(source: &str) -> Result<String> {
     }
     let path = std::fs::canonicalize(&path)
         .map_err(|e| IngestError::Invalid(format!("--mount source {}: {e}", path.display())))?;
+    // An MP4 starts with its `ftyp` box; anything else (a .toml given by
+    // mistake) would only fail once a client connects.
+    let mut head = [0u8; 8];
+    let read = std::fs::File::open(&path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
+    if read.is_err() || &head[4..8] != b"ftyp" {
+        bail!(
+            "--mount source {} is not an MP4 file: serve an H.264 .mp4 (as `vireid synth scene` writes) or test:",
+            path.display()
+        );
+    }
     let p = path.to_string_lossy();
     if p.contains('"') || p.contains('\\') {
         bail!("--mount source {p}: paths with quotes or backslashes are not supported; rename the file");
@@ -52,6 +62,7 @@ pub fn serve(address: &str, port: u16, mount_specs: &[String]) -> Result<()> {
     server.set_service(&port.to_string());
     let mounts =
         server.mount_points().ok_or_else(|| IngestError::Gstreamer("RTSP server has no mount points".into()))?;
+    let mut serving = vec![];
     for m in mount_specs {
         let (name, source) = m.split_once('=').ok_or_else(|| {
             IngestError::Invalid(format!("--mount '{m}' must be NAME=SOURCE (e.g. rgb=scene/rgb.mp4)"))
@@ -65,12 +76,16 @@ pub fn serve(address: &str, port: u16, mount_specs: &[String]) -> Result<()> {
         // Every client gets its own pipeline from the file's start.
         factory.set_shared(false);
         mounts.add_factory(&format!("/{name}"), factory);
-        println!("serving rtsp://{address}:{port}/{name} from {source}");
+        serving.push(format!("serving rtsp://{address}:{port}/{name} from {source}"));
     }
     let main_loop = gstreamer::glib::MainLoop::new(None, false);
     let _source = server
         .attach(None)
         .map_err(|e| IngestError::Gstreamer(format!("cannot listen on {address}:{port}: is the port in use? ({e})")))?;
+    // Only now that the port is bound: "serving" was once printed before a failed bind.
+    for line in serving {
+        println!("{line}");
+    }
     main_loop.run();
     Ok(())
 }

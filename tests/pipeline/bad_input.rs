@@ -168,6 +168,26 @@ fn missing_decoder_element_is_named() {
     );
 }
 
+/// `serve-rtsp` said "serving…" and then failed to bind, and took a .toml
+/// file as a stream (failing only once a client connected).
+#[test]
+fn serve_rtsp_rejects_a_busy_port_and_a_file_that_is_not_mp4() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = vireid(&["serve-rtsp", "--port", &port, "--mount", "cam=test:"]);
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "serve-rtsp on a busy port should fail: {err}");
+    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("serving"), "'serving' before the bind failed");
+
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("config.toml");
+    std::fs::write(&toml, "[[camera]]\nname = \"a\"\n").unwrap();
+    let out = vireid(&["serve-rtsp", "--port", "0", "--mount", &format!("cam={}", toml.display())]);
+    let err = stderr_of(&out);
+    assert!(!out.status.success() && err.contains("is not an MP4 file"), "{err}");
+}
+
 #[test]
 fn unreachable_camera_keeps_retrying_and_says_so() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
