@@ -58,8 +58,14 @@ pub struct SightingBody {
     pub score: Option<f32>,
     /// It matched nothing and founded its identity.
     pub new_identity: bool,
-    /// The sighting of the box's other camera that saw the same person at the same time.
+    /// The sighting of the box's other camera it was filed with when stored
+    /// (whose identity it joined, or that joined it first).
     pub paired_sighting_id: Option<u64>,
+    /// Every sighting of the box's other camera that saw the same person at
+    /// the same time, both ways: a long thermal track can have two shorter
+    /// RGB partners, and each of them lists it.
+    #[serde(default)]
+    pub partner_sighting_ids: Vec<u64>,
     /// Linked to an identity first known from the other modality.
     pub day_night_link: bool,
     /// Crop ids, best first.
@@ -78,6 +84,7 @@ impl From<&Sighting> for SightingBody {
             score: s.similarity,
             new_identity: s.new_identity,
             paired_sighting_id: s.paired_sighting_id.map(|p| p.max(0) as u64),
+            partner_sighting_ids: s.paired_sighting_id.map(|p| p.max(0) as u64).into_iter().collect(),
             day_night_link: s.day_night_link,
             crops: s.crop_path.as_ref().map(|_| vec![sighting_crop_id(s.id)]).unwrap_or_default(),
         }

@@ -17,7 +17,7 @@ use super::{
     QueryMatch, SightingBody, SightingFilter, UploadedImage,
 };
 use crate::core::time::{ns_to_secs, secs_to_ns};
-use crate::core::{Crop, Modality};
+use crate::core::{Crop, Modality, Sighting};
 use crate::embed::{Embedder, SharedEmbedder};
 use crate::gallery::actor::GalleryRequest;
 use crate::gallery::store::{GalleryStore, IdentitySummary, SightingQuery, StoreError};
@@ -69,6 +69,24 @@ impl From<&IdentitySummary> for IdentityBody {
     }
 }
 
+/// The API bodies of stored sightings, each with all its co-observed partners.
+fn bodies(store: &GalleryStore, rows: &[Sighting]) -> Result<Vec<SightingBody>, StoreError> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut partners = store.partners_of(&ids)?;
+    Ok(rows
+        .iter()
+        .map(|r| SightingBody {
+            partner_sighting_ids: partners
+                .remove(&r.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| p.max(0) as u64)
+                .collect(),
+            ..SightingBody::from(r)
+        })
+        .collect())
+}
+
 impl GalleryApiHandle {
     /// `requests` goes to the running gallery actor; `embedder` is the one the
     /// pipeline embeds tracks with (the same model, loaded once).
@@ -113,7 +131,7 @@ impl GalleryApi for GalleryApiHandle {
         self.with_reader(|s| {
             let Some(summary) = s.identity_summary(id as i64)? else { return Ok(None) };
             let q = SightingQuery { identity_id: Some(id as i64), ..Default::default() };
-            let sightings: Vec<SightingBody> = s.recent_sightings(&q)?.iter().map(SightingBody::from).collect();
+            let sightings = bodies(s, &s.recent_sightings(&q)?)?;
             let crops_of = |m: Modality| -> Vec<u64> {
                 sightings.iter().filter(|x| x.modality == m).flat_map(|x| x.crops.iter().copied()).collect()
             };
@@ -133,7 +151,7 @@ impl GalleryApi for GalleryApiHandle {
             modality: f.modality,
             limit: Some(f.limit),
         };
-        Ok(self.with_reader(|s| s.recent_sightings(&q))?.iter().map(SightingBody::from).collect())
+        self.with_reader(|s| bodies(s, &s.recent_sightings(&q)?))
     }
 
     fn enrol(&self, image: UploadedImage, label: Option<String>) -> GalleryApiResult<Enrolled> {

@@ -560,14 +560,46 @@ impl GalleryStore {
     }
 
     /// Records that a stored sighting has a partner from the box's other modality.
+    /// Notes `paired_sighting_id` on a sighting stored without a partner. One
+    /// that has its partner already keeps it: a long track co-observed with
+    /// two shorter ones has both as partners ([`GalleryStore::partners_of`]),
+    /// and overwriting lost the first.
     pub fn set_paired(&self, sighting_id: i64, paired_sighting_id: i64) -> StoreResult<()> {
         self.conn
             .execute(
-                "UPDATE sightings SET paired_sighting_id = ?2 WHERE id = ?1",
+                "UPDATE sightings SET paired_sighting_id = ?2 WHERE id = ?1 AND paired_sighting_id IS NULL",
                 params![sighting_id, paired_sighting_id],
             )
             .map_err(self.err())?;
         Ok(())
+    }
+
+    /// Every co-observed partner of each of `ids`, both ways (a sighting that
+    /// names it, and the one it names), ascending: symmetric by construction.
+    pub fn partners_of(&self, ids: &[i64]) -> StoreResult<std::collections::HashMap<i64, Vec<i64>>> {
+        let wanted = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, paired_sighting_id FROM sightings WHERE paired_sighting_id IS NOT NULL
+                   AND (id IN (SELECT value FROM json_each(?1)) OR paired_sighting_id IN (SELECT value FROM json_each(?1)))",
+            )
+            .map_err(self.err())?;
+        let pairs = stmt
+            .query_map(params![wanted], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(self.err())?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.err())?;
+        let mut out: std::collections::HashMap<i64, Vec<i64>> = std::collections::HashMap::new();
+        for (a, b) in pairs {
+            out.entry(a).or_default().push(b);
+            out.entry(b).or_default().push(a);
+        }
+        for partners in out.values_mut() {
+            partners.sort_unstable();
+            partners.dedup();
+        }
+        Ok(out)
     }
 
     pub fn identity_exists(&self, id: i64) -> StoreResult<bool> {

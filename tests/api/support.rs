@@ -95,6 +95,7 @@ impl MemoryGallery {
                 score,
                 new_identity: score.is_none(),
                 paired_sighting_id: None,
+                partner_sighting_ids: vec![],
                 day_night_link: link,
                 crops: vec![crop],
             };

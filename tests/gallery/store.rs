@@ -145,6 +145,21 @@ fn co_observed_tracks_share_an_identity_and_night_matches_link_to_day() {
     ));
     let late = late[0].1.as_ref().unwrap();
     assert_eq!((late.identity_id, late.paired_sighting_id, late.day_night_link), (a.identity_id, Some(n.id), true));
+    // A second late partner of the same long thermal track (its RGB person
+    // was tracked in two pieces): both RGB sightings name it, it keeps the
+    // first, and the partner lists agree both ways (once, 30 → 24 but 24 → 25).
+    let partner_b = Partner { identity_id: a.identity_id, sighting_id: b.id, modality: Modality::Thermal, iou: 0.6 };
+    let late2 = g.record_unit(PairUnit::Single(
+        Box::new(track(10, Modality::Rgb, feature(4, 0.05, Modality::Rgb))),
+        Some(partner_b),
+    ));
+    let late2 = late2[0].1.as_ref().unwrap().clone();
+    assert_eq!(late2.paired_sighting_id, Some(b.id));
+    let row_b = g.store().sightings_of(Some(a.identity_id)).unwrap().into_iter().find(|s| s.id == b.id).unwrap();
+    assert_eq!(row_b.paired_sighting_id, Some(a.id), "b keeps the partner it was stored with");
+    let partners = g.store().partners_of(&[a.id, b.id, late2.id]).unwrap();
+    assert_eq!(partners[&b.id], vec![a.id, late2.id]);
+    assert_eq!((&partners[&a.id], &partners[&late2.id]), (&vec![b.id], &vec![b.id]));
     // A pair whose second track decides (the thermal one matches person 4's
     // identity, the RGB one nobody) is stored lead first; its events come in
     // that order (ids ascending), not in the order given (they once did).
