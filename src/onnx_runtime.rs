@@ -5,8 +5,9 @@
 //! embedder, the ONNX detector — gets it from [`environment`], with the
 //! library the config names (`[embed] ort_library`), so whichever loads first
 //! loads the right library. The library is found by, in order: the configured
-//! path, `ORT_DYLIB_PATH`, `.deps/onnxruntime/` under the working directory
-//! (where `make setup` puts it).
+//! path, `ORT_DYLIB_PATH`, `.deps/onnxruntime/` (where `make setup` puts it)
+//! under the working directory or the checkout around the executable, then
+//! where the .deb installs it ([`INSTALLED_LIBRARY`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -15,9 +16,9 @@ use std::sync::OnceLock;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum OrtError {
     #[error(
-        "ONNX Runtime library not found: set ORT_DYLIB_PATH (or [embed].ort_library) to libonnxruntime.so, or run `make setup`"
+        "ONNX Runtime library not found in {0}: set ORT_DYLIB_PATH (or [embed].ort_library) to libonnxruntime.so, or run `make setup`"
     )]
-    NotFound,
+    NotFound(String),
     #[error(
         "ONNX Runtime library {} does not exist: fix ORT_DYLIB_PATH / [embed].ort_library or run `make setup`",
         .0.display()
@@ -43,8 +44,28 @@ struct Loaded {
 
 static ENV: OnceLock<Result<Loaded, OrtError>> = OnceLock::new();
 
+/// Where the .deb installs the library (the unit also sets `ORT_DYLIB_PATH` to it).
+pub const INSTALLED_LIBRARY: &str = "/usr/lib/vireid/libonnxruntime.so";
+
+/// The `.deps/onnxruntime/` folders looked in: the working directory's, the
+/// checkout's around the executable (`<repo>/target/[<triple>/]release/vireid`),
+/// the checkout it was built from. A command run from another directory finds
+/// the library as it finds the default model.
+fn deps_dirs() -> Vec<PathBuf> {
+    let rel = Path::new(".deps/onnxruntime");
+    let mut dirs = vec![rel.to_path_buf()];
+    if let Some(exe) = std::env::current_exe().ok().and_then(|e| e.canonicalize().ok()) {
+        dirs.extend(exe.ancestors().skip(1).take(4).map(|d| d.join(rel)));
+    }
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel));
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
+    dirs
+}
+
 /// Where the library is: `configured`, then `ORT_DYLIB_PATH`, then the newest
-/// `libonnxruntime.so*` in `.deps/onnxruntime/`.
+/// `libonnxruntime.so*` in the first of [`deps_dirs`] that has one, then
+/// [`INSTALLED_LIBRARY`].
 pub fn library_path(configured: Option<&Path>) -> Result<PathBuf, OrtError> {
     if let Some(p) = configured {
         return Ok(p.to_path_buf());
@@ -52,18 +73,25 @@ pub fn library_path(configured: Option<&Path>) -> Result<PathBuf, OrtError> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         return Ok(PathBuf::from(p));
     }
-    let dir = Path::new(".deps/onnxruntime");
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        let mut libs: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")))
-            .collect();
-        libs.sort();
-        if let Some(p) = libs.pop() {
-            return Ok(p);
+    let dirs = deps_dirs();
+    for dir in &dirs {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut libs: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")))
+                .collect();
+            libs.sort();
+            if let Some(p) = libs.pop() {
+                return Ok(p);
+            }
         }
     }
-    Err(OrtError::NotFound)
+    if Path::new(INSTALLED_LIBRARY).exists() {
+        return Ok(PathBuf::from(INSTALLED_LIBRARY));
+    }
+    let looked: Vec<String> =
+        dirs.iter().map(|d| format!("{}/", d.display())).chain([INSTALLED_LIBRARY.to_string()]).collect();
+    Err(OrtError::NotFound(looked.join(", ")))
 }
 
 /// The process's environment, loading ONNX Runtime on first use from

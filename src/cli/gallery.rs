@@ -207,7 +207,7 @@ pub fn run_query(args: &QueryArgs) -> Result<()> {
     if args.json {
         // The API's wire form (`POST /api/v1/query`).
         let matches: Vec<QueryMatch> = results.iter().map(|r| QueryMatch::of(r, args.modality)).collect();
-        println!("{}", serde_json::to_string_pretty(&matches)?);
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "matches": matches }))?);
         return Ok(());
     }
     let t = cfg.gallery.thresholds();

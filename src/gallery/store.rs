@@ -448,7 +448,12 @@ impl GalleryStore {
             }
             tx.pragma_update(None, "user_version", v + 1).map_err(ex)?;
             tx.commit().map_err(ex)?;
-            tracing::info!("gallery database {} migrated to schema v{}", p.display(), v + 1);
+            // A new file goes through every step: one line for it, not one per step.
+            if version > 0 {
+                tracing::info!("gallery database {} migrated to schema v{}", p.display(), v + 1);
+            } else if v + 1 == SCHEMA_VERSION {
+                tracing::info!("gallery database {} created (schema v{SCHEMA_VERSION})", p.display());
+            }
         }
         self.conn.execute_batch("PRAGMA foreign_keys=ON;").map_err(ex)?;
         // Integrity of the pages we will read: cheap and catches a damaged file early.
