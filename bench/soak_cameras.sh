@@ -53,6 +53,7 @@ rand() { python3 -c "import random; print(round(random.uniform($1, $2), 2))"; }
 crashed=0
 for c in $(seq 1 "$CYCLES"); do
   cam=rgb; [ $((RANDOM % 2)) -eq 0 ] && cam=thermal
+  killed=$(date +%s.%N)
   kill -9 "${PID[$cam]}" 2>/dev/null; wait "${PID[$cam]}" 2>/dev/null
   sleep "$(rand 0.5 6)"                                   # the camera is away
   serve "$cam"
@@ -61,7 +62,7 @@ for c in $(seq 1 "$CYCLES"); do
 for _ in range(300):
     try: socket.create_connection(('127.0.0.1', int(sys.argv[1])), 0.1).close(); break
     except OSError: time.sleep(0.1)" "${PORT[$cam]}"
-  echo "$cam $(date +%s.%N)" >> "$OUT/restarts.txt"
+  echo "$cam $(date +%s.%N) $killed" >> "$OUT/restarts.txt"
   sleep "$(rand 2 8)"                                     # and back for a while
   kill -0 "$RUN" 2>/dev/null || { crashed=1; echo "soak: vireid run died at cycle $c" >&2; break; }
   echo "$c $(rss) $(wc -l < "$OUT/events.jsonl" 2>/dev/null || echo 0) $(date +%s.%N)" >> "$OUT/rss.txt"
@@ -72,7 +73,14 @@ kill "${PID[rgb]}" "${PID[thermal]}" 2>/dev/null
 python3 - "$OUT" "$crashed" "$rc" <<'PY' | tee "$OUT/report.md"
 import datetime, re, sys
 out, crashed, rc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-restarts = [(l.split()[0], float(l.split()[1])) for l in open(f"{out}/restarts.txt")]
+# camera, back (its server accepts connections again), killed. Under load the
+# run can reconnect before this script has seen the server accept: its first
+# Running after the kill counts, as a delay of 0 (it once counted the next
+# Running, after the file's end 20 s later, as the reconnect).
+restarts = []
+for l in open(f"{out}/restarts.txt"):
+    f = l.split()
+    restarts.append((f[0], float(f[1]), float(f[2]) if len(f) > 2 else float(f[1]) - 1.0))
 # The run's "camera state" lines: ISO timestamp, camera, state.
 states = []
 for line in open(f"{out}/run.log"):
@@ -82,10 +90,10 @@ for line in open(f"{out}/run.log"):
         t = datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
         states.append((t, m.group(2), m.group(3)))
 delays, missed = [], 0
-for cam, t0 in restarts:
-    back = [t for t, c, s in states if c == cam and s == "Running" and t >= t0]
+for cam, t0, killed in restarts:
+    back = [t for t, c, s in states if c == cam and s == "Running" and t > killed]
     if back:
-        delays.append(back[0] - t0)
+        delays.append(max(0.0, back[0] - t0))
     else:
         missed += 1
 delays.sort()

@@ -76,6 +76,7 @@ enum BenchCommand {
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(&cli.log);
     match dispatch(cli.command) {
@@ -85,6 +86,21 @@ fn main() -> ExitCode {
             // message already quotes is not repeated).
             eprintln!("error: {}", vireid::core::error_chain(err.as_ref()));
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// glibc gives threads that allocate their own malloc arenas (up to 8 per
+/// core) and keeps what they free: with GStreamer's threads coming and going
+/// at every camera reconnect, `vireid run`'s RSS grew 28 % over 100
+/// reconnects, and with 2 arenas it stayed flat (`bench/soak_cameras.sh`,
+/// BENCHMARKS.md). An explicit `MALLOC_ARENA_MAX` is left to glibc.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: sets one allocator parameter, before any thread is started.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
 }

@@ -103,7 +103,9 @@ pub struct IngestConfig {
     pub file_pace: FilePace,
     /// First reconnection delay for live sources, doubled after each failure.
     pub reconnect_initial_ms: u64,
-    /// Upper bound of the reconnection delay.
+    /// Upper bound of the reconnection delay. 2 s: the first try at a camera
+    /// that has just come back often fails, and with a 4 s cap 4 of 100
+    /// returns took 7.7–11.7 s (bench/soak_cameras.sh, BENCHMARKS.md).
     pub reconnect_max_ms: u64,
     /// RTSP jitter-buffer latency.
     pub rtsp_latency_ms: u32,
@@ -119,7 +121,7 @@ impl Default for IngestConfig {
             height: 0,
             file_pace: FilePace::Realtime,
             reconnect_initial_ms: 500,
-            reconnect_max_ms: 4_000,
+            reconnect_max_ms: 2_000,
             rtsp_latency_ms: 200,
             stall_timeout_ms: 5_000,
         }
