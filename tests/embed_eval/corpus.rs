@@ -16,8 +16,14 @@ struct Case {
 }
 
 fn run(case: &Case) -> Result<(), String> {
+    run_as(&[], case)
+}
+
+/// `run`, with `prefix` before the binary (`setpriv …` to drop root).
+fn run_as(prefix: &[&str], case: &Case) -> Result<(), String> {
     let out = Command::new("timeout")
         .arg("60")
+        .args(prefix)
         .arg(env!("CARGO_BIN_EXE_vireid"))
         .args(["--log", "warn"])
         .args(&case.args)
@@ -197,6 +203,52 @@ fn every_bad_input_is_a_clear_refusal() {
         });
     }
 
-    let failures: Vec<String> = cases.iter().filter_map(|c| run(c).err()).collect();
+    let mut failures: Vec<String> = cases.iter().filter_map(|c| run(c).err()).collect();
+
+    // A read-only database: enrolment must refuse, naming the file. Root
+    // ignores file modes, so as root the case runs as `nobody` (setpriv).
+    use std::os::unix::fs::PermissionsExt;
+    let ro = d.join("db-readonly");
+    let tiny = {
+        let copy = d.join("tiny-copy.onnx");
+        std::fs::copy(&tiny, &copy).unwrap();
+        copy
+    };
+    let enrol = |state: &Path| -> Vec<String> {
+        [
+            "enrol",
+            "--model",
+            &s(&tiny),
+            "--label",
+            "x",
+            "--image",
+            &s(&good_images.join("a.png")),
+            "--state-dir",
+            &s(state),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let made = Command::new(env!("CARGO_BIN_EXE_vireid")).args(["--log", "warn"]).args(enrol(&ro)).output().unwrap();
+    assert!(made.status.success(), "enrol: {}", String::from_utf8_lossy(&made.stderr));
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    mode(d, 0o755);
+    mode(&ro.join("gallery.db"), 0o444);
+    mode(&ro, 0o555);
+    // SAFETY: reads the process's effective user id.
+    let root = unsafe { libc::geteuid() } == 0;
+    let prefix: &[&str] = if root { &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] } else { &[] };
+    // `nobody` must be able to run the binary (a checkout under a private
+    // directory would not let it); otherwise the case cannot be made here.
+    let probe: Vec<&str> = prefix.iter().copied().chain([env!("CARGO_BIN_EXE_vireid"), "--version"]).collect();
+    let runs = Command::new(probe[0]).args(&probe[1..]).output().is_ok_and(|o| o.status.success());
+    if runs {
+        let case =
+            Case { what: "read-only database", args: enrol(&ro), names: vec!["gallery.db".into(), "readonly".into()] };
+        failures.extend(run_as(prefix, &case).err());
+    } else {
+        eprintln!("read-only database case not made: user nobody cannot run {}", env!("CARGO_BIN_EXE_vireid"));
+    }
+    mode(&ro, 0o755);
     assert!(failures.is_empty(), "{} of {} corpus cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
