@@ -34,8 +34,8 @@ BEGIN, END = "<!-- module-graph:begin -->", "<!-- module-graph:end -->"
 # Lower layers first. Modules in one layer may not use each other.
 # A new top-level module gets a place here and a row in docs/ARCHITECTURE.md.
 LAYERS = [
-    ["core", "onnx_runtime"],  # core: Frame, BBox, Modality, Crop, time, Sighting, Shutdown; onnx_runtime: the one ORT environment
-    ["synth", "ingest"],  # synth: a tool that needs only the core
+    ["core"],  # core: Frame, BBox, Modality, Crop, time, Sighting, Shutdown, where shipped files are
+    ["onnx_runtime", "synth", "ingest"],  # onnx_runtime: the one ORT environment; synth: a tool that needs only the core
     ["detect"],
     ["track"],
     ["pair"],

@@ -47,24 +47,9 @@ static ENV: OnceLock<Result<Loaded, OrtError>> = OnceLock::new();
 /// Where the .deb installs the library (the unit also sets `ORT_DYLIB_PATH` to it).
 pub const INSTALLED_LIBRARY: &str = "/usr/lib/vireid/libonnxruntime.so";
 
-/// The `.deps/onnxruntime/` folders looked in: the working directory's, the
-/// checkout's around the executable (`<repo>/target/[<triple>/]release/vireid`),
-/// the checkout it was built from. A command run from another directory finds
-/// the library as it finds the default model.
-fn deps_dirs() -> Vec<PathBuf> {
-    let rel = Path::new(".deps/onnxruntime");
-    let mut dirs = vec![rel.to_path_buf()];
-    if let Some(exe) = std::env::current_exe().ok().and_then(|e| e.canonicalize().ok()) {
-        dirs.extend(exe.ancestors().skip(1).take(4).map(|d| d.join(rel)));
-    }
-    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel));
-    let mut seen = std::collections::HashSet::new();
-    dirs.retain(|d| seen.insert(d.clone()));
-    dirs
-}
-
 /// Where the library is: `configured`, then `ORT_DYLIB_PATH`, then the newest
-/// `libonnxruntime.so*` in the first of [`deps_dirs`] that has one, then
+/// `libonnxruntime.so*` in the first `.deps/onnxruntime/` that has one
+/// ([`crate::core::places::around_checkout`]), then
 /// [`INSTALLED_LIBRARY`].
 pub fn library_path(configured: Option<&Path>) -> Result<PathBuf, OrtError> {
     if let Some(p) = configured {
@@ -73,7 +58,7 @@ pub fn library_path(configured: Option<&Path>) -> Result<PathBuf, OrtError> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         return Ok(PathBuf::from(p));
     }
-    let dirs = deps_dirs();
+    let dirs = crate::core::places::around_checkout(Path::new(".deps/onnxruntime"));
     for dir in &dirs {
         if let Ok(entries) = std::fs::read_dir(dir) {
             let mut libs: Vec<PathBuf> = entries

@@ -3,8 +3,8 @@
 //! A frame ([`Frame`]), a box ([`BBox`]), a modality ([`Modality`]), a person
 //! crop ([`Crop`]), points in time ([`time`]), the sighting every output is a
 //! form of ([`Sighting`], [`SightingSink`]) and the stop signal
-//! ([`Shutdown`]), and the error every config section's `validate()` gives
-//! ([`ConfigError`]). Every stage may use these; this module uses no stage. A
+//! ([`Shutdown`]), the error every config section's `validate()` gives
+//! ([`ConfigError`]), and where shipped files are looked for ([`places`]). Every stage may use these; this module uses no stage. A
 //! type moves here when two stages on different branches of the flow need it
 //! (docs/ARCHITECTURE.md), not before.
 
@@ -14,6 +14,7 @@ pub mod crop;
 pub mod frame;
 pub mod latency;
 pub mod modality;
+pub mod places;
 pub mod shutdown;
 pub mod sighting;
 pub mod time;

@@ -200,15 +200,8 @@ pub const INSTALLED_MODEL: &str = "/usr/share/vireid/engines/vireid_default.onnx
 /// (`<repo>/target/[<triple>/]release/vireid`) and the checkout it was built
 /// from; the installed layout ([`INSTALLED_MODEL`]).
 pub fn default_model_places() -> Vec<PathBuf> {
-    let mut places = vec![PathBuf::from(DEFAULT_MODEL)];
-    if let Some(exe) = std::env::current_exe().ok().and_then(|e| e.canonicalize().ok()) {
-        // The executable's folder and up to three above it: target/release, target/<triple>/release.
-        places.extend(exe.ancestors().skip(1).take(4).map(|d| d.join(DEFAULT_MODEL)));
-    }
-    places.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL));
+    let mut places = crate::core::places::around_checkout(Path::new(DEFAULT_MODEL));
     places.push(PathBuf::from(INSTALLED_MODEL));
-    let mut seen = std::collections::HashSet::new();
-    places.retain(|p| seen.insert(p.clone()));
     places
 }
 

@@ -12,6 +12,7 @@
 //! Memory is bounded: past `max_open_sightings` the oldest is ended early.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::mqtt::{EventMessage, MqttSighting, SightingEventKind};
 use crate::core::time::{ns_to_secs, secs_to_ns};
@@ -40,7 +41,9 @@ struct Open {
 /// The open sightings and the rules above; pure (time is passed in), so the
 /// MQTT publisher and the tests drive it alike.
 pub struct Lifecycle {
-    open: HashMap<(String, u64), Open>,
+    /// By (camera, track): the camera is the trackers' own `Arc`, so a lookup per
+    /// track and frame allocates nothing.
+    open: HashMap<(Arc<str>, u64), Open>,
     seq: u64,
     max_open: usize,
     update_ns: i64,
@@ -73,10 +76,16 @@ impl Lifecycle {
     /// A detection frame at `at_ns` matched these confirmed tracks: `new` for
     /// a track not published yet, `update` for one last published at least
     /// the update interval ago.
-    pub fn seen(&mut self, camera: &str, modality: Modality, at_ns: i64, active: &[ActiveTrack]) -> Vec<EventMessage> {
+    pub fn seen(
+        &mut self,
+        camera: &Arc<str>,
+        modality: Modality,
+        at_ns: i64,
+        active: &[ActiveTrack],
+    ) -> Vec<EventMessage> {
         let mut out = vec![];
         for t in active {
-            let key = (camera.to_string(), t.track_id);
+            let key = (camera.clone(), t.track_id);
             let moved = |published: &MqttSighting| MqttSighting {
                 frames: Some(t.hits),
                 bbox: [t.bbox.x, t.bbox.y, t.bbox.w, t.bbox.h],
@@ -131,7 +140,7 @@ impl Lifecycle {
     /// The tracker ended these tracks at `at_ns`; their `end` waits for the gallery.
     pub fn ended(&mut self, tracks: &[FinishedTrack], at_ns: i64) {
         for t in tracks {
-            if let Some(open) = self.open.get_mut(&(t.camera.to_string(), t.track_id)) {
+            if let Some(open) = self.open.get_mut(&(t.camera.clone(), t.track_id)) {
                 open.ended_ns = Some(at_ns);
                 open.frames = Some(t.hits);
             }
@@ -142,7 +151,7 @@ impl Lifecycle {
     /// A sighting never seen live (a replay, or MQTT started late) is
     /// published as `new` then `end`.
     pub fn stored(&mut self, sighting: &Sighting) -> Vec<EventMessage> {
-        let key = (sighting.camera.clone(), sighting.track_id);
+        let key = (Arc::from(sighting.camera.as_str()), sighting.track_id);
         let mut after = MqttSighting {
             id: event_id(sighting.start_ns, &sighting.camera, sighting.track_id),
             box_name: self.box_of(&sighting.camera),
@@ -191,7 +200,7 @@ impl Lifecycle {
         self.end_all(oldest.into_iter().collect())
     }
 
-    fn end_all(&mut self, keys: Vec<(String, u64)>) -> Vec<EventMessage> {
+    fn end_all(&mut self, keys: Vec<(Arc<str>, u64)>) -> Vec<EventMessage> {
         let mut ended: Vec<Open> = keys.iter().filter_map(|k| self.open.remove(k)).collect();
         ended.sort_by_key(|o| o.seq);
         ended
@@ -213,7 +222,6 @@ impl Lifecycle {
 mod tests {
     use super::*;
     use crate::core::BBox;
-    use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
 
     const T0: i64 = 1_764_000_000_000_000_000;
@@ -221,6 +229,10 @@ mod tests {
 
     fn active(track_id: u64, hits: u32, x: f32) -> ActiveTrack {
         ActiveTrack { track_id, bbox: BBox::new(x, 20.0, 40.0, 100.0), score: 0.9, start_ns: T0, hits }
+    }
+
+    fn cam() -> Arc<str> {
+        Arc::from("gate-thermal")
     }
 
     fn lifecycle(max_open: usize) -> Lifecycle {
@@ -278,12 +290,7 @@ mod tests {
         let mut out = vec![];
         // 10 frames a second for 3 s: one `new`, then an `update` a second.
         for i in 0..30 {
-            out.extend(l.seen(
-                "gate-thermal",
-                Modality::Thermal,
-                T0 + i * S / 10,
-                &[active(3, 3 + i as u32, i as f32)],
-            ));
+            out.extend(l.seen(&cam(), Modality::Thermal, T0 + i * S / 10, &[active(3, 3 + i as u32, i as f32)]));
         }
         assert_eq!(kinds(&out), [New, Update, Update]);
         l.ended(&[finished(3)], T0 + 3 * S);
@@ -304,7 +311,7 @@ mod tests {
     #[test]
     fn a_track_never_stored_ends_after_the_wait_and_at_shutdown() {
         let mut l = lifecycle(16);
-        l.seen("gate-thermal", Modality::Thermal, T0, &[active(1, 3, 0.0), active(2, 3, 50.0)]);
+        l.seen(&cam(), Modality::Thermal, T0, &[active(1, 3, 0.0), active(2, 3, 50.0)]);
         l.ended(&[finished(1)], T0 + S);
         assert!(l.expire(T0 + 30 * S).is_empty(), "track 1 ended 29 s before: not yet");
         assert_eq!(l.expire(T0 + 31 * S).len(), 1, "track 1 ended 30 s before: due");
@@ -329,7 +336,7 @@ mod tests {
         let mut ends = vec![];
         for id in 0..10 {
             ends.extend(
-                l.seen("gate-thermal", Modality::Thermal, T0, &[active(id, 3, 0.0)])
+                l.seen(&cam(), Modality::Thermal, T0, &[active(id, 3, 0.0)])
                     .into_iter()
                     .filter(|m| m.kind == SightingEventKind::End),
             );

@@ -378,7 +378,7 @@ impl MqttPublisher {
 }
 
 impl TrackObserver for MqttPublisher {
-    fn seen(&self, camera: &str, modality: Modality, at: SystemTime, active: &[ActiveTrack]) {
+    fn seen(&self, camera: &Arc<str>, modality: Modality, at: SystemTime, active: &[ActiveTrack]) {
         if let Err(e) = self.outbox.apply(|l| l.seen(camera, modality, unix_ns(at), active)) {
             tracing::debug!("MQTT: {e}");
         }

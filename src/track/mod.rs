@@ -159,7 +159,7 @@ impl TrackConfig {
 /// thread, so it must not block.
 pub trait TrackObserver: Send + Sync {
     /// After a detection frame at `at`: the confirmed tracks it matched.
-    fn seen(&self, camera: &str, modality: Modality, at: SystemTime, active: &[ActiveTrack]);
+    fn seen(&self, camera: &Arc<str>, modality: Modality, at: SystemTime, active: &[ActiveTrack]);
     /// Tracks that ended with that frame (they go on to the gallery).
     fn ended(&self, tracks: &[FinishedTrack]);
 }

@@ -199,12 +199,13 @@ async fn a_person_is_new_then_updated_then_ended_with_the_identity_and_offline_c
     // #1 for 3 s, #2 for 0.5 s; the gallery stores #2, then #1.
     let p = publisher.clone();
     tokio::task::spawn_blocking(move || {
+        let camera: std::sync::Arc<str> = "gate-thermal".into();
         for i in 0..30u64 {
             let mut active = vec![live(1, 3 + i as u32)];
             if i < 5 {
                 active.push(live(2, 3 + i as u32));
             }
-            p.seen("gate-thermal", Modality::Thermal, at(i * 100), &active);
+            p.seen(&camera, Modality::Thermal, at(i * 100), &active);
             if i == 5 {
                 p.ended(&[finished(2, 500, 7)]);
                 p.stored(&stored(11, 2, 500)).unwrap();
