@@ -32,7 +32,10 @@ fn main() {
     let mut index = FeatureIndex::new(feats.ncols());
     for (i, row) in feats.axis_iter(Axis(0)).enumerate() {
         let m = if i % 2 == 0 { Modality::Rgb } else { Modality::Thermal };
-        index.push(RowInfo { feature_id: i as i64, identity_id: i as i64, modality: m }, row.as_slice().unwrap());
+        index.push(
+            RowInfo { feature_id: i as i64, identity_id: i as i64, modality: m, light: None },
+            row.as_slice().unwrap(),
+        );
     }
     drop(feats);
     // Warm-up (page in the matrix, spin up rayon).

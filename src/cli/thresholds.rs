@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::embed::EmbedderArgs;
-use crate::core::{list_images, Crop, Modality};
+use crate::core::{list_images, Crop, Light, Modality};
 use crate::gallery::harvest::{calibration_scores, FeatureSpace};
 use crate::gallery::store::GalleryStore;
 
@@ -160,12 +160,21 @@ struct Scores {
     impostor: Vec<f32>,
 }
 
-/// Scores per pair kind: RGB↔RGB, thermal↔thermal, RGB↔thermal.
+/// Scores per pair kind: RGB↔RGB, thermal↔thermal, RGB↔thermal, and
+/// thermal↔thermal day against night (`gallery.cross_light_threshold`).
 #[derive(Debug, Default)]
 struct Kinds {
     rgb: Scores,
     thermal: Scores,
     cross: Scores,
+    thermal_across_light: Scores,
+}
+
+/// The light a labelled crop was taken in, where its name says (`vireid synth
+/// scene --crops` names them `day_NNNNNN.jpg` and `night_NNNNNN.jpg`).
+fn light_of(path: &Path) -> Option<Light> {
+    let name = path.file_name()?.to_str()?;
+    name.split_once('_').and_then(|(prefix, _)| prefix.parse().ok())
 }
 
 impl Kinds {
@@ -199,6 +208,7 @@ fn crop_pair_scores(imgs: &[LabelledImage], sims: &ndarray::Array2<f32>) -> Kind
 struct TrackSet {
     person: String,
     modality: Modality,
+    light: Option<Light>,
     feature: ndarray::Array1<f32>,
 }
 
@@ -207,13 +217,16 @@ struct TrackSet {
 /// like a track does), into sets of `size`; each set's feature is the mean of
 /// its crops' features, re-normalised (as the embed worker aggregates a track).
 /// A person's last, smaller set is kept only if it has at least half the crops.
+/// A set never mixes day and night crops.
 fn track_sets(imgs: &[LabelledImage], feats: &ndarray::Array2<f32>, size: usize) -> Vec<TrackSet> {
-    let mut groups: std::collections::BTreeMap<(&str, bool), Vec<usize>> = std::collections::BTreeMap::new();
+    type Key<'a> = (&'a str, bool, Option<&'static str>);
+    let mut groups: std::collections::BTreeMap<Key<'_>, Vec<usize>> = std::collections::BTreeMap::new();
     for (i, img) in imgs.iter().enumerate() {
-        groups.entry((img.person.as_str(), img.modality == Modality::Thermal)).or_default().push(i);
+        let key = (img.person.as_str(), img.modality == Modality::Thermal, light_of(&img.path).map(Light::as_str));
+        groups.entry(key).or_default().push(i);
     }
     let mut out = vec![];
-    for ((person, _), mut idx) in groups {
+    for ((person, _, _), mut idx) in groups {
         idx.sort_by(|a, b| imgs[*a].path.cmp(&imgs[*b].path));
         for chunk in idx.chunks(size.max(1)) {
             if chunk.len() * 2 < size {
@@ -223,6 +236,7 @@ fn track_sets(imgs: &[LabelledImage], feats: &ndarray::Array2<f32>, size: usize)
             out.push(TrackSet {
                 person: person.to_string(),
                 modality: imgs[chunk[0]].modality,
+                light: light_of(&imgs[chunk[0]].path),
                 feature: crate::embed::batcher::aggregate(rows.view()),
             });
         }
@@ -251,19 +265,29 @@ fn track_identity_scores(sets: &[TrackSet]) -> Result<Kinds> {
     let feats = ndarray::concatenate(ndarray::Axis(0), &views).context("track-set features of different dimensions")?;
     let sims = feats.dot(&feats.t());
     const MODALITIES: [Modality; 2] = [Modality::Rgb, Modality::Thermal];
+    let across = |q: &TrackSet, g: &TrackSet| {
+        q.modality == Modality::Thermal
+            && g.modality == Modality::Thermal
+            && q.light.zip(g.light).is_some_and(|(a, b)| a != b)
+    };
     for (qi, q) in sets.iter().enumerate() {
-        // Best score per (person, exemplar modality).
-        let mut best = vec![[f32::NEG_INFINITY; 2]; index.len()];
+        // Best score per (person, exemplar modality); thermal exemplars seen in
+        // the other light are a kind of their own (slot 2), as the gallery decides.
+        let mut best = vec![[f32::NEG_INFINITY; 3]; index.len()];
         for (gi, g) in sets.iter().enumerate() {
             if gi != qi {
-                let b = &mut best[person[gi]][(g.modality == Modality::Thermal) as usize];
+                let slot = if across(q, g) { 2 } else { (g.modality == Modality::Thermal) as usize };
+                let b = &mut best[person[gi]][slot];
                 *b = b.max(sims[[qi, gi]]);
             }
         }
-        for (p, per_modality) in best.iter().enumerate() {
-            for (m, score) in MODALITIES.iter().zip(per_modality) {
+        for (p, per_kind) in best.iter().enumerate() {
+            for (slot, score) in per_kind.iter().enumerate() {
                 if score.is_finite() {
-                    let kind = kinds.of(q.modality, *m);
+                    let kind = match MODALITIES.get(slot) {
+                        Some(m) => kinds.of(q.modality, *m),
+                        None => &mut kinds.thermal_across_light,
+                    };
                     if p == person[qi] {
                         kind.genuine.push(*score)
                     } else {
@@ -353,6 +377,12 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
         .with_context(|| format!("thermal↔thermal scores ({too_few})"))?;
     let cross =
         threshold_at_far(&kinds.cross.genuine, &kinds.cross.impostor, args.far).context("RGB↔thermal scores")?;
+    // Day against night: only where the crops' names say their light (a scene's crops).
+    let across = &kinds.thermal_across_light;
+    let across = (!across.genuine.is_empty() && !across.impostor.is_empty())
+        .then(|| threshold_at_far(&across.genuine, &across.impostor, args.far))
+        .transpose()
+        .context("thermal day↔night scores")?;
     let people: std::collections::HashSet<&str> = imgs.iter().map(|i| i.person.as_str()).collect();
     println!(
         "# {} crops of {} people from {}, embedder {}, target FAR {} per {unit}",
@@ -368,12 +398,25 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
             t.threshold, t.false_match_rate, t.impostor_pairs, t.true_match_rate, t.genuine_pairs
         );
     }
-    print_snippet(args, &rgb, &thermal, &cross);
+    match &across {
+        Some(t) => println!(
+            "# thermal day↔night: threshold {:.4}, FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine scores",
+            t.threshold, t.false_match_rate, t.impostor_pairs, t.true_match_rate, t.genuine_pairs
+        ),
+        None => println!("# thermal day↔night: no crops named day_*/night_* of one person in both (a scene's --crops has them); not set"),
+    }
+    print_snippet(args, &rgb, &thermal, &cross, across.as_ref());
     Ok(())
 }
 
 /// The `[gallery]` snippet both ways of calibrating print.
-fn print_snippet(args: &ThresholdsArgs, rgb: &DerivedThreshold, thermal: &DerivedThreshold, cross: &DerivedThreshold) {
+fn print_snippet(
+    args: &ThresholdsArgs,
+    rgb: &DerivedThreshold,
+    thermal: &DerivedThreshold,
+    cross: &DerivedThreshold,
+    across_light: Option<&DerivedThreshold>,
+) {
     // An embedder that finds few true cross-modality pairs at the target FAR
     // would make mostly wrong day/night links at any threshold that finds more:
     // leave those links to co-observation pairing ([pair]) instead.
@@ -397,6 +440,9 @@ fn print_snippet(args: &ThresholdsArgs, rgb: &DerivedThreshold, thermal: &Derive
         println!("same_modality_threshold = {:.4}", rgb.threshold.max(thermal.threshold));
     }
     println!("cross_modality_threshold = {cross_threshold:.4}");
+    if let Some(t) = across_light {
+        println!("cross_light_threshold = {:.4}", t.threshold);
+    }
 }
 
 /// `--from-gallery`: the box calibrates itself from its harvest (`gallery::harvest`).
@@ -462,7 +508,9 @@ fn run_from_gallery(args: &ThresholdsArgs) -> Result<()> {
             t.threshold, t.false_match_rate, t.impostor_pairs
         );
     }
-    print_snippet(args, &rgb, &thermal, &cross);
+    // A harvest has no genuine pair of one person by day and at night: that needs labels.
+    println!("# thermal day↔night: not derived from a harvest (use --root on a scene's crops); not set");
+    print_snippet(args, &rgb, &thermal, &cross, None);
     Ok(())
 }
 
@@ -549,5 +597,36 @@ mod tests {
         // Cross: a thermal vs a RGB best = 0.8 (night set); and the RGB sets against a's thermal.
         assert!(cross.genuine.iter().any(|s| (s - 0.8).abs() < 1e-6) && cross.genuine.len() == 3);
         assert_eq!(cross.impostor.len(), 4, "a thermal vs b, and b's three sets vs a thermal");
+    }
+
+    /// Thermal day against night is scored apart from same-light thermal, as
+    /// the gallery decides with `cross_light_threshold`; RGB is not split.
+    #[test]
+    fn thermal_day_against_night_is_a_kind_of_its_own() {
+        assert_eq!(light_of(Path::new("x/Thermal/3/night_000255.jpg")), Some(Light::Night));
+        assert_eq!(light_of(Path::new("cam3/0001/0004.jpg")), None, "SYSU names say nothing");
+        // a and b, one thermal set each by day and at night (sets of 1 crop).
+        let imgs = vec![
+            img("a", Modality::Thermal, "day_1.jpg"),
+            img("a", Modality::Thermal, "night_1.jpg"),
+            img("b", Modality::Thermal, "day_1.jpg"),
+            img("b", Modality::Thermal, "night_1.jpg"),
+        ];
+        let f = ndarray::array![[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0], [0.0, 0.6, 0.8]];
+        let kinds = track_identity_scores(&track_sets(&imgs, &f, 1)).unwrap();
+        let across = &kinds.thermal_across_light;
+        let mut g = across.genuine.clone();
+        g.sort_by(f32::total_cmp);
+        assert!(
+            g.len() == 4 && (g[0] - 0.6).abs() < 1e-6 && (g[3] - 0.8).abs() < 1e-6,
+            "a day↔night 0.6, b 0.8, each way: {g:?}"
+        );
+        // Across light the other person scores 0 both ways; the two night sets are alike
+        // (0.48), and that impostor score belongs to same-light thermal.
+        assert_eq!(across.impostor, vec![0.0; 4]);
+        let mut same = kinds.thermal.impostor.clone();
+        same.sort_by(f32::total_cmp);
+        assert!(same.len() == 4 && same[0] == 0.0 && (same[3] - 0.48).abs() < 1e-6, "{same:?}");
+        assert!(kinds.thermal.genuine.is_empty(), "each person has one set per light: no same-light genuine");
     }
 }

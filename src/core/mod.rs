@@ -1,6 +1,6 @@
 //! The shared core: the types every stage speaks, and nothing else.
 //!
-//! A frame ([`Frame`]), a box ([`BBox`]), a modality ([`Modality`]), a person
+//! A frame ([`Frame`]), a box ([`BBox`]), a modality ([`Modality`]), day or night at a box ([`Light`]), a person
 //! crop ([`Crop`]), points in time ([`time`]), the sighting every output is a
 //! form of ([`Sighting`], [`SightingSink`]) and the stop signal
 //! ([`Shutdown`]), the error every config section's `validate()` gives
@@ -13,6 +13,7 @@ pub mod config_error;
 pub mod crop;
 pub mod frame;
 pub mod latency;
+pub mod light;
 pub mod modality;
 pub mod places;
 pub mod shutdown;
@@ -24,6 +25,7 @@ pub use config_error::{in_words, ConfigError};
 pub use crop::{list_images, Crop, ImageFileError};
 pub use frame::Frame;
 pub use latency::{LatencyHistogram, LatencySnapshot};
+pub use light::{Light, LightMeter};
 pub use modality::Modality;
 pub use shutdown::Shutdown;
 pub use sighting::{Sighting, SightingSink, SinkError};

@@ -253,6 +253,7 @@ mod tests {
             best_score: 1.0,
             crops: vec![],
             path: vec![],
+            light: None,
         }
     }
 

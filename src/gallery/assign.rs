@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::index::FeatureIndex;
-use crate::core::Modality;
+use crate::core::{Light, Modality};
 
 /// Cosine-similarity thresholds: same-modality pairs score higher than
 /// cross-modality pairs of the same person, so each kind has its own.
@@ -16,6 +16,12 @@ pub struct Thresholds {
     #[serde(default)]
     pub same_thermal: Option<f32>,
     pub cross_modality: f32,
+    /// Thermal↔thermal, one seen by day and the other at night (`core::light`);
+    /// `None`: the thermal threshold. Ambient temperature moves a thermal
+    /// picture more than the person does, so these score far lower. (RGB at
+    /// night is too dark to match by day: it keeps the same-modality threshold.)
+    #[serde(default)]
+    pub cross_light: Option<f32>,
     /// The chosen identity must clear the runner-up by at least this much
     /// (margin, or a pair's support); closer is ambiguous → a new identity.
     #[serde(default)]
@@ -60,6 +66,15 @@ impl Thresholds {
         }
     }
 
+    /// The threshold for a same-modality exemplar: for thermal, across light
+    /// when both lights are known and differ.
+    fn same_in(&self, m: Modality, query: Option<Light>, exemplar: Option<Light>) -> f32 {
+        match (m, query, exemplar, self.cross_light) {
+            (Modality::Thermal, Some(q), Some(e), Some(t)) if q != e => t,
+            _ => self.same(m),
+        }
+    }
+
     /// A cross-modality threshold of 1 or more turns cross-modality matching
     /// off (`vireid thresholds` writes 1.0 for an embedder that cannot do it).
     pub fn cross_enabled(&self) -> bool {
@@ -75,18 +90,28 @@ struct Evidence {
     same: bool,
 }
 
+/// One track's feature, and what it was seen as and in.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub feature: &'a [f32],
+    pub modality: Modality,
+    pub light: Option<Light>,
+}
+
 /// Per identity, the comparable exemplar that clears its threshold by the
 /// most (or misses it by the least). Margins, not raw scores, make same- and
 /// cross-modality matches comparable. Cross-modality exemplars count only
 /// while cross-modality matching is on.
-fn evidence(index: &FeatureIndex, feature: &[f32], modality: Modality, t: Thresholds) -> HashMap<i64, Evidence> {
+fn evidence(index: &FeatureIndex, q: Query<'_>, t: Thresholds) -> HashMap<i64, Evidence> {
+    let Query { feature, modality, light } = q;
     let mut best: HashMap<i64, Evidence> = HashMap::new();
     for (s, r) in index.cosines(feature).into_iter().zip(index.rows()) {
         let same = r.modality == modality;
         if !same && !t.cross_enabled() {
             continue;
         }
-        let e = Evidence { margin: s - if same { t.same(modality) } else { t.cross_modality }, score: s, same };
+        let threshold = if same { t.same_in(modality, light, r.light) } else { t.cross_modality };
+        let e = Evidence { margin: s - threshold, score: s, same };
         best.entry(r.identity_id)
             .and_modify(|b| {
                 if e.margin > b.margin {
@@ -110,12 +135,12 @@ fn assignment(id: i64, e: Evidence, modality: Modality) -> Assignment {
 /// Picks the identity whose best exemplar clears its threshold by the widest
 /// margin; no identity above threshold, or a runner-up within `min_gap` of
 /// it → a new identity.
-pub fn assign(index: &FeatureIndex, feature: &[f32], modality: Modality, t: Thresholds) -> Assignment {
+pub fn assign(index: &FeatureIndex, q: Query<'_>, t: Thresholds) -> Assignment {
     let mut ranked: Vec<(f32, i64, Evidence)> =
-        evidence(index, feature, modality, t).into_iter().map(|(id, e)| (e.margin, id, e)).collect();
+        evidence(index, q, t).into_iter().map(|(id, e)| (e.margin, id, e)).collect();
     match clear_winner(&mut ranked, t.min_gap) {
         None => Assignment::new_identity(),
-        Some((_, id, e)) => assignment(id, e, modality),
+        Some((_, id, e)) => assignment(id, e, q.modality),
     }
 }
 
@@ -147,13 +172,8 @@ pub struct PairAssignment {
 /// notice (a dim night RGB crop can look like anyone). The identity needs a
 /// track above threshold and non-negative support; the track with the larger
 /// margin leads. None qualifies → a new identity, led by the first track.
-pub fn assign_pair(
-    index: &FeatureIndex,
-    first: (&[f32], Modality),
-    second: (&[f32], Modality),
-    t: Thresholds,
-) -> PairAssignment {
-    let (ea, eb) = (evidence(index, first.0, first.1, t), evidence(index, second.0, second.1, t));
+pub fn assign_pair(index: &FeatureIndex, first: Query<'_>, second: Query<'_>, t: Thresholds) -> PairAssignment {
+    let (ea, eb) = (evidence(index, first, t), evidence(index, second, t));
     // (support, identity, (first leads, the leading track's evidence))
     let mut ranked: Vec<(f32, i64, (bool, Evidence))> = vec![];
     for id in ea.keys().chain(eb.keys().filter(|id| !ea.contains_key(id))) {
@@ -171,9 +191,10 @@ pub fn assign_pair(
     }
     match clear_winner(&mut ranked, t.min_gap) {
         None => PairAssignment { first_leads: true, lead: Assignment::new_identity() },
-        Some((_, id, (first_leads, e))) => {
-            PairAssignment { first_leads, lead: assignment(id, e, if first_leads { first.1 } else { second.1 }) }
-        }
+        Some((_, id, (first_leads, e))) => PairAssignment {
+            first_leads,
+            lead: assignment(id, e, if first_leads { first.modality } else { second.modality }),
+        },
     }
 }
 
@@ -181,6 +202,10 @@ pub fn assign_pair(
 mod tests {
     use super::*;
     use crate::gallery::index::RowInfo;
+
+    fn seen(feature: &[f32], modality: Modality) -> Query<'_> {
+        Query { feature, modality, light: None }
+    }
 
     fn unit(v: &[f32]) -> Vec<f32> {
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -190,41 +215,65 @@ mod tests {
     #[test]
     fn same_and_cross_thresholds_and_new_identities() {
         let mut idx = FeatureIndex::new(3);
-        idx.push(RowInfo { feature_id: 1, identity_id: 10, modality: Modality::Rgb }, &unit(&[1.0, 0.0, 0.0]));
-        idx.push(RowInfo { feature_id: 2, identity_id: 20, modality: Modality::Thermal }, &unit(&[0.0, 1.0, 0.0]));
-        let t = Thresholds { same_modality: 0.8, same_thermal: None, cross_modality: 0.5, min_gap: 0.0 };
+        idx.push(
+            RowInfo { feature_id: 1, identity_id: 10, modality: Modality::Rgb, light: None },
+            &unit(&[1.0, 0.0, 0.0]),
+        );
+        idx.push(
+            RowInfo { feature_id: 2, identity_id: 20, modality: Modality::Thermal, light: None },
+            &unit(&[0.0, 1.0, 0.0]),
+        );
+        let t =
+            Thresholds { same_modality: 0.8, same_thermal: None, cross_modality: 0.5, cross_light: None, min_gap: 0.0 };
         // cos 0.707 to identity 10 (rgb): below same threshold for an rgb query → new identity.
         let q = unit(&[1.0, 0.0, 1.0]);
-        assert_eq!(assign(&idx, &q, Modality::Rgb, t).identity_id, None);
+        assert_eq!(assign(&idx, seen(&q, Modality::Rgb), t).identity_id, None);
         // The same feature from thermal: cross-modality to 10 clears 0.5 → a day/night link.
-        let a = assign(&idx, &q, Modality::Thermal, t);
+        let a = assign(&idx, seen(&q, Modality::Thermal), t);
         assert_eq!((a.identity_id, a.day_night_link, a.matched_modality), (Some(10), true, Some(Modality::Rgb)));
         // A thermal feature close to thermal identity 20: same-modality, no link.
-        let a = assign(&idx, &unit(&[0.1, 1.0, 0.0]), Modality::Thermal, t);
+        let a = assign(&idx, seen(&unit(&[0.1, 1.0, 0.0]), Modality::Thermal), t);
         assert_eq!((a.identity_id, a.day_night_link), (Some(20), false));
         // Thermal's own threshold: cos 0.995 clears 0.99, cos 0.98 does not; RGB keeps 0.8.
         let strict = Thresholds { same_thermal: Some(0.99), ..t };
-        assert_eq!(assign(&idx, &unit(&[0.1, 1.0, 0.0]), Modality::Thermal, strict).identity_id, Some(20));
-        assert_eq!(assign(&idx, &unit(&[0.2, 1.0, 0.0]), Modality::Thermal, strict).identity_id, None);
-        assert_eq!(assign(&idx, &unit(&[1.0, 0.3, 0.0]), Modality::Rgb, strict).identity_id, Some(10));
-        assert!(assign(&FeatureIndex::new(3), &q, Modality::Rgb, t).identity_id.is_none());
+        assert_eq!(assign(&idx, seen(&unit(&[0.1, 1.0, 0.0]), Modality::Thermal), strict).identity_id, Some(20));
+        assert_eq!(assign(&idx, seen(&unit(&[0.2, 1.0, 0.0]), Modality::Thermal), strict).identity_id, None);
+        assert_eq!(assign(&idx, seen(&unit(&[1.0, 0.3, 0.0]), Modality::Rgb), strict).identity_id, Some(10));
+        assert!(assign(&FeatureIndex::new(3), seen(&q, Modality::Rgb), t).identity_id.is_none());
     }
 
     #[test]
     fn a_pair_needs_both_views_to_agree() {
         let mut idx = FeatureIndex::new(3);
         // Identity 10: day RGB and day thermal exemplars. Identity 20: an RGB exemplar only.
-        idx.push(RowInfo { feature_id: 1, identity_id: 10, modality: Modality::Rgb }, &unit(&[1.0, 0.0, 0.0]));
-        idx.push(RowInfo { feature_id: 2, identity_id: 10, modality: Modality::Thermal }, &unit(&[0.0, 1.0, 0.0]));
-        idx.push(RowInfo { feature_id: 3, identity_id: 20, modality: Modality::Rgb }, &unit(&[0.0, 0.0, 1.0]));
-        idx.push(RowInfo { feature_id: 4, identity_id: 20, modality: Modality::Thermal }, &unit(&[1.0, 0.0, 1.0]));
-        let t = Thresholds { same_modality: 0.6, same_thermal: None, cross_modality: 1.0, min_gap: 0.0 }; // cross-modality matching off
-                                                                                                          // A dim night RGB track looks like 20 (cos 0.86 to 20, 0.51 to 10) but its thermal
-                                                                                                          // partner is clearly 10 (cos 0.99) and clearly not 20 (cos 0.07).
+        idx.push(
+            RowInfo { feature_id: 1, identity_id: 10, modality: Modality::Rgb, light: None },
+            &unit(&[1.0, 0.0, 0.0]),
+        );
+        idx.push(
+            RowInfo { feature_id: 2, identity_id: 10, modality: Modality::Thermal, light: None },
+            &unit(&[0.0, 1.0, 0.0]),
+        );
+        idx.push(
+            RowInfo { feature_id: 3, identity_id: 20, modality: Modality::Rgb, light: None },
+            &unit(&[0.0, 0.0, 1.0]),
+        );
+        idx.push(
+            RowInfo { feature_id: 4, identity_id: 20, modality: Modality::Thermal, light: None },
+            &unit(&[1.0, 0.0, 1.0]),
+        );
+        let t =
+            Thresholds { same_modality: 0.6, same_thermal: None, cross_modality: 1.0, cross_light: None, min_gap: 0.0 }; // cross-modality matching off
+                                                                                                                         // A dim night RGB track looks like 20 (cos 0.86 to 20, 0.51 to 10) but its thermal
+                                                                                                                         // partner is clearly 10 (cos 0.99) and clearly not 20 (cos 0.07).
         let rgb = unit(&[0.6, 0.0, 1.0]);
         let thermal = unit(&[0.1, 1.0, 0.0]);
-        assert_eq!(assign(&idx, &rgb, Modality::Rgb, t).identity_id, Some(20), "alone, the RGB track would pick 20");
-        let p = assign_pair(&idx, (&rgb, Modality::Rgb), (&thermal, Modality::Thermal), t);
+        assert_eq!(
+            assign(&idx, seen(&rgb, Modality::Rgb), t).identity_id,
+            Some(20),
+            "alone, the RGB track would pick 20"
+        );
+        let p = assign_pair(&idx, seen(&rgb, Modality::Rgb), seen(&thermal, Modality::Thermal), t);
         assert_eq!(
             (p.first_leads, p.lead.identity_id, p.lead.matched_modality),
             (false, Some(10), Some(Modality::Thermal))
@@ -233,8 +282,8 @@ mod tests {
         // Both views agree on 20: 20, led by the RGB track with the larger margin.
         let p = assign_pair(
             &idx,
-            (&unit(&[0.05, 0.0, 1.0]), Modality::Rgb),
-            (&unit(&[1.0, 0.3, 1.0]), Modality::Thermal),
+            seen(&unit(&[0.05, 0.0, 1.0]), Modality::Rgb),
+            seen(&unit(&[1.0, 0.3, 1.0]), Modality::Thermal),
             t,
         );
         assert_eq!((p.lead.identity_id, p.first_leads), (Some(20), true));
@@ -242,13 +291,13 @@ mod tests {
         // view contradicts both → a new identity.
         let p = assign_pair(
             &idx,
-            (&unit(&[1.0, 0.0, 0.9]), Modality::Rgb),
-            (&unit(&[0.0, 0.2, -1.0]), Modality::Thermal),
+            seen(&unit(&[1.0, 0.0, 0.9]), Modality::Rgb),
+            seen(&unit(&[0.0, 0.2, -1.0]), Modality::Thermal),
             t,
         );
         assert_eq!(p.lead.identity_id, None, "{p:?}");
         assert_eq!(
-            assign_pair(&FeatureIndex::new(3), (&rgb, Modality::Rgb), (&thermal, Modality::Thermal), t).lead,
+            assign_pair(&FeatureIndex::new(3), seen(&rgb, Modality::Rgb), seen(&thermal, Modality::Thermal), t).lead,
             Assignment::new_identity()
         );
     }
@@ -256,24 +305,79 @@ mod tests {
     #[test]
     fn an_ambiguous_best_match_starts_a_new_identity() {
         let mut idx = FeatureIndex::new(3);
-        idx.push(RowInfo { feature_id: 1, identity_id: 10, modality: Modality::Rgb }, &unit(&[1.0, 0.0, 0.0]));
-        idx.push(RowInfo { feature_id: 2, identity_id: 20, modality: Modality::Rgb }, &unit(&[0.0, 1.0, 0.0]));
+        idx.push(
+            RowInfo { feature_id: 1, identity_id: 10, modality: Modality::Rgb, light: None },
+            &unit(&[1.0, 0.0, 0.0]),
+        );
+        idx.push(
+            RowInfo { feature_id: 2, identity_id: 20, modality: Modality::Rgb, light: None },
+            &unit(&[0.0, 1.0, 0.0]),
+        );
         // cos 0.80 to 10 and 0.60 to 20, both above 0.5.
         let clear = unit(&[0.8, 0.6, 0.0]);
         // cos 0.74 to 10 and 0.67 to 20: 0.07 apart.
         let close = unit(&[0.74, 0.67, 0.0]);
-        let t = |min_gap| Thresholds { same_modality: 0.5, same_thermal: None, cross_modality: 1.0, min_gap };
-        assert_eq!(assign(&idx, &close, Modality::Rgb, t(0.0)).identity_id, Some(10), "no gap asked: the best");
-        assert_eq!(assign(&idx, &close, Modality::Rgb, t(0.1)).identity_id, None, "0.07 apart is ambiguous at 0.1");
-        assert_eq!(assign(&idx, &clear, Modality::Rgb, t(0.1)).identity_id, Some(10), "0.2 apart is clear");
+        let t = |min_gap| Thresholds {
+            same_modality: 0.5,
+            same_thermal: None,
+            cross_modality: 1.0,
+            cross_light: None,
+            min_gap,
+        };
+        assert_eq!(assign(&idx, seen(&close, Modality::Rgb), t(0.0)).identity_id, Some(10), "no gap asked: the best");
+        assert_eq!(
+            assign(&idx, seen(&close, Modality::Rgb), t(0.1)).identity_id,
+            None,
+            "0.07 apart is ambiguous at 0.1"
+        );
+        assert_eq!(assign(&idx, seen(&clear, Modality::Rgb), t(0.1)).identity_id, Some(10), "0.2 apart is clear");
         // The runner-up counts even below threshold: 0.74 vs 0.67 at threshold 0.7.
-        let t7 = Thresholds { same_modality: 0.7, same_thermal: None, cross_modality: 1.0, min_gap: 0.1 };
-        assert_eq!(assign(&idx, &close, Modality::Rgb, t7).identity_id, None);
+        let t7 =
+            Thresholds { same_modality: 0.7, same_thermal: None, cross_modality: 1.0, cross_light: None, min_gap: 0.1 };
+        assert_eq!(assign(&idx, seen(&close, Modality::Rgb), t7).identity_id, None);
         // A pair: both views close between 10 and 20 → new; the thermal view has no
         // thermal exemplars, so the RGB view decides alone.
-        let p = assign_pair(&idx, (&close, Modality::Rgb), (&unit(&[0.0, 0.0, 1.0]), Modality::Thermal), t(0.1));
+        let p =
+            assign_pair(&idx, seen(&close, Modality::Rgb), seen(&unit(&[0.0, 0.0, 1.0]), Modality::Thermal), t(0.1));
         assert_eq!(p.lead.identity_id, None);
-        let p = assign_pair(&idx, (&clear, Modality::Rgb), (&unit(&[0.0, 0.0, 1.0]), Modality::Thermal), t(0.1));
+        let p =
+            assign_pair(&idx, seen(&clear, Modality::Rgb), seen(&unit(&[0.0, 0.0, 1.0]), Modality::Thermal), t(0.1));
         assert_eq!((p.lead.identity_id, p.first_leads), (Some(10), true));
+    }
+
+    /// Day against night gets its own threshold, and only where both lights are known.
+    #[test]
+    fn across_light_has_its_own_threshold() {
+        let mut idx = FeatureIndex::new(3);
+        let day = RowInfo { feature_id: 1, identity_id: 10, modality: Modality::Thermal, light: Some(Light::Day) };
+        idx.push(day, &unit(&[1.0, 0.0, 0.0]));
+        // cos 0.55 to the day exemplar: far below the same-light 0.7, above the day/night 0.45.
+        let night_view = unit(&[1.0, 1.52, 0.0]);
+        let t = Thresholds {
+            same_modality: 0.7,
+            same_thermal: None,
+            cross_modality: 1.0,
+            cross_light: Some(0.45),
+            min_gap: 0.0,
+        };
+        let at = |light| assign(&idx, Query { feature: &night_view, modality: Modality::Thermal, light }, t);
+        assert_eq!(at(Some(Light::Night)).identity_id, Some(10), "night against a day exemplar");
+        let a = at(Some(Light::Night));
+        assert!(!a.day_night_link && a.matched_modality == Some(Modality::Thermal), "{a:?}");
+        assert_eq!(at(Some(Light::Day)).identity_id, None, "same light: the same-modality threshold");
+        assert_eq!(at(None).identity_id, None, "unknown light: the same-modality threshold");
+        assert_eq!(
+            assign(&idx, seen(&night_view, Modality::Thermal), Thresholds { cross_light: None, ..t }).identity_id,
+            None
+        );
+        // A pair at night: its thermal view joins the day identity the same way.
+        let rgb = unit(&[0.0, 0.0, 1.0]);
+        let p = assign_pair(
+            &idx,
+            Query { feature: &rgb, modality: Modality::Rgb, light: Some(Light::Night) },
+            Query { feature: &night_view, modality: Modality::Thermal, light: Some(Light::Night) },
+            t,
+        );
+        assert_eq!((p.first_leads, p.lead.identity_id), (false, Some(10)));
     }
 }

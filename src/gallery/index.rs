@@ -9,7 +9,7 @@
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
-use crate::core::Modality;
+use crate::core::{Light, Modality};
 
 /// What a row of the matrix belongs to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -17,6 +17,8 @@ pub struct RowInfo {
     pub feature_id: i64,
     pub identity_id: i64,
     pub modality: Modality,
+    /// The light it was seen in (`None`: unknown, e.g. enrolled from a photo).
+    pub light: Option<Light>,
 }
 
 /// One search result.
@@ -187,7 +189,7 @@ mod tests {
     }
 
     fn info(f: i64, id: i64) -> RowInfo {
-        RowInfo { feature_id: f, identity_id: id, modality: Modality::Rgb }
+        RowInfo { feature_id: f, identity_id: id, modality: Modality::Rgb, light: None }
     }
 
     #[test]

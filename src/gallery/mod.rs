@@ -28,7 +28,7 @@ pub mod index;
 pub mod store;
 
 use crate::pair::{PairUnit, Partner};
-use assign::{assign, assign_pair, Assignment, Thresholds};
+use assign::{assign, assign_pair, Assignment, Query, Thresholds};
 use index::{FeatureIndex, RowInfo};
 use store::{GalleryStore, LinkVia, StoreError};
 
@@ -84,6 +84,11 @@ pub struct GalleryConfig {
     pub same_modality_threshold_thermal: Option<f32>,
     /// Minimum cosine similarity to join through an exemplar of the other modality (a day/night link).
     pub cross_modality_threshold: f32,
+    /// Thermal↔thermal, day against night (each exemplar is tagged with the
+    /// light its box saw, `ingest.night_luma`): a night thermal track joins its
+    /// daytime identity above this. Unset: `same_modality_threshold(_thermal)`, which
+    /// day-against-night pairs almost never reach. `vireid thresholds` calibrates it.
+    pub cross_light_threshold: Option<f32>,
     /// How far (cosine) the best identity must clear the runner-up; closer is
     /// ambiguous and starts a new identity (a wrong merge costs far more than a split).
     pub min_gap: f32,
@@ -109,6 +114,7 @@ impl Default for GalleryConfig {
             same_modality_threshold: 0.6,
             same_modality_threshold_thermal: None,
             cross_modality_threshold: 0.4,
+            cross_light_threshold: None,
             min_gap: 0.05,
             exemplars_per_modality: 8,
             store_crops: true,
@@ -126,6 +132,7 @@ impl GalleryConfig {
             ("same_modality_threshold", self.same_modality_threshold),
             ("same_modality_threshold_thermal", self.same_modality_threshold_thermal.unwrap_or(0.0)),
             ("cross_modality_threshold", self.cross_modality_threshold),
+            ("cross_light_threshold", self.cross_light_threshold.unwrap_or(0.0)),
         ] {
             if !(-1.0..=1.0).contains(&v) {
                 return Err(ConfigError::new(
@@ -170,6 +177,7 @@ impl GalleryConfig {
             same_modality: self.same_modality_threshold,
             same_thermal: self.same_modality_threshold_thermal,
             cross_modality: self.cross_modality_threshold,
+            cross_light: self.cross_light_threshold,
             min_gap: self.min_gap,
         }
     }
@@ -208,7 +216,7 @@ impl Gallery {
             if f.vector.len() != dim {
                 return Err(GalleryError::ModelMismatch { path, stored: f.vector.len(), model: dim });
             }
-            index.push(RowInfo { feature_id: f.id, identity_id: f.identity_id, modality: f.modality }, &f.vector);
+            index.push(f.row_info(), &f.vector);
         }
         let space = harvest::FeatureSpace::of_store(&store)
             .map_err(|reason| GalleryError::CorruptSpace { path: path.clone(), reason })?
@@ -276,8 +284,12 @@ impl Gallery {
         Ok(())
     }
 
+    fn track_query<'a>(et: &EmbeddedTrack, feature: &'a [f32]) -> Query<'a> {
+        Query { feature, modality: et.track.modality, light: et.track.light }
+    }
+
     fn assign_by_appearance(&self, et: &EmbeddedTrack) -> GalleryResult<Assignment> {
-        Ok(assign(&self.index, self.checked_feature(et)?, et.track.modality, self.config.thresholds()))
+        Ok(assign(&self.index, Self::track_query(et, self.checked_feature(et)?), self.config.thresholds()))
     }
 
     /// A track whose partner from the box's other modality is already stored:
@@ -306,7 +318,7 @@ impl Gallery {
     ) -> (GalleryResult<Sighting>, GalleryResult<Sighting>) {
         let p = match (self.checked_feature(a), self.checked_feature(b)) {
             (Ok(fa), Ok(fb)) => {
-                assign_pair(&self.index, (fa, a.track.modality), (fb, b.track.modality), self.config.thresholds())
+                assign_pair(&self.index, Self::track_query(a, fa), Self::track_query(b, fb), self.config.thresholds())
             }
             // A malformed feature: each on its own, the bad one failing with its own error.
             _ => return (self.record_sighting(a), self.record_sighting(b)),
@@ -432,8 +444,8 @@ impl Gallery {
                 w.delete_feature(*fid)?;
             }
             if add_exemplar {
-                let fid = w.insert_feature(identity_id, t.modality, feature)?;
-                return Ok(Some(RowInfo { feature_id: fid, identity_id, modality: t.modality }));
+                let fid = w.insert_feature(identity_id, t.modality, t.light, feature)?;
+                return Ok(Some(RowInfo { feature_id: fid, identity_id, modality: t.modality, light: t.light }));
             }
             Ok(None)
         })?;
@@ -496,8 +508,8 @@ impl Gallery {
                     continue;
                 }
                 *n += 1;
-                let fid = w.insert_feature(id, *m, v)?;
-                rows.push((RowInfo { feature_id: fid, identity_id: id, modality: *m }, v.clone()));
+                let fid = w.insert_feature(id, *m, None, v)?;
+                rows.push((RowInfo { feature_id: fid, identity_id: id, modality: *m, light: None }, v.clone()));
             }
             Ok((id, rows))
         })?;
@@ -520,7 +532,7 @@ impl Gallery {
         let crops_dir = self.crops_dir.clone();
         let (id, fid, img_id) = self.store.write(|w| -> GalleryResult<_> {
             let id = w.insert_identity(label, true, modality)?;
-            let fid = w.insert_feature(id, modality, feature)?;
+            let fid = w.insert_feature(id, modality, None, feature)?;
             let dir = crops_dir.join(id.to_string());
             std::fs::create_dir_all(&dir).map_err(|e| GalleryError::file("cannot create crop directory", &dir, e))?;
             let file = dir.join("enrol.jpg");
@@ -530,7 +542,7 @@ impl Gallery {
             let img_id = w.insert_enrol_image(id, modality, &file.to_string_lossy())?;
             Ok((id, fid, img_id))
         })?;
-        self.index.push(RowInfo { feature_id: fid, identity_id: id, modality }, feature);
+        self.index.push(RowInfo { feature_id: fid, identity_id: id, modality, light: None }, feature);
         Ok((id, img_id))
     }
 
@@ -586,7 +598,7 @@ impl Gallery {
         delete_files(&expired.files);
         self.index = FeatureIndex::new(self.index.dim());
         for f in self.store.load_features()? {
-            self.index.push(RowInfo { feature_id: f.id, identity_id: f.identity_id, modality: f.modality }, &f.vector);
+            self.index.push(f.row_info(), &f.vector);
         }
         self.erase_log();
         Ok(expired)

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::harvest::{HarvestKind, HarvestRow};
+use super::index::RowInfo;
 use crate::core::time::now_ns;
-use crate::core::{BBox, Modality, Sighting};
+use crate::core::{BBox, Light, Modality, Sighting};
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i+1`.
 const MIGRATIONS: &[&str] = &[
@@ -147,6 +148,9 @@ const MIGRATIONS: &[&str] = &[
         adapter BLOB,
         updated_ns INTEGER NOT NULL
      );",
+    // v7: the light an exemplar was seen in ('day', 'night'; NULL = unknown), so
+    // thermal↔thermal across day and night gets its own threshold (`core::light`).
+    "ALTER TABLE features ADD COLUMN light TEXT;",
 ];
 
 /// How a day/night link was made.
@@ -241,7 +245,15 @@ pub struct StoredFeature {
     pub id: i64,
     pub identity_id: i64,
     pub modality: Modality,
+    pub light: Option<Light>,
     pub vector: Vec<f32>,
+}
+
+impl StoredFeature {
+    /// Its row in the in-memory index.
+    pub fn row_info(&self) -> RowInfo {
+        RowInfo { feature_id: self.id, identity_id: self.identity_id, modality: self.modality, light: self.light }
+    }
 }
 
 /// An identity with what is known of it: for `vireid gallery list` and the API.
@@ -538,7 +550,7 @@ impl GalleryStore {
     pub fn load_features(&self) -> StoreResult<Vec<StoredFeature>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, identity_id, modality, vector FROM features ORDER BY id")
+            .prepare("SELECT id, identity_id, modality, vector, light FROM features ORDER BY id")
             .map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| {
@@ -547,6 +559,8 @@ impl GalleryStore {
                     identity_id: r.get(1)?,
                     modality: modality_of(r.get(2)?)?,
                     vector: blob_to_vector(&r.get::<_, Vec<u8>>(3)?),
+                    // An unknown word (a newer vireid's) reads as unknown light.
+                    light: r.get::<_, Option<String>>(4)?.and_then(|l| l.parse().ok()),
                 })
             })
             .map_err(self.err())?;
@@ -857,11 +871,17 @@ impl Writer<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    pub fn insert_feature(&mut self, identity_id: i64, modality: Modality, v: &[f32]) -> StoreResult<i64> {
+    pub fn insert_feature(
+        &mut self,
+        identity_id: i64,
+        modality: Modality,
+        light: Option<Light>,
+        v: &[f32],
+    ) -> StoreResult<i64> {
         self.tx
             .execute(
-                "INSERT INTO features (identity_id, modality, dim, vector, created_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![identity_id, modality.as_str(), v.len() as i64, vector_to_blob(v), now_ns()],
+                "INSERT INTO features (identity_id, modality, dim, vector, created_ns, light) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![identity_id, modality.as_str(), v.len() as i64, vector_to_blob(v), now_ns(), light.map(Light::as_str)],
             )
             .map_err(self.err())?;
         Ok(self.tx.last_insert_rowid())

@@ -111,6 +111,10 @@ pub struct IngestConfig {
     pub rtsp_latency_ms: u32,
     /// A live source that delivers no frame for this long is restarted.
     pub stall_timeout_ms: u64,
+    /// A box is at night while its colour camera's mean luma (0–255) is below
+    /// this; each track is tagged day or night by it (`core::light`). Synthetic
+    /// scenes run 71–96 by day and 25–35 at night (crop means).
+    pub night_luma: u8,
 }
 
 impl Default for IngestConfig {
@@ -124,6 +128,7 @@ impl Default for IngestConfig {
             reconnect_max_ms: 2_000,
             rtsp_latency_ms: 200,
             stall_timeout_ms: 5_000,
+            night_luma: 50,
         }
     }
 }

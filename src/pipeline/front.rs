@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::core::{Frame, LatencyHistogram, LatencySnapshot, Shutdown};
+use crate::core::light::mean_luma;
+use crate::core::{Frame, LatencyHistogram, LatencySnapshot, LightMeter, Modality, Shutdown};
 use crate::detect::{open_detector, DetectConfig, Detector};
 use crate::ingest::{self, CameraHandle, StatsSnapshot};
 use crate::track::{FinishedTrack, TrackObserver, Tracker};
@@ -68,7 +69,11 @@ impl FrontHalf {
         config.validate()?;
         let stop = Shutdown::new();
         let mut workers = Vec::new();
+        // One light meter per box: its colour cameras write it, all its cameras read it.
+        let mut meters: std::collections::HashMap<&str, Arc<LightMeter>> = Default::default();
         for cam in &config.cameras {
+            let meter = meters.entry(cam.box_name.as_str()).or_default().clone();
+            let light = Light { meter, night_luma: config.ingest.night_luma };
             // Each worker owns its detector: OpenCV/ORT objects are not shared across threads.
             let detector = open_detector(&config.detect, config.embed.ort_library.as_deref())
                 .map_err(|source| PipelineError::OpenDetector { camera: cam.name.clone(), source })?;
@@ -76,7 +81,7 @@ impl FrontHalf {
             let stats = Arc::new(WorkerStats::default());
             let tracker = Tracker::new(camera.name.clone(), cam.modality, config.track.clone());
             let (frames, wstats, wstop) = (camera.frames.clone(), stats.clone(), stop.clone());
-            let outputs = Outputs { tracks: out.clone(), observer: observer.clone() };
+            let outputs = Outputs { tracks: out.clone(), observer: observer.clone(), light };
             let detect_cfg = config.detect.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("detect-{}", cam.name))
@@ -159,6 +164,13 @@ fn report(s: &WorkerStats, ingest: StatsSnapshot) -> CameraReport {
 struct Outputs {
     tracks: Sender<FinishedTrack>,
     observer: Option<Arc<dyn TrackObserver>>,
+    light: Light,
+}
+
+/// The box's light meter, and where night begins.
+struct Light {
+    meter: Arc<LightMeter>,
+    night_luma: u8,
 }
 
 fn worker_loop(
@@ -170,12 +182,14 @@ fn worker_loop(
     stop: Shutdown,
     outputs: Outputs,
 ) -> PipelineResult<()> {
-    let Outputs { tracks: out, observer } = outputs;
+    let Outputs { tracks: out, observer, light } = outputs;
     let send = |tracks: Vec<FinishedTrack>| {
         if let (Some(o), false) = (&observer, tracks.is_empty()) {
             o.ended(&tracks);
         }
-        for t in tracks {
+        let now = light.meter.light(light.night_luma);
+        for mut t in tracks {
+            t.light = now;
             stats.finished_tracks.fetch_add(1, Ordering::Relaxed);
             // The output side gone means we are shutting down: nothing to keep.
             let _ = out.send(t);
@@ -197,6 +211,9 @@ fn worker_loop(
         // before it is not followed across it.
         if segment.replace(frame.segment).is_some_and(|s| s != frame.segment) {
             send(tracker.finish());
+        }
+        if frame.modality == Modality::Rgb {
+            light.meter.record(mean_luma(&frame.data));
         }
         let index = stats.frames.fetch_add(1, Ordering::Relaxed);
         if !detect_cfg.runs_on(index) {
@@ -276,7 +293,8 @@ mod tests {
         drop(ftx);
         let tracker = Tracker::new(Arc::from("cam"), Modality::Rgb, TrackConfig::default());
         let stats = Arc::new(WorkerStats::default());
-        let outputs = Outputs { tracks: otx, observer: None };
+        let light = Light { meter: Arc::default(), night_luma: 50 };
+        let outputs = Outputs { tracks: otx, observer: None, light };
         worker_loop(frx, &DetectConfig::default(), Box::new(Still), tracker, stats, Shutdown::new(), outputs).unwrap();
         let tracks: Vec<FinishedTrack> = orx.iter().collect();
         assert_eq!(tracks.len(), 2, "one track per segment: {tracks:#?}");
@@ -286,5 +304,7 @@ mod tests {
             assert!(first <= last && last - first < 1.0, "track {} spans {first}..{last}", t.track_id);
         }
         assert_ne!(tracks[0].track_id, tracks[1].track_id);
+        // The colour frames (mean luma ~125) set the box's light, and each track carries it.
+        assert!(tracks.iter().all(|t| t.light == Some(crate::core::Light::Day)), "{tracks:#?}");
     }
 }

@@ -17,9 +17,9 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::core::BBox;
 use crate::core::Crop;
 use crate::core::Frame;
+use crate::core::{BBox, Light};
 use crate::core::{ConfigError, Modality};
 use crate::detect::Detection;
 use kalman::BoxKalman;
@@ -54,6 +54,9 @@ pub struct FinishedTrack {
     pub crops: Vec<TrackCrop>,
     /// Where and when it was seen (bounded), for pairing across a box's cameras.
     pub path: Vec<path::PathPoint>,
+    /// Day or night at its box when it ended (`None`: the box has no colour
+    /// camera, or none has sent a frame yet). Set by the camera's worker.
+    pub light: Option<Light>,
 }
 
 /// Pairing (`crate::pair`) and the later stages reach the track through this.
@@ -82,6 +85,7 @@ impl FinishedTrack {
             best_score: 1.0,
             crops: vec![tc; n],
             path: vec![],
+            light: None,
         }
     }
 }
@@ -418,6 +422,7 @@ impl Tracker {
             best_score,
             crops,
             path: t.path.into_points(),
+            light: None,
         }
     }
 }

@@ -77,7 +77,7 @@ fn harvested_box(dir: &Path, model: &Path, people: usize) -> PathBuf {
                 let id = w.insert_identity(None, false, Modality::Rgb)?;
                 let mut pair = vec![];
                 for m in [Modality::Rgb, Modality::Thermal] {
-                    w.insert_feature(id, m, &feature(i, m, 0))?;
+                    w.insert_feature(id, m, None, &feature(i, m, 0))?;
                     pair.push(w.insert_sighting(&sighting(id, m, i as i64))?);
                 }
                 sightings.push((pair[0], pair[1]));

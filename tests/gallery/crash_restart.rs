@@ -44,6 +44,7 @@ fn embedded(i: u64) -> EmbeddedTrack {
             best_score: 1.0,
             crops: vec![tc],
             path: vec![],
+            light: None,
         },
         feature: f,
         crops_used: 1,

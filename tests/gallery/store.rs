@@ -44,6 +44,7 @@ pub(crate) fn track(id: u64, modality: Modality, f: Array1<f32>) -> EmbeddedTrac
         best_score: 0.9,
         crops: vec![tc],
         path: vec![],
+        light: None,
     };
     EmbeddedTrack { track: t, feature: f, crops_used: 1 }
 }
@@ -193,6 +194,36 @@ fn co_observed_tracks_share_an_identity_and_night_matches_link_to_day() {
     let err = format!("{:#}", out[1].1.as_ref().unwrap_err());
     assert!(err.contains("dimension"), "{err}");
     assert_eq!(g.store().counts().unwrap().1, before + 1, "one sighting stored, not two");
+}
+
+/// A night thermal track scores low against its daytime thermal self (ambient
+/// changes the picture): it joins through `cross_light_threshold`, only across
+/// light, and the light of each exemplar survives a reopen.
+#[test]
+fn night_thermal_joins_its_day_identity_across_light() {
+    use vireid::core::Light;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = GalleryConfig { cross_modality_threshold: 1.0, cross_light_threshold: Some(0.5), ..config() };
+    let seen = |id: u64, wobble: f32, light: Option<Light>| {
+        let mut t = track(id, Modality::Thermal, feature(2, wobble, Modality::Thermal));
+        t.track.light = light;
+        t
+    };
+    let mut g = Gallery::open(&cfg, dir.path(), DIM).unwrap();
+    let day = g.record_sighting(&seen(1, 0.0, Some(Light::Day))).unwrap();
+    // wobble 1.5: cos ~0.62 to the day exemplar, under the same-modality 0.8.
+    let unknown = g.record_sighting(&seen(2, 1.5, None)).unwrap();
+    assert!(unknown.new_identity, "light unknown: the same-modality threshold");
+    g.forget(unknown.identity_id).unwrap();
+    let night = g.record_sighting(&seen(3, 1.5, Some(Light::Night))).unwrap();
+    assert_eq!((night.identity_id, night.matched_modality), (day.identity_id, Some(Modality::Thermal)));
+    let s = night.similarity.unwrap();
+    assert!((0.5..0.8).contains(&s), "{s}");
+    drop(g);
+    let store = GalleryStore::open(&dir.path().join("gallery.db"), Duration::from_secs(2)).unwrap();
+    let mut lights: Vec<_> = store.load_features().unwrap().iter().map(|f| f.light).collect();
+    lights.sort_by_key(|l| l.map(Light::as_str));
+    assert_eq!(lights, vec![Some(Light::Day), Some(Light::Night)]);
 }
 
 #[test]

@@ -111,6 +111,7 @@ fn finished(track_id: u64, end_ms: u64, hits: u32) -> FinishedTrack {
         best_score: 1.0,
         crops: vec![],
         path: vec![],
+        light: None,
     }
 }
 
