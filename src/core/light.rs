@@ -3,7 +3,7 @@
 //! The same person's thermal crops by day and at night embed far apart:
 //! ambient temperature changes the whole picture, not the person. On unseen
 //! people the default model's thermal↔thermal genuine scores fall from a
-//! median of 0.93 (same light) to 0.47 (day against night) at track level, so
+//! median of 0.94 (same light) to 0.48 (day against night) at track level, so
 //! one threshold cannot serve both (BENCHMARKS.md, "Day against night"). The
 //! gallery therefore tags each exemplar with the light it was seen in and
 //! uses its own threshold across light.
