@@ -212,9 +212,6 @@ fn worker_loop(
         if segment.replace(frame.segment).is_some_and(|s| s != frame.segment) {
             send(tracker.finish());
         }
-        if frame.modality == Modality::Rgb {
-            light.meter.record(mean_luma(&frame.data));
-        }
         let index = stats.frames.fetch_add(1, Ordering::Relaxed);
         if !detect_cfg.runs_on(index) {
             let t0 = Instant::now();
@@ -223,6 +220,10 @@ fn worker_loop(
             stats.track_ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
             stats.track_latency.observe(took);
             continue;
+        }
+        // Light changes over minutes: the frames the detector runs on are enough.
+        if frame.modality == Modality::Rgb {
+            light.meter.record(mean_luma(&frame.data));
         }
         let t0 = Instant::now();
         let dets = detector
