@@ -14,6 +14,7 @@ use crate::core::light::mean_luma;
 use crate::core::{Frame, LatencyHistogram, LatencySnapshot, LightMeter, Modality, Shutdown};
 use crate::detect::{open_detector, DetectConfig, Detector};
 use crate::ingest::{self, CameraHandle, StatsSnapshot};
+use crate::pair::{self, Clock};
 use crate::track::{FinishedTrack, TrackObserver, Tracker};
 
 /// Per-camera worker counters.
@@ -71,9 +72,14 @@ impl FrontHalf {
         let mut workers = Vec::new();
         // One light meter per box: its colour cameras write it, all its cameras read it.
         let mut meters: std::collections::HashMap<&str, Arc<LightMeter>> = Default::default();
+        for cam in config.cameras.iter().filter(|c| c.modality == Modality::Rgb) {
+            meters.entry(cam.box_name.as_str()).or_default().add_writer();
+        }
+        let places = pair::camera_places(&config.cameras);
         for cam in &config.cameras {
             let meter = meters.entry(cam.box_name.as_str()).or_default().clone();
-            let light = Light { meter, night_luma: config.ingest.night_luma };
+            let clock = places.get(&cam.name).map_or(Clock::Wall, |p| p.clock);
+            let light = Light { meter, night_luma: config.ingest.night_luma, clock };
             // Each worker owns its detector: OpenCV/ORT objects are not shared across threads.
             let detector = open_detector(&config.detect, config.embed.ort_library.as_deref())
                 .map_err(|source| PipelineError::OpenDetector { camera: cam.name.clone(), source })?;
@@ -167,10 +173,51 @@ struct Outputs {
     light: Light,
 }
 
-/// The box's light meter, and where night begins.
+/// The box's light meter, where night begins, and the box's clock.
 struct Light {
     meter: Arc<LightMeter>,
     night_luma: u8,
+    clock: Clock,
+}
+
+/// How long a worker waits for its box's colour camera to reach a finished
+/// track's instant (files replayed fast run at their own speeds).
+const LIGHT_WAIT: Duration = Duration::from_secs(5);
+
+impl Light {
+    fn instant_ns(&self, pts_ns: Option<u64>, wall: std::time::SystemTime) -> i64 {
+        match (self.clock, pts_ns) {
+            (Clock::Pts, Some(t)) => t as i64,
+            _ => crate::core::time::unix_ns(wall),
+        }
+    }
+
+    /// Tags tracks with the light at their last frame. On stream timestamps
+    /// it first waits (boundedly) for the colour camera to get there; live
+    /// cameras' wall clocks are never far apart.
+    fn tag(&self, tracks: &mut [FinishedTrack], stop: &Shutdown) {
+        let instants: Vec<i64> = tracks.iter().map(|t| self.instant_ns(t.last_pts_ns, t.end_time)).collect();
+        if let (Clock::Pts, Some(&latest)) = (self.clock, instants.iter().max()) {
+            let since = Instant::now();
+            while !self.meter.reached(latest) && since.elapsed() < LIGHT_WAIT && !stop.is_requested() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        for (t, at) in tracks.iter_mut().zip(instants) {
+            t.light = self.meter.light_at(at, self.night_luma);
+        }
+    }
+}
+
+/// A colour camera's worker stops writing its box's meter however it ends.
+struct Writing(Option<Arc<LightMeter>>);
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if let Some(meter) = &self.0 {
+            meter.remove_writer();
+        }
+    }
 }
 
 fn worker_loop(
@@ -183,13 +230,13 @@ fn worker_loop(
     outputs: Outputs,
 ) -> PipelineResult<()> {
     let Outputs { tracks: out, observer, light } = outputs;
-    let send = |tracks: Vec<FinishedTrack>| {
+    let _writing = Writing((tracker.modality() == Modality::Rgb).then(|| light.meter.clone()));
+    let send = |mut tracks: Vec<FinishedTrack>| {
         if let (Some(o), false) = (&observer, tracks.is_empty()) {
             o.ended(&tracks);
         }
-        let now = light.meter.light(light.night_luma);
-        for mut t in tracks {
-            t.light = now;
+        light.tag(&mut tracks, &stop);
+        for t in tracks {
             stats.finished_tracks.fetch_add(1, Ordering::Relaxed);
             // The output side gone means we are shutting down: nothing to keep.
             let _ = out.send(t);
@@ -223,7 +270,7 @@ fn worker_loop(
         }
         // Light changes over minutes: the frames the detector runs on are enough.
         if frame.modality == Modality::Rgb {
-            light.meter.record(mean_luma(&frame.data));
+            light.meter.record(light.instant_ns(frame.pts_ns, frame.wall_time), mean_luma(&frame.data));
         }
         let t0 = Instant::now();
         let dets = detector
@@ -294,7 +341,9 @@ mod tests {
         drop(ftx);
         let tracker = Tracker::new(Arc::from("cam"), Modality::Rgb, TrackConfig::default());
         let stats = Arc::new(WorkerStats::default());
-        let light = Light { meter: Arc::default(), night_luma: 50 };
+        let meter = Arc::new(LightMeter::default());
+        meter.add_writer();
+        let light = Light { meter: meter.clone(), night_luma: 50, clock: Clock::Pts };
         let outputs = Outputs { tracks: otx, observer: None, light };
         worker_loop(frx, &DetectConfig::default(), Box::new(Still), tracker, stats, Shutdown::new(), outputs).unwrap();
         let tracks: Vec<FinishedTrack> = orx.iter().collect();
@@ -307,5 +356,41 @@ mod tests {
         assert_ne!(tracks[0].track_id, tracks[1].track_id);
         // The colour frames (mean luma ~125) set the box's light, and each track carries it.
         assert!(tracks.iter().all(|t| t.light == Some(crate::core::Light::Day)), "{tracks:#?}");
+        assert!(meter.reached(i64::MAX), "the colour worker stopped writing when it ended");
+    }
+
+    /// Replayed fast, a box's thermal camera can run ahead of its colour
+    /// camera: a thermal track waits for the colour camera to reach its
+    /// instant and gets the light there, not the colour camera's latest.
+    #[test]
+    fn a_thermal_track_waits_for_the_light_at_its_instant() {
+        let (ftx, frx) = crossbeam_channel::bounded(64);
+        let (otx, orx) = crossbeam_channel::bounded(64);
+        for i in 0..10 {
+            let grey = frame(20.0 + i as f64 * 0.1, 0);
+            let data = grey.data.chunks_exact(3).map(|px| px[0]).collect();
+            ftx.send(Frame { modality: Modality::Thermal, data, ..grey }).unwrap();
+        }
+        drop(ftx);
+        let meter = Arc::new(LightMeter::default());
+        meter.add_writer();
+        meter.record(0, 120);
+        let colour = {
+            let meter = meter.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                meter.record(20_000_000_000, 20);
+                meter.record(22_000_000_000, 20);
+            })
+        };
+        let tracker = Tracker::new(Arc::from("cam"), Modality::Thermal, TrackConfig::default());
+        let light = Light { meter, night_luma: 50, clock: Clock::Pts };
+        let outputs = Outputs { tracks: otx, observer: None, light };
+        let stats = Arc::new(WorkerStats::default());
+        worker_loop(frx, &DetectConfig::default(), Box::new(Still), tracker, stats, Shutdown::new(), outputs).unwrap();
+        colour.join().unwrap();
+        let tracks: Vec<FinishedTrack> = orx.iter().collect();
+        assert_eq!(tracks.len(), 1);
+        assert_eq!(tracks[0].light, Some(crate::core::Light::Night), "tagged with the colour camera's day at 0 s");
     }
 }

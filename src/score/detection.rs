@@ -11,6 +11,10 @@
 //!   linking walks is re-identification, not tracking), the share of its
 //!   tracked frames carrying its most frequent track id, and ID switches
 //!   (consecutive tracked frames whose id differs).
+//! * Track purity: the other way round, for each track the share of its
+//!   frames on its most frequent person. A track that takes over somebody
+//!   else holds two people, and everything downstream (its pair, its crops,
+//!   its identity) mixes them; a track that breaks only costs a link.
 
 use super::{Result, ScoreError};
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +63,11 @@ pub struct IdentityReport {
     pub id_switches: u64,
     /// Frames where a required ground-truth box was tracked / required boxes.
     pub track_coverage: f64,
+    /// Tracks that followed a required person at least once.
+    pub tracks: usize,
+    /// Of the tracked frames, those on their track's most frequent person.
+    pub majority_person_frames: u64,
+    pub track_purity: f64,
 }
 
 /// Accumulates per-frame results.
@@ -68,6 +77,8 @@ pub struct Evaluator {
     segments: BTreeMap<String, SegmentCounts>,
     /// Track ids per (person, walk), in frame order.
     person_ids: HashMap<(u64, u32), Vec<u64>>,
+    /// Frames per person, per track id.
+    track_persons: HashMap<u64, HashMap<u64, u64>>,
     /// Per person: last ground-truth frame and current walk number.
     walks: HashMap<u64, (u64, u32)>,
     required_total: u64,
@@ -82,6 +93,7 @@ impl Evaluator {
             iou: 0.5,
             segments: BTreeMap::new(),
             person_ids: HashMap::new(),
+            track_persons: HashMap::new(),
             walks: HashMap::new(),
             required_total: 0,
             last_segment: "unknown".into(),
@@ -123,6 +135,7 @@ impl Evaluator {
                 if required[*g] {
                     let walk = self.walks.get(&gt[*g].person_id).map(|w| w.1).unwrap_or(0);
                     self.person_ids.entry((gt[*g].person_id, walk)).or_default().push(tracks[ti].0);
+                    *self.track_persons.entry(tracks[ti].0).or_default().entry(gt[*g].person_id).or_default() += 1;
                 }
             }
         }
@@ -146,6 +159,9 @@ impl Evaluator {
         }
         id.id_consistency = ratio(id.dominant_id_frames, id.tracked_frames);
         id.track_coverage = ratio(id.tracked_frames, self.required_total);
+        id.tracks = self.track_persons.len();
+        id.majority_person_frames = self.track_persons.values().map(|p| p.values().copied().max().unwrap_or(0)).sum();
+        id.track_purity = ratio(id.majority_person_frames, id.tracked_frames);
         serde_json::json!({ "min_visible": self.min_visible, "iou": self.iou, "segments": segments, "identity": id })
     }
 }
@@ -218,5 +234,23 @@ mod tests {
         assert_eq!(day["precision"], 2.0 / 3.0);
         assert_eq!(r["identity"]["id_switches"], 1);
         assert_eq!(r["identity"]["id_consistency"], 2.0 / 3.0);
+        assert_eq!(r["identity"]["track_purity"], 1.0);
+    }
+
+    #[test]
+    fn a_track_that_takes_over_another_person_is_impure() {
+        let mut ev = Evaluator::new(0.5);
+        let b = |x: f32| BBox::new(x, 0.0, 10.0, 20.0);
+        let at = |pid: u64, frame: u64| GtBox { frame, ..gt(pid, 0.0, 1.0) };
+        // Track 7 follows person 1 for three frames, then person 2 (who stepped in) for one.
+        for f in 0..3 {
+            ev.add_frame(&[at(1, f)], &[b(0.0)], &[(7, b(0.0))]);
+        }
+        ev.add_frame(&[at(2, 3)], &[b(0.0)], &[(7, b(0.0))]);
+        let r = ev.report();
+        assert_eq!(r["identity"]["tracks"], 1);
+        assert_eq!(r["identity"]["track_purity"], 0.75);
+        // Per person, each walk kept one id: consistency cannot see it.
+        assert_eq!(r["identity"]["id_consistency"], 1.0);
     }
 }

@@ -8,9 +8,19 @@
 //! confirmed after `min_hits` consecutive matches, and dies after `max_age`
 //! frames without one; a confirmed track that dies becomes a [`FinishedTrack`]
 //! with its best `crops_per_track` crops.
+//!
+//! Where boxes cannot tell who is who — the track missed its person, or
+//! another box overlaps (a crossing) — a track takes a detection only if it
+//! looks like the person it has followed ([`look::Look`], learnt from clean
+//! sightings); confirmed tracks choose before tentative ones, and a refused
+//! box that overlaps another (mostly the person in front) starts no track.
+//! On the 10 demo scenes this lifts the share of tracked frames on the
+//! track's own person from 0.906 to 0.979 (RGB) and 0.846 to 0.963 (thermal),
+//! for 5–11 % less coverage (`bench/track_purity.sh`).
 
 pub mod crops;
 pub mod kalman;
+pub mod look;
 pub mod path;
 
 use serde::Deserialize;
@@ -23,6 +33,7 @@ use crate::core::{BBox, Light};
 use crate::core::{ConfigError, Modality};
 use crate::detect::Detection;
 use kalman::BoxKalman;
+use look::Look;
 
 /// One of a track's best crops, kept for the embedder.
 #[derive(Debug, Clone)]
@@ -109,6 +120,11 @@ pub struct TrackConfig {
     /// predicted centre is within this many box heights per frame since the
     /// track's last match (a walker at 10 fps moves ~0.1–0.2 heights a frame).
     pub max_shift_per_frame: f32,
+    /// A track does not take a detection that looks further than this from
+    /// the person it has followed (stripe signature, [`look::Look`]; one
+    /// person ≈ 0.015, two people ≈ 0.05): a crossing or a newcomer where
+    /// somebody just left starts a new track instead. 0 = boxes only.
+    pub max_look_distance: f32,
 }
 
 /// Frames since a track's last match beyond which the centre-distance gate
@@ -124,6 +140,7 @@ impl Default for TrackConfig {
             crops_per_track: 5,
             crop_min_height: 32.0,
             max_shift_per_frame: 0.25,
+            max_look_distance: 0.035,
         }
     }
 }
@@ -142,6 +159,13 @@ impl TrackConfig {
                 "track.max_shift_per_frame",
                 "track.max_shift_per_frame = {} must be within 0..=2 box heights (0 = IoU matching only)",
                 self.max_shift_per_frame
+            );
+        }
+        if !(self.max_look_distance >= 0.0 && self.max_look_distance <= 1.0) {
+            crate::invalid_config!(
+                "track.max_look_distance",
+                "track.max_look_distance = {} must be within 0..=1 (e.g. 0.035; 0 = match by boxes only)",
+                self.max_look_distance
             );
         }
         if self.min_hits == 0 {
@@ -198,6 +222,8 @@ struct Track {
     end_time: SystemTime,
     crops: crops::BestCrops,
     path: path::TrackPath,
+    /// What the person looked like in clean sightings (no other detection overlapping).
+    look: Option<Look>,
 }
 
 impl Track {
@@ -232,6 +258,11 @@ impl Tracker {
         &self.active
     }
 
+    /// What the camera sees.
+    pub fn modality(&self) -> Modality {
+        self.modality
+    }
+
     /// Live tracks (tentative and confirmed).
     pub fn len(&self) -> usize {
         self.tracks.len()
@@ -248,17 +279,59 @@ impl Tracker {
             t.predicted = t.kf.predict();
             t.since_match += 1;
         }
-        // Greedy IoU assignment: best-overlapping pair first.
+        let looks: Vec<Option<Look>> = if self.config.max_look_distance > 0.0 {
+            dets.iter().map(|d| Look::of(frame, &d.bbox)).collect()
+        } else {
+            vec![None; dets.len()]
+        };
+        let max_look = self.config.max_look_distance;
+        let alike = |t: &Track, di: usize| match (&t.look, &looks[di]) {
+            (Some(a), Some(b)) => a.distance(b) <= max_look,
+            _ => true,
+        };
+        // Looks are asked only where boxes cannot tell: the track missed its
+        // person, or another box is in the way (a crossing). A person walking
+        // on alone keeps their track whatever the detector's box does.
+        let contested = |ti: usize, di: usize| {
+            let (t, d) = (&self.tracks[ti], &dets[di]);
+            t.misses > 0
+                || dets.iter().enumerate().any(|(o, other)| o != di && other.bbox.intersection(&t.predicted) > 0.0)
+                || self
+                    .tracks
+                    .iter()
+                    .enumerate()
+                    .any(|(o, other)| o != ti && other.predicted.intersection(&d.bbox) > 0.0)
+        };
+        // Only a clean sighting teaches a track its person's look: a box that
+        // overlaps another holds some of both.
+        let clean = |di: usize| {
+            let d = &dets[di];
+            dets.iter().enumerate().all(|(o, other)| o == di || other.bbox.intersection(&d.bbox) <= 0.0)
+        };
+        let clean_look = |di: usize| looks[di].filter(|_| clean(di));
+        // Greedy IoU assignment: best-overlapping pair first (confirmed tracks before tentative ones).
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        // A box a track refused for its look while it overlapped another box
+        // is mostly the person in front: no track is born from it.
+        let mut hidden = vec![false; dets.len()];
         for (ti, t) in self.tracks.iter().enumerate() {
             for (di, d) in dets.iter().enumerate() {
                 let iou = t.predicted.iou(&d.bbox);
-                if iou >= self.config.iou_threshold {
+                if iou < self.config.iou_threshold {
+                    continue;
+                }
+                if !contested(ti, di) || alike(t, di) {
                     pairs.push((iou, ti, di));
+                } else if t.confirmed && !clean(di) {
+                    hidden[di] = true;
                 }
             }
         }
-        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // Confirmed tracks choose first (as DeepSORT's cascade does): a track
+        // born in a crossing from a box that showed both people must not take
+        // the established track's person once they part.
+        let confirmed = |ti: usize| self.tracks[ti].confirmed;
+        pairs.sort_by(|a, b| confirmed(b.1).cmp(&confirmed(a.1)).then(b.0.total_cmp(&a.0)));
         let mut track_det: Vec<Option<usize>> = vec![None; self.tracks.len()];
         let mut det_used = vec![false; dets.len()];
         for (_, ti, di) in pairs {
@@ -286,7 +359,7 @@ impl Tracker {
                 let (dx, dy) = d.bbox.center();
                 let dist = (tx - dx).hypot(ty - dy);
                 let scale = d.bbox.h / t.predicted.h.max(1.0);
-                if !det_used[di] && dist <= gate && (0.75..=1.33).contains(&scale) {
+                if !det_used[di] && dist <= gate && (0.75..=1.33).contains(&scale) && alike(t, di) {
                     near.push((dist, ti, di));
                 }
             }
@@ -315,6 +388,12 @@ impl Tracker {
                         t.confirmed = true;
                     }
                     t.crops.offer(frame, d, &self.config);
+                    if let Some(seen) = clean_look(*di) {
+                        match &mut t.look {
+                            Some(look) => look.follow(&seen),
+                            None => t.look = Some(seen),
+                        }
+                    }
                     t.path.offer(
                         frame.pts_ns,
                         crate::core::time::unix_ns(frame.wall_time),
@@ -352,7 +431,7 @@ impl Tracker {
 
         // Births.
         for (di, d) in dets.iter().enumerate() {
-            if det_used[di] {
+            if det_used[di] || hidden[di] {
                 continue;
             }
             let mut t = Track {
@@ -370,6 +449,7 @@ impl Tracker {
                 end_time: frame.wall_time,
                 crops: crops::BestCrops::new(self.config.crops_per_track),
                 path: path::TrackPath::new(path::TrackPath::DEFAULT_CAPACITY),
+                look: clean_look(di),
             };
             self.next_id += 1;
             t.crops.offer(frame, d, &self.config);
@@ -487,15 +567,19 @@ mod tests {
             // A walks right, B walks left 40 px lower: their boxes overlap as they cross.
             let a = det(10.0 + 8.0 * i as f32, 20.0);
             let b = det(250.0 - 8.0 * i as f32, 60.0);
-            finished.extend(tr.update(&frame(i), &[a, b]));
+            let seen = frame_with(i, &[(a.bbox, 200, 90), (b.bbox, 90, 200)]);
+            finished.extend(tr.update(&seen, &[a, b]));
             for t in tr.active() {
                 ids.push((t.track_id, t.bbox.y));
             }
         }
-        // Every frame from the 3rd on reports both, with stable ids per row.
+        // Every frame from the 3rd on reports both, with stable ids per row,
+        // except the frames where B (painted last) hides most of A: A's box
+        // shows B then, and A's track waits those out instead of taking it.
         let row_a: Vec<u64> = ids.iter().filter(|(_, y)| *y == 20.0).map(|(id, _)| *id).collect();
         let row_b: Vec<u64> = ids.iter().filter(|(_, y)| *y == 60.0).map(|(id, _)| *id).collect();
-        assert_eq!(row_a.len(), 28);
+        assert!((25..=28).contains(&row_a.len()), "{}", row_a.len());
+        assert_eq!(row_b.len(), 28);
         assert!(row_a.iter().all(|&id| id == row_a[0]) && row_b.iter().all(|&id| id == row_b[0]));
         assert_ne!(row_a[0], row_b[0]);
         // Nothing ends while both are visible; then they leave and end after max_age.
@@ -509,11 +593,56 @@ mod tests {
         }
         assert_eq!(finished.len(), 2);
         for f in &finished {
-            assert_eq!(f.hits, 30);
+            assert!(f.hits >= 27, "{}", f.hits);
             assert_eq!(f.crops.len(), 3);
             assert!(f.crops.iter().all(|c| c.crop.image.width() == 40 && c.crop.image.height() == 100));
         }
         assert!(tr.is_empty());
+    }
+
+    /// A flat frame with people painted in: each a box whose top half is one
+    /// grey and bottom half another (shirt and trousers, or body heat).
+    fn frame_with(i: u64, people: &[(BBox, u8, u8)]) -> Frame {
+        let (w, h) = (320u32, 240u32);
+        let mut f = Frame { data: vec![40; (w * h) as usize], ..frame(i) };
+        for (b, top, bottom) in people {
+            for y in b.y as u32..b.bottom() as u32 {
+                for x in b.x as u32..b.right() as u32 {
+                    f.data[(y * w + x) as usize] = if (y as f32) < b.y + b.h / 2.0 { *top } else { *bottom };
+                }
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn a_newcomer_where_somebody_just_left_gets_a_track_of_their_own() {
+        // A walks right and is lost for two frames; B, dressed the other way
+        // round, steps in where A's track expects A.
+        let run = |max_look_distance: f32| {
+            let cfg = TrackConfig { max_look_distance, ..Default::default() };
+            let mut tr = Tracker::new(Arc::from("cam"), Modality::Thermal, cfg);
+            let mut ids = (vec![], vec![]);
+            for i in 0..20u64 {
+                let at = BBox::new(100.0 + 5.0 * i as f32, 60.0, 40.0, 100.0);
+                let people = match i {
+                    0..10 => vec![(at, 200, 90)],
+                    10..12 => vec![],
+                    _ => vec![(at, 90, 200)],
+                };
+                let dets: Vec<Detection> = people.iter().map(|p| Detection { bbox: p.0, score: 1.0 }).collect();
+                tr.update(&frame_with(i, &people), &dets);
+                let who = if i < 10 { &mut ids.0 } else { &mut ids.1 };
+                who.extend(tr.active().iter().map(|t| t.track_id));
+            }
+            ids
+        };
+        let (a, b) = run(TrackConfig::default().max_look_distance);
+        assert!(!a.is_empty() && !b.is_empty());
+        assert!(a.iter().all(|id| !b.contains(id)), "B took A's track: {a:?} {b:?}");
+        // By boxes alone B continues A's track: the case the looks are for.
+        let (a, b) = run(0.0);
+        assert_eq!(b.first(), a.last());
     }
 
     #[test]
