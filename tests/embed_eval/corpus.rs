@@ -240,14 +240,23 @@ fn every_bad_input_is_a_clear_refusal() {
     let prefix: &[&str] = if root { &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] } else { &[] };
     // `nobody` must be able to run the binary (a checkout under a private
     // directory would not let it); otherwise the case cannot be made here.
-    let probe: Vec<&str> = prefix.iter().copied().chain([env!("CARGO_BIN_EXE_vireid"), "--version"]).collect();
-    let runs = Command::new(probe[0]).args(&probe[1..]).output().is_ok_and(|o| o.status.success());
+    // It must also be able to read ONNX Runtime, which the case loads.
+    let ort = std::env::var("ORT_DYLIB_PATH")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.deps/onnxruntime/libonnxruntime.so").into());
+    let as_case_user = |cmd: &[&str]| {
+        let argv: Vec<&str> = prefix.iter().chain(cmd).copied().collect();
+        Command::new(argv[0]).args(&argv[1..]).output().is_ok_and(|o| o.status.success())
+    };
+    let runs = as_case_user(&[env!("CARGO_BIN_EXE_vireid"), "--version"]) && as_case_user(&["test", "-r", &ort]);
     if runs {
         let case =
             Case { what: "read-only database", args: enrol(&ro), names: vec!["gallery.db".into(), "readonly".into()] };
         failures.extend(run_as(prefix, &case).err());
     } else {
-        eprintln!("read-only database case not made: user nobody cannot run {}", env!("CARGO_BIN_EXE_vireid"));
+        eprintln!(
+            "read-only database case not made: user nobody cannot run {} or read {ort}",
+            env!("CARGO_BIN_EXE_vireid")
+        );
     }
     mode(&ro, 0o755);
     assert!(failures.is_empty(), "{} of {} corpus cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));

@@ -323,10 +323,13 @@ async fn a_sighting_never_seen_live_goes_out_as_new_then_end() {
 async fn vireid_run_publishes_each_track_as_new_updates_end() {
     use vireid::synth::scene::{render_scene, SceneOptions};
     let broker = start_mosquitto();
-    let (_sub, mut el) = subscriber(broker.port, "sub-run", "run/#").await;
     let dir = tempfile::tempdir().unwrap();
+    // Rendered before subscribing: the subscriber is polled only while the test
+    // waits for messages, and a render longer than its keep-alive (a loaded
+    // machine) got it disconnected by the broker.
     let scene =
         render_scene(&SceneOptions { people: 3, ..SceneOptions::new(dir.path().join("scene"), 8.0, 5) }).unwrap();
+    let (_sub, mut el) = subscriber(broker.port, "sub-run", "run/#").await;
     let cfg = dir.path().join("run.toml");
     std::fs::write(
         &cfg,
