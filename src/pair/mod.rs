@@ -115,9 +115,15 @@ pub fn camera_places(cameras: &[CameraConfig]) -> HashMap<String, CameraPlace> {
 
 /// When a path point was seen, on the clock its box pairs by.
 pub fn instant_ns(p: &PathPoint, clock: Clock) -> i64 {
-    match (clock, p.pts_ns) {
+    instant_of(p.pts_ns, p.wall_ns, clock)
+}
+
+/// When something seen at stream time `pts_ns` and wall time `wall_ns` was
+/// seen, on `clock`.
+pub fn instant_of(pts_ns: Option<u64>, wall_ns: i64, clock: Clock) -> i64 {
+    match (clock, pts_ns) {
         (Clock::Pts, Some(t)) => t as i64,
-        _ => p.wall_ns,
+        _ => wall_ns,
     }
 }
 

@@ -186,10 +186,7 @@ const LIGHT_WAIT: Duration = Duration::from_secs(5);
 
 impl Light {
     fn instant_ns(&self, pts_ns: Option<u64>, wall: std::time::SystemTime) -> i64 {
-        match (self.clock, pts_ns) {
-            (Clock::Pts, Some(t)) => t as i64,
-            _ => crate::core::time::unix_ns(wall),
-        }
+        pair::instant_of(pts_ns, crate::core::time::unix_ns(wall), self.clock)
     }
 
     /// Tags tracks with the light at their last frame. On stream timestamps
