@@ -19,7 +19,7 @@ pub struct Thresholds {
     /// Thermal↔thermal, one seen by day and the other at night (`core::light`);
     /// `None`: the thermal threshold. Ambient temperature moves a thermal
     /// picture more than the person does, so these score far lower. (RGB at
-    /// night is too dark to match by day: it keeps the same-modality threshold.)
+    /// night is too dark to compare with RGB by day at all: `same_in`.)
     #[serde(default)]
     pub cross_light: Option<f32>,
     /// The chosen identity must clear the runner-up by at least this much
@@ -39,11 +39,15 @@ pub struct Assignment {
     pub matched_modality: Option<Modality>,
     /// The deciding exemplar is of the other modality.
     pub day_night_link: bool,
+    /// How far the deciding exemplar cleared its threshold (`None`: a new
+    /// identity, or joined a partner). A late co-observed partner weighs its
+    /// own view against it ([`margin_to`]).
+    pub margin: Option<f32>,
 }
 
 impl Assignment {
     pub fn new_identity() -> Assignment {
-        Assignment { identity_id: None, similarity: None, matched_modality: None, day_night_link: false }
+        Assignment { identity_id: None, similarity: None, matched_modality: None, day_night_link: false, margin: None }
     }
 
     /// Joining the identity of a co-observed partner track (no appearance match decided it).
@@ -53,6 +57,7 @@ impl Assignment {
             similarity: None,
             matched_modality: Some(partner),
             day_night_link: partner != own,
+            margin: None,
         }
     }
 }
@@ -66,12 +71,16 @@ impl Thresholds {
         }
     }
 
-    /// The threshold for a same-modality exemplar: for thermal, across light
-    /// when both lights are known and differ.
-    fn same_in(&self, m: Modality, query: Option<Light>, exemplar: Option<Light>) -> f32 {
-        match (m, query, exemplar, self.cross_light) {
-            (Modality::Thermal, Some(q), Some(e), Some(t)) if q != e => t,
-            _ => self.same(m),
+    /// The threshold for a same-modality exemplar, where both lights are known
+    /// and differ: for thermal, the day/night threshold; RGB is not comparable
+    /// (`None`). A dim night colour crop scores low against everyone by day, so
+    /// as evidence it would only veto what its thermal partner sees.
+    fn same_in(&self, m: Modality, query: Option<Light>, exemplar: Option<Light>) -> Option<f32> {
+        let across = query.zip(exemplar).is_some_and(|(q, e)| q != e);
+        match (m, across, self.cross_light) {
+            (Modality::Rgb, true, _) => None,
+            (Modality::Thermal, true, Some(t)) => Some(t),
+            _ => Some(self.same(m)),
         }
     }
 
@@ -101,16 +110,17 @@ pub struct Query<'a> {
 /// Per identity, the comparable exemplar that clears its threshold by the
 /// most (or misses it by the least). Margins, not raw scores, make same- and
 /// cross-modality matches comparable. Cross-modality exemplars count only
-/// while cross-modality matching is on.
+/// while cross-modality matching is on; RGB exemplars only in the query's light.
 fn evidence(index: &FeatureIndex, q: Query<'_>, t: Thresholds) -> HashMap<i64, Evidence> {
     let Query { feature, modality, light } = q;
     let mut best: HashMap<i64, Evidence> = HashMap::new();
     for (s, r) in index.cosines(feature).into_iter().zip(index.rows()) {
         let same = r.modality == modality;
-        if !same && !t.cross_enabled() {
-            continue;
-        }
-        let threshold = if same { t.same_in(modality, light, r.light) } else { t.cross_modality };
+        let threshold = match same {
+            true => t.same_in(modality, light, r.light),
+            false => t.cross_enabled().then_some(t.cross_modality),
+        };
+        let Some(threshold) = threshold else { continue };
         let e = Evidence { margin: s - threshold, score: s, same };
         best.entry(r.identity_id)
             .and_modify(|b| {
@@ -129,7 +139,15 @@ fn assignment(id: i64, e: Evidence, modality: Modality) -> Assignment {
         similarity: Some(e.score),
         matched_modality: Some(if e.same { modality } else { modality.other() }),
         day_night_link: !e.same,
+        margin: Some(e.margin),
     }
+}
+
+/// How far a track's best comparable exemplar of `identity_id` clears its
+/// threshold (negative: misses it); `None` when the identity has no exemplar
+/// the track can be compared with.
+pub fn margin_to(index: &FeatureIndex, q: Query<'_>, t: Thresholds, identity_id: i64) -> Option<f32> {
+    evidence(index, q, t).get(&identity_id).map(|e| e.margin)
 }
 
 /// Picks the identity whose best exemplar clears its threshold by the widest
@@ -379,5 +397,43 @@ mod tests {
             t,
         );
         assert_eq!((p.first_leads, p.lead.identity_id), (false, Some(10)));
+    }
+
+    /// A dim night colour view neither joins nor vetoes a day RGB identity: only
+    /// RGB exemplars of its own light are evidence.
+    #[test]
+    fn night_rgb_is_not_compared_with_day_rgb() {
+        let mut idx = FeatureIndex::new(3);
+        let row = |feature_id, modality| RowInfo { feature_id, identity_id: 10, modality, light: Some(Light::Day) };
+        idx.push(row(1, Modality::Rgb), &unit(&[1.0, 0.0, 0.0]));
+        idx.push(row(2, Modality::Thermal), &unit(&[0.0, 1.0, 0.0]));
+        let t = Thresholds {
+            same_modality: 0.7,
+            same_thermal: None,
+            cross_modality: 1.0,
+            cross_light: Some(0.45),
+            min_gap: 0.05,
+        };
+        let at = |feature, modality, light| Query { feature, modality, light: Some(light) };
+        // The night thermal view clears the day/night threshold (cos 0.55); its
+        // colour partner, near black, is nothing like the day colour exemplar (cos 0).
+        let (dim, night_view) = (unit(&[0.0, 0.0, 1.0]), unit(&[0.0, 1.0, 1.52]));
+        let p = assign_pair(
+            &idx,
+            at(&dim, Modality::Rgb, Light::Night),
+            at(&night_view, Modality::Thermal, Light::Night),
+            t,
+        );
+        assert_eq!((p.lead.identity_id, p.first_leads), (Some(10), false), "the dim view does not veto: {p:?}");
+        // By day the same colour view is evidence, and it vetoes (support 0.10 − 0.70 < 0).
+        let p =
+            assign_pair(&idx, at(&dim, Modality::Rgb, Light::Day), at(&night_view, Modality::Thermal, Light::Night), t);
+        assert_eq!(p.lead.identity_id, None, "{p:?}");
+        // A night colour track alone does not join a day identity, however close (cos 0.99).
+        let close = unit(&[1.0, 0.1, 0.0]);
+        assert_eq!(assign(&idx, at(&close, Modality::Rgb, Light::Night), t).identity_id, None);
+        assert_eq!(assign(&idx, at(&close, Modality::Rgb, Light::Day), t).identity_id, Some(10));
+        // Unknown light (a box without a colour camera): compared as before.
+        assert_eq!(assign(&idx, seen(&close, Modality::Rgb), t).identity_id, Some(10));
     }
 }

@@ -14,6 +14,7 @@
 //! stored, and the actor hands it to the sinks (`core::SightingSink`).
 
 use serde::Deserialize;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -28,7 +29,7 @@ pub mod index;
 pub mod store;
 
 use crate::pair::{PairUnit, Partner};
-use assign::{assign, assign_pair, Assignment, Query, Thresholds};
+use assign::{assign, assign_pair, margin_to, Assignment, Query, Thresholds};
 use index::{FeatureIndex, RowInfo};
 use store::{GalleryStore, LinkVia, StoreError};
 
@@ -203,7 +204,14 @@ pub struct Gallery {
     space: harvest::FeatureSpace,
     /// The space of the features handed in, when known ([`Gallery::use_model`]).
     model: Option<harvest::FeatureSpace>,
+    /// Recent sightings that joined an identity by appearance, and by how far
+    /// they cleared its threshold (bounded): a late co-observed partner weighs
+    /// its own view against that margin.
+    joined_by_margin: VecDeque<(i64, f32)>,
 }
+
+/// As many as `crate::pair` remembers recorded tracks for late partners.
+const RECENT_MARGINS: usize = 256;
 
 impl Gallery {
     /// Opens the gallery for features of dimension `dim`; a gallery built by a
@@ -225,7 +233,15 @@ impl Gallery {
             return Err(GalleryError::CorruptSpace { path, reason: format!("its adapter is not {dim}-dimensional") });
         }
         tracing::info!(db = %path.display(), exemplars = index.len(), "gallery opened");
-        Ok(Gallery { store, index, config: config.clone(), crops_dir: state_dir.join("crops"), space, model: None })
+        Ok(Gallery {
+            store,
+            index,
+            config: config.clone(),
+            crops_dir: state_dir.join("crops"),
+            space,
+            model: None,
+            joined_by_margin: VecDeque::new(),
+        })
     }
 
     pub fn store(&self) -> &GalleryStore {
@@ -241,7 +257,19 @@ impl Gallery {
     /// before this returns, so an emitted event always has its sighting on disk.
     pub fn record_sighting(&mut self, et: &EmbeddedTrack) -> GalleryResult<Sighting> {
         let a = self.assign_by_appearance(et)?;
-        self.record_decided(et, &a, None)
+        let sighting = self.record_decided(et, &a, None)?;
+        self.note_margin(&sighting, &a);
+        Ok(sighting)
+    }
+
+    /// Remembers (bounded) by how far a sighting joined its identity by appearance.
+    fn note_margin(&mut self, sighting: &Sighting, a: &Assignment) {
+        if let Some(m) = a.margin {
+            if self.joined_by_margin.len() == RECENT_MARGINS {
+                self.joined_by_margin.pop_front();
+            }
+            self.joined_by_margin.push_back((sighting.id, m));
+        }
     }
 
     /// Records what pairing (`crate::pair`) decided: a track alone (joining
@@ -293,10 +321,22 @@ impl Gallery {
     }
 
     /// A track whose partner from the box's other modality is already stored:
-    /// it joins that identity (unless it has been forgotten meanwhile).
+    /// it joins that identity, unless it has been forgotten meanwhile or, as
+    /// when a pair is decided together ([`assign_pair`]), the partner joined it
+    /// by appearance and this track's own view clearly disagrees (its margin
+    /// outweighs the partner's): then it is decided on its own.
     fn record_joining(&mut self, et: &EmbeddedTrack, partner: &Partner) -> GalleryResult<Sighting> {
         if !self.store.identity_exists(partner.identity_id)? {
             return self.record_sighting(et);
+        }
+        let partner_margin = self.joined_by_margin.iter().rev().find(|(id, _)| *id == partner.sighting_id);
+        if let Some(&(_, partner_margin)) = partner_margin {
+            let query = Self::track_query(et, self.checked_feature(et)?);
+            let own = margin_to(&self.index, query, self.config.thresholds(), partner.identity_id);
+            if let Some(own) = own.filter(|own| partner_margin + own < 0.0) {
+                tracing::debug!(camera = %et.track.camera, identity = partner.identity_id, partner = partner.sighting_id, partner_margin, own, "a late partner's own view disagrees with the identity its partner joined: decided on its own");
+                return self.record_sighting(et);
+            }
         }
         let joined = Assignment::joining(partner.identity_id, partner.modality, et.track.modality);
         let sighting = self.record_decided(et, &joined, Some(partner.sighting_id))?;
@@ -325,6 +365,9 @@ impl Gallery {
         };
         let (lead, follow) = if p.first_leads { (a, b) } else { (b, a) };
         let mut lead_r = self.record_decided(lead, &p.lead, None);
+        if let Ok(first) = &lead_r {
+            self.note_margin(first, &p.lead);
+        }
         let mut follow_r = match &lead_r {
             Ok(first) => {
                 let joined = Assignment::joining(first.identity_id, lead.track.modality, follow.track.modality);

@@ -138,17 +138,29 @@ fn co_observed_tracks_share_an_identity_and_night_matches_link_to_day() {
     assert!(
         lone.record_sighting(&track(3, Modality::Thermal, feature(4, 0.1, Modality::Thermal))).unwrap().new_identity
     );
-    // A late partner joins the recorded identity, whatever its own appearance says.
+    // A late partner of n joins the identity n joined by appearance when its
+    // own view agrees (a link through n) ...
     let partner = Partner { identity_id: a.identity_id, sighting_id: n.id, modality: Modality::Thermal, iou: 0.6 };
     let late = g.record_unit(PairUnit::Single(
-        Box::new(track(4, Modality::Rgb, feature(9, 0.0, Modality::Rgb))),
+        Box::new(track(4, Modality::Rgb, feature(4, 0.3, Modality::Rgb))),
         Some(partner),
     ));
     let late = late[0].1.as_ref().unwrap();
     assert_eq!((late.identity_id, late.paired_sighting_id, late.day_night_link), (a.identity_id, Some(n.id), true));
+    // ... but one whose own view misses that identity by more than n cleared
+    // it (cos ~0 against person 4's colour exemplars) is decided on its own:
+    // one of the two appearance matches is wrong, and the pairing cannot say which.
+    let vetoed = g.record_unit(PairUnit::Single(
+        Box::new(track(11, Modality::Rgb, feature(9, 0.0, Modality::Rgb))),
+        Some(partner),
+    ));
+    let vetoed = vetoed[0].1.as_ref().unwrap();
+    assert!(vetoed.new_identity && vetoed.paired_sighting_id.is_none(), "{vetoed:?}");
+    assert_eq!(g.store().partners_of(&[n.id]).unwrap()[&n.id], vec![late.id]);
     // A second late partner of the same long thermal track (its RGB person
     // was tracked in two pieces): both RGB sightings name it, it keeps the
     // first, and the partner lists agree both ways (once, 30 → 24 but 24 → 25).
+    // (b joined by co-observation, not by appearance: nothing to weigh.)
     let partner_b = Partner { identity_id: a.identity_id, sighting_id: b.id, modality: Modality::Thermal, iou: 0.6 };
     let late2 = g.record_unit(PairUnit::Single(
         Box::new(track(10, Modality::Rgb, feature(4, 0.05, Modality::Rgb))),
