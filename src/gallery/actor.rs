@@ -92,11 +92,12 @@ pub fn run_gallery_actor(
                       units: Vec<PairUnit<EmbeddedTrack>>| {
         for mut unit in units {
             into_gallery_space(gallery, &mut unit);
+            let late_partner = unit.late_partner();
             let t0 = std::time::Instant::now();
             let results = gallery.record_unit(unit);
             let took = t0.elapsed() / results.len().max(1) as u32;
             let stored: Vec<_> = results.iter().filter_map(|(et, r)| r.as_ref().ok().map(|s| (&**et, s))).collect();
-            harvester.observe(gallery, &stored);
+            harvester.observe(gallery, &stored, late_partner);
             for (et, result) in results {
                 stats.latency.observe(took);
                 match result {

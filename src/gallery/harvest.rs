@@ -301,9 +301,17 @@ impl Harvester {
     }
 
     /// The sightings of one recorded unit (one track, or a co-observed pair),
-    /// after the gallery stored them. Harvest failures are logged, never
+    /// after the gallery stored them. `late_partner`: the stored sighting a
+    /// lone track was co-observed with, as pairing saw it, whether or not the
+    /// gallery filed it under that identity (`Gallery::record_joining`): the
+    /// geometry is the harvest's truth. Harvest failures are logged, never
     /// returned: the sightings are stored whatever happens here.
-    pub fn observe(&mut self, gallery: &mut Gallery, recorded: &[(&EmbeddedTrack, &Sighting)]) {
+    pub fn observe(
+        &mut self,
+        gallery: &mut Gallery,
+        recorded: &[(&EmbeddedTrack, &Sighting)],
+        late_partner: Option<i64>,
+    ) {
         if !self.config.harvest {
             return;
         }
@@ -318,7 +326,7 @@ impl Harvester {
                 box_name: place.box_name.clone(),
                 span,
                 feature: gallery.space().to_base(feature, s.modality),
-                partner: s.paired_sighting_id,
+                partner: s.paired_sighting_id.or(late_partner.filter(|_| recorded.len() == 1)),
             };
             // A late partner names the recorded track: note it there too.
             if let Some(p) = me.partner {

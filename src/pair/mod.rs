@@ -182,6 +182,16 @@ pub enum PairUnit<T> {
     Pair(Box<T>, Box<T>, f32),
 }
 
+impl<T> PairUnit<T> {
+    /// The recorded sighting a lone track was co-observed with, if any.
+    pub fn late_partner(&self) -> Option<i64> {
+        match self {
+            PairUnit::Single(_, Some(partner)) => Some(partner.sighting_id),
+            _ => None,
+        }
+    }
+}
+
 struct Pending<T> {
     track: Box<T>,
     arrived: Instant,

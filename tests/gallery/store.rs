@@ -208,6 +208,73 @@ fn co_observed_tracks_share_an_identity_and_night_matches_link_to_day() {
     assert_eq!(g.store().counts().unwrap().1, before + 1, "one sighting stored, not two");
 }
 
+/// The harvest takes its pairs from geometry: a late partner whose own view
+/// outvotes its partner's identity (decided on its own, no partner noted on
+/// either sighting) is still a co-observed pair for `vireid adapt`.
+#[test]
+fn a_late_partner_decided_on_its_own_is_still_harvested_as_a_pair() {
+    use std::collections::HashMap;
+    use vireid::gallery::harvest::{AdaptConfig, HarvestKind, Harvester};
+    use vireid::pair::{CameraPlace, Clock, PairUnit, Partner};
+    use vireid::track::path::PathPoint;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = GalleryConfig { cross_modality_threshold: 1.0, ..config() };
+    let mut g = Gallery::open(&cfg, dir.path(), DIM).unwrap();
+    let place = |modality| CameraPlace { box_name: "box".into(), modality, clock: Clock::Pts };
+    let places = [Modality::Rgb, Modality::Thermal].map(|m| (m.as_str().to_string(), place(m)));
+    let mut harvester = Harvester::new(AdaptConfig::default(), HashMap::from(places));
+    // A track seen from `from_s` to `from_s` + 2 s of stream time.
+    let seen = |id, modality, f, from_s: u64| {
+        let mut et = track(id, modality, f);
+        et.track.path = (0..=4)
+            .map(|k| PathPoint {
+                pts_ns: Some((from_s * 2 + k) * 500_000_000),
+                wall_ns: 0,
+                rel_box: BBox::new(0.1, 0.1, 0.2, 0.5),
+            })
+            .collect();
+        et
+    };
+    let mut record = |g: &mut Gallery, unit: PairUnit<EmbeddedTrack>| {
+        let late_partner = unit.late_partner();
+        let out = g.record_unit(unit);
+        let stored: Vec<_> = out.iter().map(|(et, r)| (&**et, r.as_ref().unwrap())).collect();
+        harvester.observe(g, &stored, late_partner);
+        out.into_iter().map(|(_, r)| r.unwrap()).collect::<Vec<_>>()
+    };
+    // By day a pair of person 4; later its thermal view alone joins by appearance ...
+    let day = record(
+        &mut g,
+        PairUnit::Pair(
+            Box::new(seen(1, Modality::Rgb, feature(4, 0.0, Modality::Rgb), 0)),
+            Box::new(seen(2, Modality::Thermal, feature(4, 0.0, Modality::Thermal), 0)),
+            0.7,
+        ),
+    );
+    let n = record(
+        &mut g,
+        PairUnit::Single(Box::new(seen(3, Modality::Thermal, feature(4, 0.1, Modality::Thermal), 10)), None),
+    );
+    assert_eq!(n[0].identity_id, day[0].identity_id);
+    // ... and its co-observed colour partner looks like nobody of that identity: decided on its own.
+    let partner =
+        Partner { identity_id: n[0].identity_id, sighting_id: n[0].id, modality: Modality::Thermal, iou: 0.6 };
+    let late = record(
+        &mut g,
+        PairUnit::Single(Box::new(seen(4, Modality::Rgb, feature(9, 0.0, Modality::Rgb), 10)), Some(partner)),
+    );
+    assert!(late[0].new_identity && late[0].paired_sighting_id.is_none(), "{late:?}");
+    let pairs: Vec<_> = g
+        .store()
+        .harvest(HarvestKind::Pair, &g.space().base)
+        .unwrap()
+        .iter()
+        .map(|r| (r.a_sighting_id, r.b_sighting_id))
+        .collect();
+    assert_eq!(pairs, vec![(day[0].id, day[1].id), (late[0].id, n[0].id)], "RGB first in each pair");
+}
+
 /// A night thermal track scores low against its daytime thermal self (ambient
 /// changes the picture): it joins through `cross_light_threshold`, only across
 /// light, and the light of each exemplar survives a reopen.
