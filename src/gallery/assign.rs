@@ -105,6 +105,9 @@ pub struct Query<'a> {
     pub feature: &'a [f32],
     pub modality: Modality,
     pub light: Option<Light>,
+    /// Identities the track cannot be, however alike: its own camera saw them
+    /// elsewhere in the frame while it was seen (`Gallery::seen_meanwhile`).
+    pub cannot_be: &'a [i64],
 }
 
 /// Per identity, the comparable exemplar that clears its threshold by the
@@ -112,9 +115,12 @@ pub struct Query<'a> {
 /// cross-modality matches comparable. Cross-modality exemplars count only
 /// while cross-modality matching is on; RGB exemplars only in the query's light.
 fn evidence(index: &FeatureIndex, q: Query<'_>, t: Thresholds) -> HashMap<i64, Evidence> {
-    let Query { feature, modality, light } = q;
+    let Query { feature, modality, light, cannot_be } = q;
     let mut best: HashMap<i64, Evidence> = HashMap::new();
     for (s, r) in index.cosines(feature).into_iter().zip(index.rows()) {
+        if cannot_be.contains(&r.identity_id) {
+            continue;
+        }
         let same = r.modality == modality;
         let threshold = match same {
             true => t.same_in(modality, light, r.light),
@@ -222,7 +228,7 @@ mod tests {
     use crate::gallery::index::RowInfo;
 
     fn seen(feature: &[f32], modality: Modality) -> Query<'_> {
-        Query { feature, modality, light: None }
+        Query { feature, modality, light: None, cannot_be: &[] }
     }
 
     fn unit(v: &[f32]) -> Vec<f32> {
@@ -378,7 +384,8 @@ mod tests {
             cross_light: Some(0.45),
             min_gap: 0.0,
         };
-        let at = |light| assign(&idx, Query { feature: &night_view, modality: Modality::Thermal, light }, t);
+        let at =
+            |light| assign(&idx, Query { feature: &night_view, modality: Modality::Thermal, light, cannot_be: &[] }, t);
         assert_eq!(at(Some(Light::Night)).identity_id, Some(10), "night against a day exemplar");
         let a = at(Some(Light::Night));
         assert!(!a.day_night_link && a.matched_modality == Some(Modality::Thermal), "{a:?}");
@@ -392,8 +399,8 @@ mod tests {
         let rgb = unit(&[0.0, 0.0, 1.0]);
         let p = assign_pair(
             &idx,
-            Query { feature: &rgb, modality: Modality::Rgb, light: Some(Light::Night) },
-            Query { feature: &night_view, modality: Modality::Thermal, light: Some(Light::Night) },
+            Query { feature: &rgb, modality: Modality::Rgb, light: Some(Light::Night), cannot_be: &[] },
+            Query { feature: &night_view, modality: Modality::Thermal, light: Some(Light::Night), cannot_be: &[] },
             t,
         );
         assert_eq!((p.first_leads, p.lead.identity_id), (false, Some(10)));
@@ -414,7 +421,7 @@ mod tests {
             cross_light: Some(0.45),
             min_gap: 0.05,
         };
-        let at = |feature, modality, light| Query { feature, modality, light: Some(light) };
+        let at = |feature, modality, light| Query { feature, modality, light: Some(light), cannot_be: &[] };
         // The night thermal view clears the day/night threshold (cos 0.55); its
         // colour partner, near black, is nothing like the day colour exemplar (cos 0).
         let (dim, night_view) = (unit(&[0.0, 0.0, 1.0]), unit(&[0.0, 1.0, 1.52]));
@@ -435,5 +442,41 @@ mod tests {
         assert_eq!(assign(&idx, at(&close, Modality::Rgb, Light::Day), t).identity_id, Some(10));
         // Unknown light (a box without a colour camera): compared as before.
         assert_eq!(assign(&idx, seen(&close, Modality::Rgb), t).identity_id, Some(10));
+    }
+
+    /// An identity the track's own camera saw elsewhere at the same time is no
+    /// candidate, as winner or runner-up, alone or as a pair.
+    #[test]
+    fn an_identity_seen_meanwhile_is_no_candidate() {
+        let mut idx = FeatureIndex::new(3);
+        let row = |feature_id, identity_id, modality| RowInfo { feature_id, identity_id, modality, light: None };
+        idx.push(row(1, 10, Modality::Rgb), &unit(&[1.0, 0.0, 0.0]));
+        idx.push(row(2, 11, Modality::Rgb), &unit(&[1.0, 0.3, 0.0]));
+        idx.push(row(3, 12, Modality::Thermal), &unit(&[0.0, 0.0, 1.0]));
+        let t = Thresholds {
+            same_modality: 0.8,
+            same_thermal: None,
+            cross_modality: 1.0,
+            cross_light: None,
+            min_gap: 0.05,
+        };
+        let q = unit(&[1.0, 0.05, 0.0]);
+        let query = |cannot_be| Query { feature: &q, modality: Modality::Rgb, light: None, cannot_be };
+        assert_eq!(assign(&idx, query(&[]), t).identity_id, None, "10 and 11 are too close to choose");
+        assert_eq!(assign(&idx, query(&[11]), t).identity_id, Some(10), "11 is someone else: 10 is clear");
+        assert_eq!(assign(&idx, query(&[10, 11]), t).identity_id, None);
+        // A pair whose thermal view matches 12 cannot join it when 12 was seen meanwhile.
+        let th = unit(&[0.0, 0.1, 1.0]);
+        let dim = unit(&[0.0, 1.0, 0.0]);
+        let pair = |cannot_be| {
+            assign_pair(
+                &idx,
+                Query { feature: &dim, modality: Modality::Rgb, light: None, cannot_be },
+                Query { feature: &th, modality: Modality::Thermal, light: None, cannot_be },
+                t,
+            )
+        };
+        assert_eq!(pair(&[]).lead.identity_id, Some(12));
+        assert_eq!(pair(&[12]).lead.identity_id, None);
     }
 }

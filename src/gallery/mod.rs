@@ -208,10 +208,26 @@ pub struct Gallery {
     /// they cleared its threshold (bounded): a late co-observed partner weighs
     /// its own view against that margin.
     joined_by_margin: VecDeque<(i64, f32)>,
+    /// Recent sightings' identity, camera and wall-clock span (bounded): a
+    /// track cannot be anyone its own camera saw elsewhere at the same time.
+    recent_spans: VecDeque<SeenSpan>,
 }
 
 /// As many as `crate::pair` remembers recorded tracks for late partners.
 const RECENT_MARGINS: usize = 256;
+/// Sightings remembered for [`Gallery::seen_meanwhile`]: minutes of a busy scene.
+const RECENT_SPANS: usize = 1024;
+/// Two tracks of one camera are two people when they overlap by at least this
+/// (shorter: a hand-over between track fragments of one person).
+const MEANWHILE_NS: i64 = 500_000_000;
+
+/// Who a camera saw, and when (wall clock, ns since the Unix epoch).
+struct SeenSpan {
+    identity_id: i64,
+    camera: String,
+    start_ns: i64,
+    end_ns: i64,
+}
 
 impl Gallery {
     /// Opens the gallery for features of dimension `dim`; a gallery built by a
@@ -241,6 +257,7 @@ impl Gallery {
             space,
             model: None,
             joined_by_margin: VecDeque::new(),
+            recent_spans: VecDeque::new(),
         })
     }
 
@@ -312,12 +329,41 @@ impl Gallery {
         Ok(())
     }
 
-    fn track_query<'a>(et: &EmbeddedTrack, feature: &'a [f32]) -> Query<'a> {
-        Query { feature, modality: et.track.modality, light: et.track.light }
+    fn track_query<'a>(et: &EmbeddedTrack, feature: &'a [f32], cannot_be: &'a [i64]) -> Query<'a> {
+        Query { feature, modality: et.track.modality, light: et.track.light, cannot_be }
+    }
+
+    /// The identities `et`'s own camera saw elsewhere while it was seen: two
+    /// tracks of one camera at one time are two people (as `harvest` holds).
+    fn seen_meanwhile(&self, et: &EmbeddedTrack) -> Vec<i64> {
+        let (start, end) = (unix_ns(et.track.start_time), unix_ns(et.track.end_time));
+        let mut ids: Vec<i64> = self
+            .recent_spans
+            .iter()
+            .filter(|s| *s.camera == *et.track.camera)
+            .filter(|s| s.start_ns.max(start).saturating_add(MEANWHILE_NS) <= s.end_ns.min(end))
+            .map(|s| s.identity_id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    fn note_span(&mut self, sighting: &Sighting) {
+        if self.recent_spans.len() == RECENT_SPANS {
+            self.recent_spans.pop_front();
+        }
+        self.recent_spans.push_back(SeenSpan {
+            identity_id: sighting.identity_id,
+            camera: sighting.camera.clone(),
+            start_ns: sighting.start_ns,
+            end_ns: sighting.end_ns,
+        });
     }
 
     fn assign_by_appearance(&self, et: &EmbeddedTrack) -> GalleryResult<Assignment> {
-        Ok(assign(&self.index, Self::track_query(et, self.checked_feature(et)?), self.config.thresholds()))
+        let cannot_be = self.seen_meanwhile(et);
+        Ok(assign(&self.index, Self::track_query(et, self.checked_feature(et)?, &cannot_be), self.config.thresholds()))
     }
 
     /// A track whose partner from the box's other modality is already stored:
@@ -329,9 +375,14 @@ impl Gallery {
         if !self.store.identity_exists(partner.identity_id)? {
             return self.record_sighting(et);
         }
+        let cannot_be = self.seen_meanwhile(et);
+        if cannot_be.contains(&partner.identity_id) {
+            tracing::debug!(camera = %et.track.camera, identity = partner.identity_id, partner = partner.sighting_id, "a late partner's own camera saw the identity its partner joined elsewhere meanwhile: decided on its own");
+            return self.record_sighting(et);
+        }
         let partner_margin = self.joined_by_margin.iter().rev().find(|(id, _)| *id == partner.sighting_id);
         if let Some(&(_, partner_margin)) = partner_margin {
-            let query = Self::track_query(et, self.checked_feature(et)?);
+            let query = Self::track_query(et, self.checked_feature(et)?, &cannot_be);
             let own = margin_to(&self.index, query, self.config.thresholds(), partner.identity_id);
             if let Some(own) = own.filter(|own| partner_margin + own < 0.0) {
                 tracing::debug!(camera = %et.track.camera, identity = partner.identity_id, partner = partner.sighting_id, partner_margin, own, "a late partner's own view disagrees with the identity its partner joined: decided on its own");
@@ -356,10 +407,16 @@ impl Gallery {
         b: &EmbeddedTrack,
         iou: f32,
     ) -> (GalleryResult<Sighting>, GalleryResult<Sighting>) {
+        // One person: whoever either camera saw elsewhere meanwhile, the pair is not.
+        let mut cannot_be = self.seen_meanwhile(a);
+        cannot_be.extend(self.seen_meanwhile(b));
         let p = match (self.checked_feature(a), self.checked_feature(b)) {
-            (Ok(fa), Ok(fb)) => {
-                assign_pair(&self.index, Self::track_query(a, fa), Self::track_query(b, fb), self.config.thresholds())
-            }
+            (Ok(fa), Ok(fb)) => assign_pair(
+                &self.index,
+                Self::track_query(a, fa, &cannot_be),
+                Self::track_query(b, fb, &cannot_be),
+                self.config.thresholds(),
+            ),
             // A malformed feature: each on its own, the bad one failing with its own error.
             _ => return (self.record_sighting(a), self.record_sighting(b)),
         };
@@ -498,6 +555,7 @@ impl Gallery {
         if let Some(info) = inserted {
             self.index.push(info, feature);
         }
+        self.note_span(&sighting);
         Ok(sighting)
     }
 
@@ -622,6 +680,7 @@ impl Gallery {
     pub fn forget(&mut self, identity_id: i64) -> GalleryResult<usize> {
         let crops = forget_identity(&mut self.store, identity_id)?;
         self.index.remove_identity(identity_id);
+        self.recent_spans.retain(|s| s.identity_id != identity_id);
         Ok(crops.len())
     }
 

@@ -208,6 +208,45 @@ fn co_observed_tracks_share_an_identity_and_night_matches_link_to_day() {
     assert_eq!(g.store().counts().unwrap().1, before + 1, "one sighting stored, not two");
 }
 
+/// Two tracks one camera saw at the same time are two people, however alike
+/// they look: the second starts an identity of its own; a look-alike seen
+/// after the first left joins it as before.
+#[test]
+fn a_track_cannot_join_someone_its_camera_saw_elsewhere_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Gallery::open(&config(), dir.path(), DIM).unwrap();
+    let t0 = SystemTime::now();
+    let seen = |id, modality, wobble, from_ms: u64, to_ms: u64| {
+        let mut et = track(id, modality, feature(4, wobble, modality));
+        let at = |ms| t0 + Duration::from_millis(ms);
+        (et.track.start_time, et.track.end_time) = (at(from_ms), at(to_ms));
+        et
+    };
+    let first = g.record_sighting(&seen(1, Modality::Rgb, 0.0, 0, 10_000)).unwrap();
+    // A look-alike (cos 0.995) in the same frames: someone else.
+    let twin = g.record_sighting(&seen(2, Modality::Rgb, 0.1, 5_000, 12_000)).unwrap();
+    assert!(twin.new_identity, "{twin:?}");
+    // Starting 0.2 s after the first left, while the twin is still there: the first person again.
+    let later = g.record_sighting(&seen(3, Modality::Rgb, 0.0, 10_200, 20_000)).unwrap();
+    assert_eq!(later.identity_id, first.identity_id, "{later:?}");
+    // Starting 0.3 s before the twin's track ended (fragments of one track
+    // handing over, not two people), while the first person is in view: the twin.
+    let handover = g.record_sighting(&seen(4, Modality::Rgb, 0.0, 11_700, 18_000)).unwrap();
+    assert_eq!(handover.identity_id, twin.identity_id, "{handover:?}");
+    // Another camera's view of the same moment is not constrained: the thermal
+    // partner co-observed with the first track joins it.
+    let partner = vireid::pair::Partner {
+        identity_id: first.identity_id,
+        sighting_id: first.id,
+        modality: Modality::Rgb,
+        iou: 0.6,
+    };
+    let th = seen(5, Modality::Thermal, 0.0, 0, 10_000);
+    let th = g.record_unit(vireid::pair::PairUnit::Single(Box::new(th), Some(partner)));
+    let th = th[0].1.as_ref().unwrap();
+    assert_eq!((th.identity_id, th.paired_sighting_id), (first.identity_id, Some(first.id)));
+}
+
 /// The harvest takes its pairs from geometry: a late partner whose own view
 /// outvotes its partner's identity (decided on its own, no partner noted on
 /// either sighting) is still a co-observed pair for `vireid adapt`.
