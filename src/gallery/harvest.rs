@@ -297,7 +297,7 @@ impl Harvester {
     }
 
     fn overlap(&self, a: (i64, i64), b: (i64, i64)) -> bool {
-        a.0.max(b.0).saturating_add(self.config.min_overlap_ms as i64 * 1_000_000) <= a.1.min(b.1)
+        super::overlap_by(a, b, self.config.min_overlap_ms as i64 * 1_000_000)
     }
 
     /// The sightings of one recorded unit (one track, or a co-observed pair),

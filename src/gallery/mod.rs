@@ -204,29 +204,33 @@ pub struct Gallery {
     space: harvest::FeatureSpace,
     /// The space of the features handed in, when known ([`Gallery::use_model`]).
     model: Option<harvest::FeatureSpace>,
-    /// Recent sightings that joined an identity by appearance, and by how far
-    /// they cleared its threshold (bounded): a late co-observed partner weighs
-    /// its own view against that margin.
-    joined_by_margin: VecDeque<(i64, f32)>,
-    /// Recent sightings' identity, camera and wall-clock span (bounded): a
-    /// track cannot be anyone its own camera saw elsewhere at the same time.
-    recent_spans: VecDeque<SeenSpan>,
+    /// The latest sightings (bounded): a track cannot be anyone its own camera
+    /// saw elsewhere at the same time, and a late co-observed partner weighs
+    /// its own view against the margin its partner joined by.
+    recent: VecDeque<RecentSighting>,
 }
 
-/// As many as `crate::pair` remembers recorded tracks for late partners.
-const RECENT_MARGINS: usize = 256;
-/// Sightings remembered for [`Gallery::seen_meanwhile`]: minutes of a busy scene.
-const RECENT_SPANS: usize = 1024;
+/// Sightings remembered in [`Gallery::recent`]: minutes of a busy scene, more
+/// than `crate::pair` remembers recorded tracks for late partners.
+const RECENT_SIGHTINGS: usize = 1024;
 /// Two tracks of one camera are two people when they overlap by at least this
-/// (shorter: a hand-over between track fragments of one person).
+/// (shorter: a hand-over between track fragments of one person; as the
+/// harvest's default `[adapt] min_overlap_ms`).
 const MEANWHILE_NS: i64 = 500_000_000;
 
-/// Who a camera saw, and when (wall clock, ns since the Unix epoch).
-struct SeenSpan {
+/// Who a camera saw, when (wall clock, ns since the Unix epoch), and by how far
+/// the sighting cleared its identity's threshold (`None`: not by appearance).
+struct RecentSighting {
+    sighting_id: i64,
     identity_id: i64,
     camera: String,
-    start_ns: i64,
-    end_ns: i64,
+    span: (i64, i64),
+    margin: Option<f32>,
+}
+
+/// Whether two spans (ns) share at least `min_ns`.
+pub(crate) fn overlap_by(a: (i64, i64), b: (i64, i64), min_ns: i64) -> bool {
+    a.0.max(b.0).saturating_add(min_ns) <= a.1.min(b.1)
 }
 
 impl Gallery {
@@ -256,8 +260,7 @@ impl Gallery {
             crops_dir: state_dir.join("crops"),
             space,
             model: None,
-            joined_by_margin: VecDeque::new(),
-            recent_spans: VecDeque::new(),
+            recent: VecDeque::new(),
         })
     }
 
@@ -274,19 +277,7 @@ impl Gallery {
     /// before this returns, so an emitted event always has its sighting on disk.
     pub fn record_sighting(&mut self, et: &EmbeddedTrack) -> GalleryResult<Sighting> {
         let a = self.assign_by_appearance(et)?;
-        let sighting = self.record_decided(et, &a, None)?;
-        self.note_margin(&sighting, &a);
-        Ok(sighting)
-    }
-
-    /// Remembers (bounded) by how far a sighting joined its identity by appearance.
-    fn note_margin(&mut self, sighting: &Sighting, a: &Assignment) {
-        if let Some(m) = a.margin {
-            if self.joined_by_margin.len() == RECENT_MARGINS {
-                self.joined_by_margin.pop_front();
-            }
-            self.joined_by_margin.push_back((sighting.id, m));
-        }
+        self.record_decided(et, &a, None)
     }
 
     /// Records what pairing (`crate::pair`) decided: a track alone (joining
@@ -336,12 +327,11 @@ impl Gallery {
     /// The identities `et`'s own camera saw elsewhere while it was seen: two
     /// tracks of one camera at one time are two people (as `harvest` holds).
     fn seen_meanwhile(&self, et: &EmbeddedTrack) -> Vec<i64> {
-        let (start, end) = (unix_ns(et.track.start_time), unix_ns(et.track.end_time));
+        let span = (unix_ns(et.track.start_time), unix_ns(et.track.end_time));
         let mut ids: Vec<i64> = self
-            .recent_spans
+            .recent
             .iter()
-            .filter(|s| *s.camera == *et.track.camera)
-            .filter(|s| s.start_ns.max(start).saturating_add(MEANWHILE_NS) <= s.end_ns.min(end))
+            .filter(|s| *s.camera == *et.track.camera && overlap_by(s.span, span, MEANWHILE_NS))
             .map(|s| s.identity_id)
             .collect();
         ids.sort_unstable();
@@ -349,15 +339,16 @@ impl Gallery {
         ids
     }
 
-    fn note_span(&mut self, sighting: &Sighting) {
-        if self.recent_spans.len() == RECENT_SPANS {
-            self.recent_spans.pop_front();
+    fn note_recent(&mut self, sighting: &Sighting, margin: Option<f32>) {
+        if self.recent.len() == RECENT_SIGHTINGS {
+            self.recent.pop_front();
         }
-        self.recent_spans.push_back(SeenSpan {
+        self.recent.push_back(RecentSighting {
+            sighting_id: sighting.id,
             identity_id: sighting.identity_id,
             camera: sighting.camera.clone(),
-            start_ns: sighting.start_ns,
-            end_ns: sighting.end_ns,
+            span: (sighting.start_ns, sighting.end_ns),
+            margin,
         });
     }
 
@@ -380,8 +371,8 @@ impl Gallery {
             tracing::debug!(camera = %et.track.camera, identity = partner.identity_id, partner = partner.sighting_id, "a late partner's own camera saw the identity its partner joined elsewhere meanwhile: decided on its own");
             return self.record_sighting(et);
         }
-        let partner_margin = self.joined_by_margin.iter().rev().find(|(id, _)| *id == partner.sighting_id);
-        if let Some(&(_, partner_margin)) = partner_margin {
+        let partner_margin = self.recent.iter().rev().find(|s| s.sighting_id == partner.sighting_id);
+        if let Some(partner_margin) = partner_margin.and_then(|s| s.margin) {
             let query = Self::track_query(et, self.checked_feature(et)?, &cannot_be);
             let own = margin_to(&self.index, query, self.config.thresholds(), partner.identity_id);
             if let Some(own) = own.filter(|own| partner_margin + own < 0.0) {
@@ -422,9 +413,6 @@ impl Gallery {
         };
         let (lead, follow) = if p.first_leads { (a, b) } else { (b, a) };
         let mut lead_r = self.record_decided(lead, &p.lead, None);
-        if let Ok(first) = &lead_r {
-            self.note_margin(first, &p.lead);
-        }
         let mut follow_r = match &lead_r {
             Ok(first) => {
                 let joined = Assignment::joining(first.identity_id, lead.track.modality, follow.track.modality);
@@ -555,7 +543,7 @@ impl Gallery {
         if let Some(info) = inserted {
             self.index.push(info, feature);
         }
-        self.note_span(&sighting);
+        self.note_recent(&sighting, a.margin);
         Ok(sighting)
     }
 
@@ -680,7 +668,7 @@ impl Gallery {
     pub fn forget(&mut self, identity_id: i64) -> GalleryResult<usize> {
         let crops = forget_identity(&mut self.store, identity_id)?;
         self.index.remove_identity(identity_id);
-        self.recent_spans.retain(|s| s.identity_id != identity_id);
+        self.recent.retain(|s| s.identity_id != identity_id);
         Ok(crops.len())
     }
 
