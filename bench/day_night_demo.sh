@@ -5,6 +5,7 @@
 # 1001): without and with `cross_light_threshold`. Scored by `vireid score`.
 #
 #   bench/day_night_demo.sh [RUNS=10] [OUT=out/day-night-demo]
+#   ARMS=with-light bench/day_night_demo.sh   # one arm only (half the time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-10}; OUT=${2:-out/day-night-demo}
@@ -26,7 +27,7 @@ for r in $(seq 1 "$RUNS"); do
   seed=$((9100 + r)); scene=$OUT/new-$seed
   [ -f "$scene/rgb.mp4" ] || V synth scene --out "$scene" --seconds 40 --people 5 --seed $seed --width 960 --height 540 >/dev/null
   row="| $r | $seed"
-  for arm in one-thermal with-light; do
+  for arm in ${ARMS:-one-thermal with-light}; do
     run=$OUT/run-$seed-$arm; rm -rf "$run" "$run.jsonl"
     cat > "$run.toml" <<TOML
 state_dir = "$run"

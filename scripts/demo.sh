@@ -81,4 +81,4 @@ echo "== sightings ($(wc -l < "$DIR/sightings.jsonl") events in $DIR/sightings.j
 grep '"day_night_link":true' "$DIR/sightings.jsonl" | head -n 20 || echo "  (none)"
 echo
 echo "== score against the ground truth"
-"$VIREID" --log warn score --gt "$DIR/scene/ground_truth.jsonl" --sightings "$DIR/sightings.jsonl"
+"$VIREID" --log warn score --gt "$DIR/scene/ground_truth.jsonl" --sightings "$DIR/sightings.jsonl" --explain

@@ -3,8 +3,9 @@
 use anyhow::Result;
 use std::path::PathBuf;
 
+use crate::core::Modality;
 use crate::events::read_sightings;
-use crate::score::{read_ground_truth, score};
+use crate::score::{explain, read_ground_truth, score, Explanation, JoinedBy};
 
 #[derive(Debug, clap::Args)]
 pub struct ScoreArgs {
@@ -23,14 +24,24 @@ pub struct ScoreArgs {
     /// Print JSON only.
     #[arg(long)]
     pub json: bool,
+    /// Also list where the errors come from: each decision that joined a
+    /// sighting to someone else's identity, and where the night thermal
+    /// sightings of each person without a night→day link went.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 pub fn run(args: &ScoreArgs) -> Result<()> {
     let gt = read_ground_truth(&args.gt)?;
     let sightings = read_sightings(&args.sightings)?;
     let s = score(&gt, &sightings, args.min_iou, args.min_visible);
+    let why = args.explain.then(|| explain(&gt, &sightings, args.min_iou, args.min_visible));
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        let mut out = serde_json::to_value(&s)?;
+        if let (Some(why), Some(map)) = (&why, out.as_object_mut()) {
+            map.insert("explain".into(), serde_json::to_value(why)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     println!("sightings           {} ({} attributed to a ground-truth person)", s.sightings, s.attributed_sightings);
@@ -66,5 +77,58 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
         s.cross_modality_pairs
     );
     println!("link events         {}", s.link_events);
+    if let Some(why) = why {
+        print_explanation(&why);
+    }
     Ok(())
+}
+
+fn by(j: &JoinedBy) -> String {
+    match j {
+        JoinedBy::Appearance { score, matched } => {
+            format!("appearance {score:.3} against {}", matched.map(Modality::as_str).unwrap_or("?"))
+        }
+        JoinedBy::CoObservation { partner: Some(p) } => format!("co-observation with sighting {p}"),
+        JoinedBy::CoObservation { partner: None } => "co-observation".into(),
+    }
+}
+
+fn print_explanation(why: &Explanation) {
+    println!();
+    println!(
+        "wrong joins         {} (a sighting joined an identity that was mostly another person)",
+        why.wrong_joins.len()
+    );
+    for w in &why.wrong_joins {
+        println!(
+            "  sighting {:>5}  {:<8} {:<7} {:<5}  person {:>3} → identity {} (person {}) by {}",
+            w.sighting_id,
+            w.camera,
+            w.modality.as_str(),
+            w.segment,
+            w.person,
+            w.identity_id,
+            w.identity_person,
+            by(&w.joined_by)
+        );
+    }
+    println!(
+        "missed night→day    {} (people whose night thermal sightings share no identity with their day RGB ones)",
+        why.missed_links.len()
+    );
+    for m in &why.missed_links {
+        let days: Vec<String> = m.day_rgb_identities.iter().map(i64::to_string).collect();
+        println!("  person {:>3}: day RGB in identity {}; night thermal:", m.person, days.join(", "));
+        for n in &m.night_thermal {
+            let how = match (&n.joined_by, n.new_identity) {
+                (_, true) => "started it".to_string(),
+                (Some(j), false) => by(j),
+                (None, false) => "?".into(),
+            };
+            println!(
+                "    sighting {:>5} → identity {} (person {}) {how}",
+                n.sighting_id, n.identity_id, n.identity_person
+            );
+        }
+    }
 }

@@ -23,4 +23,4 @@ pub enum ScoreError {
 pub type Result<T> = std::result::Result<T, ScoreError>;
 
 pub use crate::synth::ground_truth::{read_ground_truth, GroundTruthLine};
-pub use sightings::{score, Score};
+pub use sightings::{explain, score, Explanation, JoinedBy, MissedLink, NightSighting, Score, WrongJoin};

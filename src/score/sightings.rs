@@ -63,7 +63,21 @@ fn ratio(a: usize, b: usize) -> f64 {
     }
 }
 
-pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, min_visible: f32) -> Score {
+/// Each attributed sighting with its ground-truth person and segment, and what
+/// the ground truth holds: the person × modality × segment appearances, and
+/// the modalities each person was visible in.
+struct Attribution<'a> {
+    attributed: Vec<(&'a SightingEvent, u64, &'a str)>,
+    appearances: HashSet<(u64, Modality, &'a str)>,
+    present: HashMap<u64, HashSet<Modality>>,
+}
+
+fn attribute<'a>(
+    gt: &'a [GroundTruthLine],
+    sightings: &'a [SightingEvent],
+    min_iou: f32,
+    min_visible: f32,
+) -> Attribution<'a> {
     // Ground truth per modality, by timestamp.
     let mut by_time: HashMap<Modality, BTreeMap<u64, Vec<&GroundTruthLine>>> = HashMap::new();
     let mut appearances: HashSet<(u64, Modality, &str)> = HashSet::new();
@@ -106,6 +120,11 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
             attributed.push((s, g.person_id, g.segment.as_str()));
         }
     }
+    Attribution { attributed, appearances, present }
+}
+
+pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, min_visible: f32) -> Score {
+    let Attribution { attributed, appearances, present } = attribute(gt, sightings, min_iou, min_visible);
     let detected: HashSet<(u64, Modality, &str)> =
         attributed.iter().map(|(s, p, seg)| (*p, s.modality, *seg)).filter(|k| appearances.contains(k)).collect();
     // Purity.
@@ -199,4 +218,134 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
         false_link_rate: ratio(false_pairs, pairs),
         link_events: sightings.iter().filter(|s| s.day_night_link).count(),
     }
+}
+
+/// How a sighting came to the identity it joined.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum JoinedBy {
+    /// Its appearance matched an exemplar of the identity (of `matched` modality).
+    Appearance { score: f32, matched: Option<Modality> },
+    /// It followed its co-observed partner (`crate::pair`) into the partner's identity.
+    CoObservation { partner: Option<i64> },
+}
+
+impl JoinedBy {
+    fn of(s: &SightingEvent) -> JoinedBy {
+        match s.score {
+            Some(score) => JoinedBy::Appearance { score, matched: s.matched_modality },
+            None => JoinedBy::CoObservation { partner: s.paired_sighting_id },
+        }
+    }
+}
+
+/// A sighting that joined an identity whose sightings so far were mostly
+/// another person: one wrong decision, which every later sighting of either
+/// person in that identity turns into false links.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WrongJoin {
+    pub sighting_id: i64,
+    pub camera: String,
+    pub modality: Modality,
+    /// The ground truth's segment at the sighting (`day`, `night`).
+    pub segment: String,
+    pub person: u64,
+    pub identity_id: i64,
+    /// The identity's most frequent person among the sightings before this one.
+    pub identity_person: u64,
+    pub joined_by: JoinedBy,
+}
+
+/// One night thermal sighting of a person whose night→day link was missed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NightSighting {
+    pub sighting_id: i64,
+    pub identity_id: i64,
+    /// The identity's most frequent person over the whole run.
+    pub identity_person: u64,
+    pub new_identity: bool,
+    /// `None`: it started its identity or followed its partner.
+    pub joined_by: Option<JoinedBy>,
+}
+
+/// A person seen in RGB by day and in thermal at night whose night thermal
+/// sightings share no identity with their day RGB ones.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MissedLink {
+    pub person: u64,
+    pub day_rgb_identities: Vec<i64>,
+    pub night_thermal: Vec<NightSighting>,
+}
+
+/// Where a run's errors come from (`vireid score --explain`): the decisions
+/// behind its false links, and where each unlinked person's night went.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Explanation {
+    pub wrong_joins: Vec<WrongJoin>,
+    pub missed_links: Vec<MissedLink>,
+}
+
+/// The most frequent person of `counts`, ties to the lower person id.
+fn majority(counts: &HashMap<u64, usize>) -> Option<u64> {
+    counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(p, _)| *p)
+}
+
+/// Replays the run's decisions in the order the gallery made them (sighting
+/// ids ascend with time) against the ground truth.
+pub fn explain(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, min_visible: f32) -> Explanation {
+    let Attribution { mut attributed, .. } = attribute(gt, sightings, min_iou, min_visible);
+    attributed.sort_by_key(|(s, _, _)| s.sighting_id);
+    let mut so_far: HashMap<i64, HashMap<u64, usize>> = HashMap::new();
+    let mut wrong_joins = vec![];
+    for (s, person, segment) in &attributed {
+        let counts = so_far.entry(s.identity_id).or_default();
+        let top = counts.values().copied().max().unwrap_or(0);
+        // Wrong only when the identity was someone else's before: a tie with
+        // this person's own count is not a decision against them.
+        if !s.new_identity && top > 0 && counts.get(person).copied().unwrap_or(0) < top {
+            wrong_joins.push(WrongJoin {
+                sighting_id: s.sighting_id,
+                camera: s.camera.clone(),
+                modality: s.modality,
+                segment: segment.to_string(),
+                person: *person,
+                identity_id: s.identity_id,
+                identity_person: majority(counts).unwrap_or(*person),
+                joined_by: JoinedBy::of(s),
+            });
+        }
+        *counts.entry(*person).or_default() += 1;
+    }
+    let mut day_rgb: BTreeMap<u64, std::collections::BTreeSet<i64>> = BTreeMap::new();
+    let mut night_thermal: BTreeMap<u64, Vec<&SightingEvent>> = BTreeMap::new();
+    for (s, person, segment) in &attributed {
+        match (s.modality, *segment) {
+            (Modality::Rgb, "day") => {
+                day_rgb.entry(*person).or_default().insert(s.identity_id);
+            }
+            (Modality::Thermal, "night") => night_thermal.entry(*person).or_default().push(s),
+            _ => {}
+        }
+    }
+    let missed_links = day_rgb
+        .iter()
+        .filter_map(|(person, ids)| {
+            let night = night_thermal.get(person)?;
+            if night.iter().any(|s| ids.contains(&s.identity_id)) {
+                return None;
+            }
+            let night_thermal = night
+                .iter()
+                .map(|s| NightSighting {
+                    sighting_id: s.sighting_id,
+                    identity_id: s.identity_id,
+                    identity_person: so_far.get(&s.identity_id).and_then(majority).unwrap_or(*person),
+                    new_identity: s.new_identity,
+                    joined_by: (!s.new_identity).then(|| JoinedBy::of(s)),
+                })
+                .collect();
+            Some(MissedLink { person: *person, day_rgb_identities: ids.iter().copied().collect(), night_thermal })
+        })
+        .collect();
+    Explanation { wrong_joins, missed_links }
 }

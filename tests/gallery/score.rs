@@ -2,7 +2,7 @@
 
 use vireid::core::Modality;
 use vireid::events::SightingEvent;
-use vireid::score::{score, GroundTruthLine};
+use vireid::score::{explain, score, GroundTruthLine, JoinedBy, MissedLink, NightSighting, WrongJoin};
 
 fn gt(camera: &str, pts: u64, person: u64, segment: &str, x: f32) -> GroundTruthLine {
     GroundTruthLine {
@@ -39,9 +39,8 @@ fn sighting(id: i64, identity: i64, m: Modality, pts: i64, x: f32, link: bool) -
     }
 }
 
-#[test]
-fn known_scene_gives_known_figures() {
-    // Three people. A (x=0) and B (x=200) in both modalities by day and night; C (x=400) only in RGB by day.
+/// Three people. A (x=0) and B (x=200) in both modalities by day and night; C (x=400) only in RGB by day.
+fn known_scene() -> (Vec<GroundTruthLine>, Vec<SightingEvent>) {
     let mut lines = vec![];
     for (pts, seg) in [(100u64, "day"), (900, "night")] {
         for cam in ["rgb", "thermal"] {
@@ -66,6 +65,12 @@ fn known_scene_gives_known_figures() {
     s[6].paired_sighting_id = Some(3);
     s[0].paired_sighting_id = Some(4);
     s[3].paired_sighting_id = Some(1);
+    (lines, s)
+}
+
+#[test]
+fn known_scene_gives_known_figures() {
+    let (lines, s) = known_scene();
     let r = score(&lines, &s, 0.3, 0.3);
     assert_eq!(r.sightings, 7);
     assert_eq!(r.attributed_sightings, 6);
@@ -87,4 +92,78 @@ fn known_scene_gives_known_figures() {
     assert_eq!(r.link_events, 3);
     assert_eq!((r.co_observation_pairs, r.co_observation_pairs_correct), (2, 1));
     assert!((r.pair_precision - 0.5).abs() < 1e-9);
+}
+
+/// `vireid score --explain` names the one wrong decision of the known scene (B's
+/// night thermal sighting joined A's identity) and where B's night went.
+#[test]
+fn explain_names_the_wrong_join_and_the_missed_link() {
+    let (lines, s) = known_scene();
+    let why = explain(&lines, &s, 0.3, 0.3);
+    let by_appearance = JoinedBy::Appearance { score: 0.5, matched: None };
+    assert_eq!(
+        why.wrong_joins,
+        vec![WrongJoin {
+            sighting_id: 4,
+            camera: "thermal".into(),
+            modality: Modality::Thermal,
+            segment: "night".into(),
+            person: 2,
+            identity_id: 10,
+            identity_person: 1,
+            joined_by: by_appearance.clone(),
+        }]
+    );
+    // A's night is linked; B's night thermal sighting went to A's identity.
+    let night = NightSighting {
+        sighting_id: 4,
+        identity_id: 10,
+        identity_person: 1,
+        new_identity: false,
+        joined_by: Some(by_appearance),
+    };
+    assert_eq!(
+        why.missed_links,
+        vec![MissedLink { person: 2, day_rgb_identities: vec![20], night_thermal: vec![night] }]
+    );
+    // B's day thermal sighting followed its RGB partner into B's identity: right, so not listed.
+    assert!(why.wrong_joins.iter().all(|w| w.sighting_id != 7));
+}
+
+/// The same through the command line, as text and as JSON.
+#[test]
+fn score_explain_on_the_command_line() {
+    let (lines, s) = known_scene();
+    let dir = tempfile::tempdir().unwrap();
+    let (gt_path, sightings_path) = (dir.path().join("ground_truth.jsonl"), dir.path().join("sightings.jsonl"));
+    let gt_text: Vec<String> = lines
+        .iter()
+        .map(|g| {
+            serde_json::json!({"camera": g.camera, "frame": g.frame, "pts_ns": g.pts_ns, "person_id": g.person_id,
+                "segment": g.segment, "bbox": g.bbox, "visible": g.visible})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&gt_path, gt_text.join("\n")).unwrap();
+    let events: Vec<String> = s.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
+    std::fs::write(&sightings_path, events.join("\n")).unwrap();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vireid"))
+            .args(["--log", "warn", "score", "--explain", "--gt"])
+            .arg(&gt_path)
+            .arg("--sightings")
+            .arg(&sightings_path)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(&[]);
+    assert!(text.contains("wrong joins         1 "), "{text}");
+    assert!(text.contains("person   2 → identity 10 (person 1) by appearance 0.500"), "{text}");
+    assert!(text.contains("missed night→day    1 ") && text.contains("person   2: day RGB in identity 20"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&run(&["--json"])).unwrap();
+    assert_eq!(json["explain"]["wrong_joins"][0]["joined_by"]["by"], "appearance", "{json}");
+    assert_eq!(json["false_cross_modality_pairs"], 1, "the score's own fields stay at the top: {json}");
 }
