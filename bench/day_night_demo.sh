@@ -2,7 +2,8 @@
 # Day against night in the running box (issue 19): new 40 s day/night scenes of
 # 5 people (the seeds of bench/adapt_demo.sh), each run twice with the default
 # model and thresholds from labelled crops of another scene (8 people, seed
-# 1001): without and with `cross_light_threshold`. Scored by `vireid score`.
+# 1001): without and with `cross_light_threshold`. Scored by `vireid score`;
+# then where the errors come from, over all runs (bench/day_night_explain.py).
 #
 #   bench/day_night_demo.sh [RUNS=10] [OUT=out/day-night-demo]
 #   ARMS=with-light bench/day_night_demo.sh   # one arm only (half the time)
@@ -59,3 +60,4 @@ TOML
   done
   echo "$row |"
 done
+for arm in ${ARMS:-one-thermal with-light}; do VIREID="$VIREID" python3 bench/day_night_explain.py "$OUT" "$arm"; done

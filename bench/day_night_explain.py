@@ -1,0 +1,51 @@
+"""Where a day/night demo's errors come from (issue 19), over all its runs.
+
+For each run of `bench/day_night_demo.sh` (OUT/run-SEED-ARM.jsonl against
+OUT/new-SEED/ground_truth.jsonl), `vireid score --explain --json` lists the
+decisions that filed a sighting under someone else's identity and where the
+night thermal sightings of each unlinked person went. This counts them:
+
+    python3 bench/day_night_explain.py OUT [ARM=with-light]      (VIREID= the binary)
+"""
+import collections
+import glob
+import json
+import os
+import subprocess
+import sys
+
+out, arm = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "with-light"
+vireid = os.environ.get("VIREID", "target/release/vireid")
+wrong, missed, runs = collections.Counter(), collections.Counter(), 0
+for run in sorted(glob.glob(f"{out}/run-*-{arm}.jsonl")):
+    seed = os.path.basename(run).split("-")[1]
+    gt = f"{out}/new-{seed}/ground_truth.jsonl"
+    if not os.path.exists(gt):
+        continue
+    cmd = [vireid, "--log", "warn", "score", "--gt", gt, "--sightings", run, "--explain", "--json"]
+    why = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["explain"]
+    runs += 1
+    for w in why["wrong_joins"]:
+        how = w["joined_by"]["by"].replace("_", "-")
+        wrong[f"{w['modality']} by {w['segment']}, by {how}"] += 1
+    for m in why["missed_links"]:
+        fates = set()
+        for n in m["night_thermal"]:
+            if n["new_identity"]:
+                fates.add("matched nobody")
+            elif n["identity_person"] != m["person"]:
+                fates.add("joined someone else")
+            elif n["joined_by"]["by"] == "co_observation":
+                fates.add("followed its colour partner")
+            else:
+                fates.add("joined another identity of theirs")
+        missed[" + ".join(sorted(fates))] += 1
+if not runs:
+    sys.exit(f"no runs of arm '{arm}' with a ground truth under {out}: run bench/day_night_demo.sh first")
+print(f"\nWhere the errors come from ({runs} runs, arm {arm}):\n")
+print("| wrong join (a sighting filed under someone else's identity) | count |\n| --- | ---: |")
+for k, v in wrong.most_common():
+    print(f"| {k} | {v} |")
+print("\n| missed night→day link: the person's night thermal sightings | people |\n| --- | ---: |")
+for k, v in missed.most_common():
+    print(f"| {k} | {v} |")
