@@ -226,6 +226,8 @@ struct RecentSighting {
     camera: String,
     span: (i64, i64),
     margin: Option<f32>,
+    /// It matched nobody and started its identity.
+    started: bool,
 }
 
 /// Whether two spans (ns) share at least `min_ns`.
@@ -349,6 +351,7 @@ impl Gallery {
             camera: sighting.camera.clone(),
             span: (sighting.start_ns, sighting.end_ns),
             margin,
+            started: sighting.new_identity,
         });
     }
 
@@ -358,10 +361,12 @@ impl Gallery {
     }
 
     /// A track whose partner from the box's other modality is already stored:
-    /// it joins that identity, unless it has been forgotten meanwhile or, as
+    /// it joins that identity, unless it has been forgotten meanwhile, or, as
     /// when a pair is decided together ([`assign_pair`]), the partner joined it
     /// by appearance and this track's own view clearly disagrees (its margin
-    /// outweighs the partner's): then it is decided on its own.
+    /// outweighs the partner's), or the partner matched nobody and this track
+    /// clearly matches someone the partner's view does not rule out: then it is
+    /// decided on its own.
     fn record_joining(&mut self, et: &EmbeddedTrack, partner: &Partner) -> GalleryResult<Sighting> {
         if !self.store.identity_exists(partner.identity_id)? {
             return self.record_sighting(et);
@@ -371,13 +376,28 @@ impl Gallery {
             tracing::debug!(camera = %et.track.camera, identity = partner.identity_id, partner = partner.sighting_id, "a late partner's own camera saw the identity its partner joined elsewhere meanwhile: decided on its own");
             return self.record_sighting(et);
         }
-        let partner_margin = self.recent.iter().rev().find(|s| s.sighting_id == partner.sighting_id);
-        if let Some(partner_margin) = partner_margin.and_then(|s| s.margin) {
-            let query = Self::track_query(et, self.checked_feature(et)?, &cannot_be);
+        let partner_decision = self.recent.iter().rev().find(|s| s.sighting_id == partner.sighting_id);
+        let (partner_margin, partner_started) = partner_decision.map_or((None, false), |s| (s.margin, s.started));
+        let query = Self::track_query(et, self.checked_feature(et)?, &cannot_be);
+        if let Some(partner_margin) = partner_margin {
             let own = margin_to(&self.index, query, self.config.thresholds(), partner.identity_id);
             if let Some(own) = own.filter(|own| partner_margin + own < 0.0) {
                 tracing::debug!(camera = %et.track.camera, identity = partner.identity_id, partner = partner.sighting_id, partner_margin, own, "a late partner's own view disagrees with the identity its partner joined: decided on its own");
                 return self.record_sighting(et);
+            }
+        }
+        if partner_started {
+            // The partner matched nobody. Where it could not be compared with
+            // this track's clear match (at night a dim colour track is compared
+            // with nobody seen by day), that is no evidence against it; where it
+            // could, both views vote as in a pair decided together.
+            let own = assign(&self.index, query, self.config.thresholds());
+            if let (Some(id), Some(o)) = (own.identity_id.filter(|id| *id != partner.identity_id), own.margin) {
+                let partner_view = self.stored_view_margin(partner.identity_id, partner.modality, id);
+                if partner_view.is_none_or(|p| o + p >= 0.0) {
+                    tracing::debug!(camera = %et.track.camera, identity = id, partner = partner.sighting_id, ?partner_view, own = o, "a late partner matches an identity its partner, which matched nobody, did not rule out: decided on its own");
+                    return self.record_decided(et, &own, None);
+                }
             }
         }
         let joined = Assignment::joining(partner.identity_id, partner.modality, et.track.modality);
@@ -385,6 +405,20 @@ impl Gallery {
         self.note_partner(partner.sighting_id, sighting.id);
         tracing::debug!(iou = partner.iou, camera = %et.track.camera, identity = partner.identity_id, sightings = ?(partner.sighting_id, sighting.id), "joined a recorded partner");
         Ok(sighting)
+    }
+
+    /// How the stored view of `identity` in `modality` (its exemplars, e.g. a
+    /// fresh identity's one track) scores against `candidate`: the best margin
+    /// over those exemplars, `None` where none can be compared with it.
+    fn stored_view_margin(&self, identity: i64, modality: Modality, candidate: i64) -> Option<f32> {
+        let t = self.config.thresholds();
+        (self.index.rows().iter().enumerate())
+            .filter(|(_, r)| r.identity_id == identity && r.modality == modality)
+            .filter_map(|(i, r)| {
+                let view = Query { feature: self.index.row(i), modality, light: r.light, cannot_be: &[] };
+                margin_to(&self.index, view, t, candidate)
+            })
+            .max_by(f32::total_cmp)
     }
 
     /// Two tracks of one person: both views vote on the identity

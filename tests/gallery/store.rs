@@ -247,6 +247,58 @@ fn a_track_cannot_join_someone_its_camera_saw_elsewhere_meanwhile() {
     assert_eq!((th.identity_id, th.paired_sighting_id), (first.identity_id, Some(first.id)));
 }
 
+/// At night the colour track of a pair often ends first and, too dark to be
+/// compared with anyone seen by day, starts a new identity. Its thermal partner,
+/// stored later, is not bound by that: it joins the daytime identity its own
+/// view clearly matches. A late partner that matches nobody still follows, and
+/// so does one whose partner's view clearly rules its match out.
+#[test]
+fn a_late_partner_is_not_bound_by_a_partner_that_matched_nobody() {
+    use vireid::core::Light;
+    use vireid::pair::{PairUnit, Partner};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = GalleryConfig { cross_modality_threshold: 1.0, cross_light_threshold: Some(0.5), ..config() };
+    let mut g = Gallery::open(&cfg, dir.path(), DIM).unwrap();
+    let seen = |id: u64, modality, f, light| {
+        let mut t = track(id, modality, f);
+        t.track.light = Some(light);
+        t
+    };
+    let day = g.record_sighting(&seen(1, Modality::Thermal, feature(2, 0.0, Modality::Thermal), Light::Day)).unwrap();
+    let dark = g.record_sighting(&seen(2, Modality::Rgb, feature(2, 0.0, Modality::Rgb), Light::Night)).unwrap();
+    assert!(dark.new_identity, "night colour is not compared with anyone by day: {dark:?}");
+    let partner = Partner { identity_id: dark.identity_id, sighting_id: dark.id, modality: Modality::Rgb, iou: 0.6 };
+    // wobble 1.5: cos ~0.62 to the day exemplar, over cross_light_threshold 0.5.
+    let night = seen(3, Modality::Thermal, feature(2, 1.5, Modality::Thermal), Light::Night);
+    let night = g.record_unit(PairUnit::Single(Box::new(night), Some(partner)));
+    let night = night[0].1.as_ref().unwrap();
+    assert_eq!((night.identity_id, night.matched_modality), (day.identity_id, Some(Modality::Thermal)), "{night:?}");
+    // Someone nobody has seen: the late thermal partner follows its colour partner.
+    let dark2 = g.record_sighting(&seen(4, Modality::Rgb, feature(7, 0.0, Modality::Rgb), Light::Night)).unwrap();
+    let partner2 = Partner { identity_id: dark2.identity_id, sighting_id: dark2.id, ..partner };
+    let stranger = seen(5, Modality::Thermal, feature(7, 0.0, Modality::Thermal), Light::Night);
+    let stranger = g.record_unit(PairUnit::Single(Box::new(stranger), Some(partner2)));
+    let stranger = stranger[0].1.as_ref().unwrap();
+    assert_eq!((stranger.identity_id, stranger.paired_sighting_id), (dark2.identity_id, Some(dark2.id)));
+    // By day the colour partner can be compared: it matched nobody because it
+    // is not person 2, and its view (cos ~0 to person 2's colour exemplar)
+    // outvotes its thermal partner's match to person 2, as in a pair decided
+    // together.
+    let colour = g.record_unit(PairUnit::Pair(
+        Box::new(seen(6, Modality::Rgb, feature(2, 0.0, Modality::Rgb), Light::Day)),
+        Box::new(seen(9, Modality::Thermal, feature(2, 0.05, Modality::Thermal), Light::Day)),
+        0.7,
+    ));
+    assert!(colour.iter().all(|(_, r)| r.as_ref().unwrap().identity_id == day.identity_id), "{colour:?}");
+    let other = g.record_sighting(&seen(7, Modality::Rgb, feature(9, 0.0, Modality::Rgb), Light::Day)).unwrap();
+    assert!(other.new_identity, "{other:?}");
+    let partner3 = Partner { identity_id: other.identity_id, sighting_id: other.id, ..partner };
+    let look_alike = seen(8, Modality::Thermal, feature(2, 0.0, Modality::Thermal), Light::Day);
+    let look_alike = g.record_unit(PairUnit::Single(Box::new(look_alike), Some(partner3)));
+    let look_alike = look_alike[0].1.as_ref().unwrap();
+    assert_eq!((look_alike.identity_id, look_alike.paired_sighting_id), (other.identity_id, Some(other.id)));
+}
+
 /// The harvest takes its pairs from geometry: a late partner whose own view
 /// outvotes its partner's identity (decided on its own, no partner noted on
 /// either sighting) is still a co-observed pair for `vireid adapt`.
