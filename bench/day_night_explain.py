@@ -26,7 +26,12 @@ for run in sorted(glob.glob(f"{out}/run-*-{arm}.jsonl")):
     why = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["explain"]
     runs += 1
     for w in why["wrong_joins"]:
-        how = w["joined_by"]["by"].replace("_", "-")
+        j = w["joined_by"]
+        partner = j.get("partner_person")
+        how = ("appearance" if j["by"] == "appearance"
+               else "co-observation with an unattributed partner" if partner is None
+               else "co-observation, following its partner's wrong join" if partner == w["person"]
+               else "co-observation with another person (pairing)")
         wrong[f"{w['modality']} by {w['segment']}, by {how}"] += 1
     for m in why["missed_links"]:
         fates = set()

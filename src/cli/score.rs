@@ -88,8 +88,13 @@ fn by(j: &JoinedBy) -> String {
         JoinedBy::Appearance { score, matched } => {
             format!("appearance {score:.3} against {}", matched.map(Modality::as_str).unwrap_or("?"))
         }
-        JoinedBy::CoObservation { partner: Some(p) } => format!("co-observation with sighting {p}"),
-        JoinedBy::CoObservation { partner: None } => "co-observation".into(),
+        JoinedBy::CoObservation { partner: Some(p), partner_person: Some(pp) } => {
+            format!("co-observation with sighting {p} (person {pp})")
+        }
+        JoinedBy::CoObservation { partner: Some(p), partner_person: None } => {
+            format!("co-observation with sighting {p} (nobody in the ground truth)")
+        }
+        JoinedBy::CoObservation { partner: None, .. } => "co-observation".into(),
     }
 }
 

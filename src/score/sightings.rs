@@ -226,15 +226,20 @@ pub fn score(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, 
 pub enum JoinedBy {
     /// Its appearance matched an exemplar of the identity (of `matched` modality).
     Appearance { score: f32, matched: Option<Modality> },
-    /// It followed its co-observed partner (`crate::pair`) into the partner's identity.
-    CoObservation { partner: Option<i64> },
+    /// It followed its co-observed partner (`crate::pair`) into the partner's
+    /// identity. The partner's person tells a pairing error (another person)
+    /// from a wrong join inherited from the partner (the same person).
+    CoObservation { partner: Option<i64>, partner_person: Option<u64> },
 }
 
 impl JoinedBy {
-    fn of(s: &SightingEvent) -> JoinedBy {
+    fn of(s: &SightingEvent, person_of: &HashMap<i64, u64>) -> JoinedBy {
         match s.score {
             Some(score) => JoinedBy::Appearance { score, matched: s.matched_modality },
-            None => JoinedBy::CoObservation { partner: s.paired_sighting_id },
+            None => JoinedBy::CoObservation {
+                partner: s.paired_sighting_id,
+                partner_person: s.paired_sighting_id.and_then(|p| person_of.get(&p).copied()),
+            },
         }
     }
 }
@@ -295,6 +300,7 @@ fn majority(counts: &HashMap<u64, usize>) -> Option<u64> {
 pub fn explain(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32, min_visible: f32) -> Explanation {
     let Attribution { mut attributed, .. } = attribute(gt, sightings, min_iou, min_visible);
     attributed.sort_by_key(|(s, _, _)| s.sighting_id);
+    let person_of: HashMap<i64, u64> = attributed.iter().map(|(s, p, _)| (s.sighting_id, *p)).collect();
     let mut so_far: HashMap<i64, HashMap<u64, usize>> = HashMap::new();
     let mut wrong_joins = vec![];
     for (s, person, segment) in &attributed {
@@ -311,7 +317,7 @@ pub fn explain(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32
                 person: *person,
                 identity_id: s.identity_id,
                 identity_person: majority(counts).unwrap_or(*person),
-                joined_by: JoinedBy::of(s),
+                joined_by: JoinedBy::of(s, &person_of),
             });
         }
         *counts.entry(*person).or_default() += 1;
@@ -341,7 +347,7 @@ pub fn explain(gt: &[GroundTruthLine], sightings: &[SightingEvent], min_iou: f32
                     identity_id: s.identity_id,
                     identity_person: so_far.get(&s.identity_id).and_then(majority).unwrap_or(*person),
                     new_identity: s.new_identity,
-                    joined_by: (!s.new_identity).then(|| JoinedBy::of(s)),
+                    joined_by: (!s.new_identity).then(|| JoinedBy::of(s, &person_of)),
                 })
                 .collect();
             Some(MissedLink { person: *person, day_rgb_identities: ids.iter().copied().collect(), night_thermal })

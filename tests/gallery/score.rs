@@ -128,6 +128,12 @@ fn explain_names_the_wrong_join_and_the_missed_link() {
     );
     // B's day thermal sighting followed its RGB partner into B's identity: right, so not listed.
     assert!(why.wrong_joins.iter().all(|w| w.sighting_id != 7));
+    // Had B's night thermal sighting followed its partner (A's day RGB sighting)
+    // instead, the wrong join would be a pairing error: the partner is person 1.
+    let mut s = s;
+    s[3].score = None;
+    let why = explain(&lines, &s, 0.3, 0.3);
+    assert_eq!(why.wrong_joins[0].joined_by, JoinedBy::CoObservation { partner: Some(1), partner_person: Some(1) });
 }
 
 /// The same through the command line, as text and as JSON.
