@@ -41,20 +41,31 @@ fn start_mosquitto() -> Broker {
 }
 
 /// A subscriber that collects (topic, payload) until it has `n` messages on `topic_filter`.
+/// A connection the broker drops before SUBACK (seen once on a loaded CI
+/// machine: "Connection reset by peer") is made again, as any MQTT client
+/// would: nothing is published to the subscriber before SUBACK, so nothing is lost.
 async fn subscriber(port: u16, id: &str, filter: &str) -> (AsyncClient, rumqttc::EventLoop) {
-    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(5));
-    let (client, mut el) = AsyncClient::new(opts, 64);
-    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
-    // Wait for SUBACK so nothing published afterwards is missed.
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), el.poll()).await.expect("no SUBACK within 10 s") {
-            Ok(Event::Incoming(Packet::SubAck(_))) => break,
-            Ok(_) => {}
-            Err(e) => panic!("subscriber: {e}"),
+    let mut attempt = 1;
+    'connect: loop {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(5));
+        let (client, mut el) = AsyncClient::new(opts, 64);
+        client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+        // Wait for SUBACK so nothing published afterwards is missed.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), el.poll()).await.expect("no SUBACK within 10 s") {
+                Ok(Event::Incoming(Packet::SubAck(_))) => return (client, el),
+                Ok(_) => {}
+                Err(e) if attempt < 3 => {
+                    eprintln!("subscriber {id}: {e}; connecting again (attempt {})", attempt + 1);
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue 'connect;
+                }
+                Err(e) => panic!("subscriber: {e} (after {attempt} attempts)"),
+            }
         }
     }
-    (client, el)
 }
 
 async fn next_publish(el: &mut rumqttc::EventLoop) -> (String, Vec<u8>, bool) {
