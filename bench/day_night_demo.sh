@@ -22,13 +22,15 @@ V thresholds --root "$OUT/calib" --far 0.01 --per-person-cam 24 --model "$MODEL"
 grep -v '^cross_light_threshold' "$OUT/with-light.toml" > "$OUT/one-thermal.toml"
 grep '^# ' "$OUT/with-light.toml"
 
-echo "| run | seed | one thermal threshold: night→day link | false-link | with cross_light_threshold: night→day link | false-link |"
-echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
+ARMS=${ARMS:-one-thermal with-light}
+header="| run | seed"; rule="| ---: | ---:"
+for arm in $ARMS; do header="$header | $arm: night→day link | false-link"; rule="$rule | ---: | ---:"; done
+echo "$header |"; echo "$rule |"
 for r in $(seq 1 "$RUNS"); do
   seed=$((9100 + r)); scene=$OUT/new-$seed
   [ -f "$scene/rgb.mp4" ] || V synth scene --out "$scene" --seconds 40 --people 5 --seed $seed --width 960 --height 540 >/dev/null
   row="| $r | $seed"
-  for arm in ${ARMS:-one-thermal with-light}; do
+  for arm in $ARMS; do
     run=$OUT/run-$seed-$arm; rm -rf "$run" "$run.jsonl"
     cat > "$run.toml" <<TOML
 state_dir = "$run"
@@ -60,4 +62,4 @@ TOML
   done
   echo "$row |"
 done
-for arm in ${ARMS:-one-thermal with-light}; do VIREID="$VIREID" python3 bench/day_night_explain.py "$OUT" "$arm"; done
+for arm in $ARMS; do VIREID="$VIREID" python3 bench/day_night_explain.py "$OUT" "$arm" "$RUNS"; done

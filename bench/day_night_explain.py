@@ -5,7 +5,10 @@ OUT/new-SEED/ground_truth.jsonl), `vireid score --explain --json` lists the
 decisions that filed a sighting under someone else's identity and where the
 night thermal sightings of each unlinked person went. This counts them:
 
-    python3 bench/day_night_explain.py OUT [ARM=with-light]      (VIREID= the binary)
+    python3 bench/day_night_explain.py OUT [ARM=with-light] [RUNS]      (VIREID= the binary)
+
+RUNS counts only the runs of seeds 9101…9100+RUNS (the bench's own), not
+older ones left in OUT.
 """
 import collections
 import glob
@@ -15,10 +18,13 @@ import subprocess
 import sys
 
 out, arm = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "with-light"
+last_seed = 9100 + int(sys.argv[3]) if len(sys.argv) > 3 else None
 vireid = os.environ.get("VIREID", "target/release/vireid")
 wrong, missed, runs = collections.Counter(), collections.Counter(), 0
 for run in sorted(glob.glob(f"{out}/run-*-{arm}.jsonl")):
     seed = os.path.basename(run).split("-")[1]
+    if last_seed is not None and int(seed) > last_seed:
+        continue
     gt = f"{out}/new-{seed}/ground_truth.jsonl"
     if not os.path.exists(gt):
         continue

@@ -125,11 +125,7 @@ fn print_explanation(why: &Explanation) {
         let days: Vec<String> = m.day_rgb_identities.iter().map(i64::to_string).collect();
         println!("  person {:>3}: day RGB in identity {}; night thermal:", m.person, days.join(", "));
         for n in &m.night_thermal {
-            let how = match (&n.joined_by, n.new_identity) {
-                (_, true) => "started it".to_string(),
-                (Some(j), false) => by(j),
-                (None, false) => "?".into(),
-            };
+            let how = n.joined_by.as_ref().map_or_else(|| "started it".to_string(), by);
             println!(
                 "    sighting {:>5} → identity {} (person {}) {how}",
                 n.sighting_id, n.identity_id, n.identity_person

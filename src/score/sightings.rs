@@ -269,7 +269,7 @@ pub struct NightSighting {
     /// The identity's most frequent person over the whole run.
     pub identity_person: u64,
     pub new_identity: bool,
-    /// `None`: it started its identity or followed its partner.
+    /// `None` exactly when it started its identity (`new_identity`).
     pub joined_by: Option<JoinedBy>,
 }
 
