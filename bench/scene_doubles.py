@@ -13,17 +13,21 @@ import sys
 def doubled_frames(path):
     boxes = collections.Counter()
     frames = set()
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            try:
-                g = json.loads(line)
-            except json.JSONDecodeError as e:
-                sys.exit(f"{path}:{n}: not a ground-truth line ({e}): give a finished scene's ground_truth.jsonl")
-            if g["camera"] != "rgb":
-                continue
-            frames.add(g["frame"])
-            if g["visible"] >= 0.3:
-                boxes[(g["frame"], g["person_id"])] += 1
+    try:
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    g = json.loads(line)
+                    camera, frame, person, visible = g["camera"], g["frame"], g["person_id"], g["visible"]
+                except (json.JSONDecodeError, KeyError, TypeError) as e:
+                    sys.exit(f"{path}:{n}: not a ground-truth line ({e!r}): give a finished scene's ground_truth.jsonl")
+                if camera != "rgb":
+                    continue
+                frames.add(frame)
+                if visible >= 0.3:
+                    boxes[(frame, person)] += 1
+    except OSError as e:
+        sys.exit(f"{path}: cannot read it ({e.strerror}): give a scene's ground_truth.jsonl (vireid synth scene --out DIR)")
     doubled = {frame for (frame, _), count in boxes.items() if count > 1}
     return len(doubled), len(frames)
 

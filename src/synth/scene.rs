@@ -178,8 +178,9 @@ const THERMAL_OFFSET: [i32; 2] = [-14, -6];
 
 /// Plans every walk: each identity crosses at least once per segment; the first
 /// two of each segment cross each other at different depths (an occlusion).
-/// One person is never in view twice at once (see `keep_people_single`).
-fn plan_walks(opt: &SceneOptions, day_s: f32, night_s: f32) -> Vec<Walk> {
+/// Past the first walks, one person is never in view twice at once (see
+/// `keep_people_single`). `identities[i]` is person `i + 1`.
+fn plan_walks(opt: &SceneOptions, day_s: f32, night_s: f32, identities: &[Identity]) -> Vec<Walk> {
     let mut rng = rng_for(opt.seed, &[0x5CE4E, 1]);
     let (w, h) = (opt.width as f32, opt.height as f32);
     let mut walks = Vec::new();
@@ -207,7 +208,7 @@ fn plan_walks(opt: &SceneOptions, day_s: f32, night_s: f32) -> Vec<Walk> {
             } else if k == 0 {
                 t_mid = first_mid;
             }
-            let p = Identity::generate(opt.seed, person_id);
+            let p = &identities[person_id as usize - 1];
             let speed_px_s = 0.75 * height_px * p.gait_speed;
             let profile = rng.random::<f32>() < 0.3;
             let towards_camera = rng.random::<bool>();
@@ -230,15 +231,16 @@ fn plan_walks(opt: &SceneOptions, day_s: f32, night_s: f32) -> Vec<Walk> {
             plan.push((k < opt.people, t0 + len));
         }
     }
-    let identities: Vec<Identity> = (1..=opt.people).map(|id| Identity::generate(opt.seed, id)).collect();
-    keep_people_single(walks, &plan, &identities, w, h)
+    keep_people_single(walks, &plan, identities, w, h)
 }
 
 /// A person is on screen at most once at a time: walk `k` goes to person
 /// `k mod people`, and the first walk of a segment is moved to its middle, so
 /// without this a person's walks overlap (132 of 343 RGB frames of the demo
 /// scene showed someone twice). The segment's first walks stay as they are
-/// (everyone crosses once per segment). A later walk that would overlap its
+/// (everyone crosses once per segment), so a person's day and night first
+/// walks can still overlap in a short scene (5 people: all 20 seeds at 16 s,
+/// 2 of 20 at 24 s, none at 30 s). A later walk that would overlap its
 /// person's kept walks goes to the next person who is free then, at that
 /// person's pace, so the crowd keeps its density; when nobody is free it starts
 /// a second after its own person leaves, and is dropped when that moves its
@@ -479,8 +481,8 @@ pub fn render_scene(opt: &SceneOptions) -> Result<SceneSummary> {
     let day_frames = frames / 2;
     let day_s = day_frames as f32 / opt.fps as f32;
     let night_s = (frames - day_frames) as f32 / opt.fps as f32;
-    let walks = plan_walks(opt, day_s, night_s);
     let identities: Vec<Identity> = (1..=opt.people).map(|id| Identity::generate(opt.seed, id)).collect();
+    let walks = plan_walks(opt, day_s, night_s, &identities);
 
     let rgb_path = opt.out_dir.join("rgb.mp4");
     let thermal_path = opt.out_dir.join("thermal.mp4");
@@ -676,8 +678,8 @@ mod tests {
     fn doubled_frames(opt: &SceneOptions) -> (usize, usize) {
         let frames = (opt.seconds * opt.fps as f32).round() as u32;
         let day_s = (frames / 2) as f32 / opt.fps as f32;
-        let walks = plan_walks(opt, day_s, opt.seconds - day_s);
-        let statures: Vec<f32> = (1..=opt.people).map(|id| Identity::generate(opt.seed, id).stature).collect();
+        let identities: Vec<Identity> = (1..=opt.people).map(|id| Identity::generate(opt.seed, id)).collect();
+        let walks = plan_walks(opt, day_s, opt.seconds - day_s, &identities);
         let (w, h) = (opt.width as f32, opt.height as f32);
         let doubled = (0..frames)
             .filter(|&f| {
@@ -685,7 +687,7 @@ mod tests {
                 let mut seen = vec![0u32; opt.people as usize];
                 for walk in &walks {
                     let i = walk.person_id as usize - 1;
-                    seen[i] += walk_state(walk, t, w, h, statures[i]).is_some() as u32;
+                    seen[i] += walk_state(walk, t, w, h, identities[i].stature).is_some() as u32;
                 }
                 seen.iter().any(|&n| n > 1)
             })
