@@ -5,7 +5,9 @@
 //! - **pair** (genuine, RGB × thermal): a co-observed RGB track and thermal
 //!   track (`crate::pair` saw one person in both cameras at one place and time).
 //! - **impostor_same** (one camera): two tracks of one camera that overlap in
-//!   time are two different people.
+//!   time and were, at some instant, side by side are two different people
+//!   ([`crate::pair::seen_apart`]: one person can be detected twice at once,
+//!   one box above the other).
 //! - **impostor** (RGB × thermal): a track and the *partner* of another track
 //!   of its own camera that overlaps it: the partner is that other person.
 //!
@@ -27,7 +29,8 @@ use crate::core::{ConfigError, Modality, Sighting};
 use crate::embed::adapter::{Adapter, ADAPTATION_KEY};
 use crate::embed::batcher::EmbeddedTrack;
 use crate::embed::onnx_graph::Model;
-use crate::pair::{instant_ns, CameraPlace};
+use crate::pair::{instant_ns, seen_apart, CameraPlace, Clock};
+use crate::track::path::PathPoint;
 
 /// The `[adapt]` section: harvesting, and re-fitting the adapter in the service.
 #[derive(Debug, Clone, Deserialize)]
@@ -211,12 +214,19 @@ struct Recent {
     modality: Modality,
     box_name: String,
     span: (i64, i64),
+    /// Where it was seen, on `clock` (bounded: `TrackPath`).
+    path: Vec<PathPoint>,
+    clock: Clock,
     feature: Vec<f32>,
     partner: Option<i64>,
 }
 
 /// How many recorded tracks are remembered for harvesting.
 const RECENT: usize = 256;
+
+/// Two points of one camera's tracks this close in time were seen in one frame
+/// (or in neighbouring ones: each track's path keeps only some of its frames).
+const SAME_INSTANT_NS: i64 = 200_000_000;
 
 /// Finds harvest pairs among the tracks the gallery records, and re-fits the
 /// gallery's adapter from them every `[adapt] interval_hours`; lives on the
@@ -325,6 +335,8 @@ impl Harvester {
                 modality: s.modality,
                 box_name: place.box_name.clone(),
                 span,
+                path: et.track.path.clone(),
+                clock: place.clock,
                 feature: gallery.space().to_base(feature, s.modality),
                 partner: s.paired_sighting_id.or(late_partner.filter(|_| recorded.len() == 1)),
             };
@@ -379,7 +391,10 @@ impl Harvester {
             }
         }
         for other in self.recent.iter().filter(|r| r.sighting_id != me.sighting_id && r.box_name == me.box_name) {
-            if other.camera == me.camera && self.overlap(me.span, other.span) {
+            let two_people = other.camera == me.camera
+                && self.overlap(me.span, other.span)
+                && seen_apart(&me.path, &other.path, me.clock, SAME_INSTANT_NS);
+            if two_people {
                 rows.push(row(HarvestKind::ImpostorSame, me, other));
                 // `other`'s partner is `other`'s person, not mine.
                 if let Some(op) = other.partner.and_then(find).filter(|op| op.modality != me.modality) {

@@ -135,20 +135,10 @@ pub fn co_observation(a: &[PathPoint], b: &[PathPoint], clock: Clock, config: &P
         return None;
     }
     let gap = config.max_time_gap_ms as i64 * 1_000_000;
-    let times: Vec<i64> = long.iter().map(|p| instant_ns(p, clock)).collect();
     let (mut shared, mut iou_sum) = (0usize, 0.0f32);
-    for p in short {
-        let t = instant_ns(p, clock);
-        // Paths are in time order: the nearest instant is at the insertion point or just before it.
-        let i = times.partition_point(|&x| x < t);
-        let nearest = [i.checked_sub(1), (i < times.len()).then_some(i)]
-            .into_iter()
-            .flatten()
-            .min_by_key(|&j| (times[j] - t).abs());
-        if let Some(j) = nearest.filter(|&j| (times[j] - t).abs() <= gap) {
-            shared += 1;
-            iou_sum += p.rel_box.iou(&long[j].rel_box);
-        }
+    for (p, q) in same_instants(short, long, clock, gap) {
+        shared += 1;
+        iou_sum += p.rel_box.iou(&q.rel_box);
     }
     // The longer track must mostly be this person too: a track that went on
     // with somebody else after a crossing covers its partner's time but not
@@ -161,6 +151,39 @@ pub fn co_observation(a: &[PathPoint], b: &[PathPoint], clock: Clock, config: &P
         long_covered && shared >= 3.min(short.len()) && shared as f32 >= config.min_shared * short.len() as f32;
     let iou = iou_sum / shared.max(1) as f32;
     (enough && iou >= config.min_iou).then_some(iou)
+}
+
+/// The points of `a`, each with the point of `b` nearest in time, where that is
+/// within `gap_ns`.
+fn same_instants<'a>(
+    a: &'a [PathPoint],
+    b: &'a [PathPoint],
+    clock: Clock,
+    gap_ns: i64,
+) -> impl Iterator<Item = (&'a PathPoint, &'a PathPoint)> {
+    let times: Vec<i64> = b.iter().map(|p| instant_ns(p, clock)).collect();
+    a.iter().filter_map(move |p| {
+        let t = instant_ns(p, clock);
+        // Paths are in time order: the nearest instant is at the insertion point or just before it.
+        let i = times.partition_point(|&x| x < t);
+        [i.checked_sub(1), (i < times.len()).then_some(i)]
+            .into_iter()
+            .flatten()
+            .min_by_key(|&j| (times[j] - t).abs())
+            .filter(|&j| (times[j] - t).abs() <= gap_ns)
+            .map(|j| (p, &b[j]))
+    })
+}
+
+/// Two tracks of one camera were certainly two people: at some instant when both
+/// were seen (within `gap_ns`), their boxes shared no column. Overlapping in time
+/// is not enough: the HOG detector can find one tall person twice at once, head
+/// and torso above legs, and those two boxes are stacked, never side by side.
+pub fn seen_apart(a: &[PathPoint], b: &[PathPoint], clock: Clock, gap_ns: i64) -> bool {
+    same_instants(a, b, clock, gap_ns).any(|(p, q)| {
+        let (p, q) = (&p.rel_box, &q.rel_box);
+        p.x + p.w <= q.x || q.x + q.w <= p.x
+    })
 }
 
 /// A track already in the gallery that a newly finished one can join.
@@ -362,6 +385,26 @@ mod tests {
         ))
         .unwrap();
         camera_places(&cfg.cameras)
+    }
+
+    #[test]
+    fn stacked_boxes_are_not_seen_apart_and_side_by_side_ones_are() {
+        let gap = 100_000_000;
+        let person = walk(0.1, 0.1, 0.0, 4.0, 0.0);
+        // The same person found twice at once: a box over the upper half, one over the lower.
+        let halves = |y: f32| {
+            let mut p = person.clone();
+            p.iter_mut().for_each(|q| q.rel_box = BBox::new(q.rel_box.x + 0.01, y, 0.05, 0.18));
+            p
+        };
+        assert!(!seen_apart(&halves(0.3), &halves(0.48), Clock::Pts, gap));
+        assert!(!seen_apart(&person, &halves(0.48), Clock::Pts, gap));
+        // Someone walking beside them, and someone crossing them (apart before and after).
+        assert!(seen_apart(&person, &walk(0.1, 0.1, 0.0, 4.0, 0.2), Clock::Pts, gap));
+        let crossing: Vec<_> = walk(0.6, -0.1, 0.0, 4.0, 0.0);
+        assert!(seen_apart(&person, &crossing, Clock::Pts, gap));
+        // Apart, but never seen at the same instant: nothing is certain.
+        assert!(!seen_apart(&person, &walk(0.1, 0.1, 10.0, 2.0, 0.3), Clock::Pts, gap));
     }
 
     #[test]

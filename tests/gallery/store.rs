@@ -299,41 +299,59 @@ fn a_late_partner_is_not_bound_by_a_partner_that_matched_nobody() {
     assert_eq!((look_alike.identity_id, look_alike.paired_sighting_id), (other.identity_id, Some(other.id)));
 }
 
+/// A gallery and a harvester for one box with an RGB camera named `rgb` and a
+/// thermal one named `thermal`, on stream time.
+fn harvesting(dir: &std::path::Path) -> (Gallery, vireid::gallery::harvest::Harvester) {
+    use vireid::gallery::harvest::{AdaptConfig, Harvester};
+    use vireid::pair::{CameraPlace, Clock};
+    let cfg = GalleryConfig { cross_modality_threshold: 1.0, ..config() };
+    let g = Gallery::open(&cfg, dir, DIM).unwrap();
+    let place = |modality| CameraPlace { box_name: "box".into(), modality, clock: Clock::Pts };
+    let places = [Modality::Rgb, Modality::Thermal].map(|m| (m.as_str().to_string(), place(m)));
+    (g, Harvester::new(AdaptConfig::default(), std::collections::HashMap::from(places)))
+}
+
+/// A track seen from `from_s` to `from_s` + 2 s of stream time, its box at `rel_box`.
+fn seen_at(id: u64, modality: Modality, f: Array1<f32>, from_s: u64, rel_box: BBox) -> EmbeddedTrack {
+    let mut et = track(id, modality, f);
+    et.track.path = (0..=4)
+        .map(|k| vireid::track::path::PathPoint { pts_ns: Some((from_s * 2 + k) * 500_000_000), wall_ns: 0, rel_box })
+        .collect();
+    et
+}
+
+/// Records a unit as the gallery actor does: the gallery decides, then the harvester observes.
+fn record_harvested(
+    g: &mut Gallery,
+    harvester: &mut vireid::gallery::harvest::Harvester,
+    unit: vireid::pair::PairUnit<EmbeddedTrack>,
+) -> Vec<vireid::core::Sighting> {
+    let late_partner = unit.late_partner();
+    let out = g.record_unit(unit);
+    let stored: Vec<_> = out.iter().map(|(et, r)| (&**et, r.as_ref().unwrap())).collect();
+    harvester.observe(g, &stored, late_partner);
+    out.into_iter().map(|(_, r)| r.unwrap()).collect()
+}
+
+/// The (first, second) sighting ids of the harvest's rows of one kind.
+fn harvested(g: &Gallery, kind: vireid::gallery::harvest::HarvestKind) -> Vec<(i64, i64)> {
+    let rows = g.store().harvest(kind, &g.space().base).unwrap();
+    rows.iter().map(|r| (r.a_sighting_id, r.b_sighting_id)).collect()
+}
+
 /// The harvest takes its pairs from geometry: a late partner whose own view
 /// outvotes its partner's identity (decided on its own, no partner noted on
 /// either sighting) is still a co-observed pair for `vireid adapt`.
 #[test]
 fn a_late_partner_decided_on_its_own_is_still_harvested_as_a_pair() {
-    use std::collections::HashMap;
-    use vireid::gallery::harvest::{AdaptConfig, HarvestKind, Harvester};
-    use vireid::pair::{CameraPlace, Clock, PairUnit, Partner};
-    use vireid::track::path::PathPoint;
+    use vireid::gallery::harvest::HarvestKind;
+    use vireid::pair::{PairUnit, Partner};
 
     let dir = tempfile::tempdir().unwrap();
-    let cfg = GalleryConfig { cross_modality_threshold: 1.0, ..config() };
-    let mut g = Gallery::open(&cfg, dir.path(), DIM).unwrap();
-    let place = |modality| CameraPlace { box_name: "box".into(), modality, clock: Clock::Pts };
-    let places = [Modality::Rgb, Modality::Thermal].map(|m| (m.as_str().to_string(), place(m)));
-    let mut harvester = Harvester::new(AdaptConfig::default(), HashMap::from(places));
-    // A track seen from `from_s` to `from_s` + 2 s of stream time.
-    let seen = |id, modality, f, from_s: u64| {
-        let mut et = track(id, modality, f);
-        et.track.path = (0..=4)
-            .map(|k| PathPoint {
-                pts_ns: Some((from_s * 2 + k) * 500_000_000),
-                wall_ns: 0,
-                rel_box: BBox::new(0.1, 0.1, 0.2, 0.5),
-            })
-            .collect();
-        et
-    };
-    let mut record = |g: &mut Gallery, unit: PairUnit<EmbeddedTrack>| {
-        let late_partner = unit.late_partner();
-        let out = g.record_unit(unit);
-        let stored: Vec<_> = out.iter().map(|(et, r)| (&**et, r.as_ref().unwrap())).collect();
-        harvester.observe(g, &stored, late_partner);
-        out.into_iter().map(|(_, r)| r.unwrap()).collect::<Vec<_>>()
-    };
+    let (mut g, mut harvester) = harvesting(dir.path());
+    let at = BBox::new(0.1, 0.1, 0.2, 0.5);
+    let seen = |id, modality, f, from_s| seen_at(id, modality, f, from_s, at);
+    let mut record = |g: &mut Gallery, unit| record_harvested(g, &mut harvester, unit);
     // By day a pair of person 4; later its thermal view alone joins by appearance ...
     let day = record(
         &mut g,
@@ -356,14 +374,31 @@ fn a_late_partner_decided_on_its_own_is_still_harvested_as_a_pair() {
         PairUnit::Single(Box::new(seen(4, Modality::Rgb, feature(9, 0.0, Modality::Rgb), 10)), Some(partner)),
     );
     assert!(late[0].new_identity && late[0].paired_sighting_id.is_none(), "{late:?}");
-    let pairs: Vec<_> = g
-        .store()
-        .harvest(HarvestKind::Pair, &g.space().base)
-        .unwrap()
-        .iter()
-        .map(|r| (r.a_sighting_id, r.b_sighting_id))
-        .collect();
+    let pairs = harvested(&g, HarvestKind::Pair);
     assert_eq!(pairs, vec![(day[0].id, day[1].id), (late[0].id, n[0].id)], "RGB first in each pair");
+}
+
+/// Simultaneous tracks of one camera are certain impostors only when they were
+/// seen side by side at some instant: two stacked boxes (head and torso above
+/// legs) are one tall person found twice by the detector, not two people.
+#[test]
+fn only_tracks_seen_side_by_side_are_harvested_as_impostors() {
+    use vireid::gallery::harvest::HarvestKind;
+    use vireid::pair::PairUnit;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut g, mut harvester) = harvesting(dir.path());
+    let mut ids = vec![];
+    for (id, person, rel_box) in [
+        (1, 1, BBox::new(0.20, 0.10, 0.08, 0.35)), // person 1's head and torso
+        (2, 2, BBox::new(0.21, 0.45, 0.08, 0.30)), // ... and legs, found at the same time
+        (3, 3, BBox::new(0.60, 0.10, 0.08, 0.60)), // someone else, beside them
+    ] {
+        let et = seen_at(id, Modality::Thermal, feature(person, 0.0, Modality::Thermal), 0, rel_box);
+        ids.push(record_harvested(&mut g, &mut harvester, PairUnit::Single(Box::new(et), None))[0].id);
+    }
+    let impostors = harvested(&g, HarvestKind::ImpostorSame);
+    assert_eq!(impostors, vec![(ids[0], ids[2]), (ids[1], ids[2])], "the stacked pair is not an impostor pair");
 }
 
 /// A night thermal track scores low against its daytime thermal self (ambient
