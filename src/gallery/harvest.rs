@@ -224,10 +224,6 @@ struct Recent {
 /// How many recorded tracks are remembered for harvesting.
 const RECENT: usize = 256;
 
-/// Two points of one camera's tracks this close in time were seen in one frame
-/// (or in neighbouring ones: each track's path keeps only some of its frames).
-const SAME_INSTANT_NS: i64 = 200_000_000;
-
 /// Finds harvest pairs among the tracks the gallery records, and re-fits the
 /// gallery's adapter from them every `[adapt] interval_hours`; lives on the
 /// gallery thread.
@@ -393,7 +389,7 @@ impl Harvester {
         for other in self.recent.iter().filter(|r| r.sighting_id != me.sighting_id && r.box_name == me.box_name) {
             let two_people = other.camera == me.camera
                 && self.overlap(me.span, other.span)
-                && seen_apart(&me.path, &other.path, me.clock, SAME_INSTANT_NS);
+                && seen_apart(&me.path, &other.path, me.clock);
             if two_people {
                 rows.push(row(HarvestKind::ImpostorSame, me, other));
                 // `other`'s partner is `other`'s person, not mine.

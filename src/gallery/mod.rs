@@ -28,7 +28,8 @@ pub mod harvest;
 pub mod index;
 pub mod store;
 
-use crate::pair::{PairUnit, Partner};
+use crate::pair::{seen_apart, Clock, PairUnit, Partner};
+use crate::track::path::PathPoint;
 use assign::{assign, assign_pair, margin_to, Assignment, Query, Thresholds};
 use index::{FeatureIndex, RowInfo};
 use store::{GalleryStore, LinkVia, StoreError};
@@ -225,6 +226,8 @@ struct RecentSighting {
     identity_id: i64,
     camera: String,
     span: (i64, i64),
+    /// Where the camera saw it (its track's bounded path).
+    path: Vec<PathPoint>,
     margin: Option<f32>,
     /// It matched nobody and started its identity.
     started: bool,
@@ -327,13 +330,18 @@ impl Gallery {
     }
 
     /// The identities `et`'s own camera saw elsewhere while it was seen: two
-    /// tracks of one camera at one time are two people (as `harvest` holds).
+    /// tracks of one camera at one time, side by side at some instant, are two
+    /// people (as `harvest` holds; stacked boxes can be one person found twice,
+    /// [`seen_apart`]). Where either path is unknown, the time alone decides.
     fn seen_meanwhile(&self, et: &EmbeddedTrack) -> Vec<i64> {
         let span = (unix_ns(et.track.start_time), unix_ns(et.track.end_time));
+        let apart = |path: &[PathPoint]| {
+            path.is_empty() || et.track.path.is_empty() || seen_apart(path, &et.track.path, Clock::Wall)
+        };
         let mut ids: Vec<i64> = self
             .recent
             .iter()
-            .filter(|s| *s.camera == *et.track.camera && overlap_by(s.span, span, MEANWHILE_NS))
+            .filter(|s| *s.camera == *et.track.camera && overlap_by(s.span, span, MEANWHILE_NS) && apart(&s.path))
             .map(|s| s.identity_id)
             .collect();
         ids.sort_unstable();
@@ -341,7 +349,7 @@ impl Gallery {
         ids
     }
 
-    fn note_recent(&mut self, sighting: &Sighting, margin: Option<f32>) {
+    fn note_recent(&mut self, sighting: &Sighting, path: &[PathPoint], margin: Option<f32>) {
         if self.recent.len() == RECENT_SIGHTINGS {
             self.recent.pop_front();
         }
@@ -350,6 +358,7 @@ impl Gallery {
             identity_id: sighting.identity_id,
             camera: sighting.camera.clone(),
             span: (sighting.start_ns, sighting.end_ns),
+            path: path.to_vec(),
             margin,
             started: sighting.new_identity,
         });
@@ -577,7 +586,7 @@ impl Gallery {
         if let Some(info) = inserted {
             self.index.push(info, feature);
         }
-        self.note_recent(&sighting, a.margin);
+        self.note_recent(&sighting, &t.path, a.margin);
         Ok(sighting)
     }
 

@@ -175,12 +175,16 @@ fn same_instants<'a>(
     })
 }
 
+/// Two points of one camera's tracks this close in time were seen in one frame
+/// (or in neighbouring ones: a track's path keeps only some of its frames).
+pub const SAME_INSTANT_NS: i64 = 200_000_000;
+
 /// Two tracks of one camera were certainly two people: at some instant when both
-/// were seen (within `gap_ns`), their boxes shared no column. Overlapping in time
-/// is not enough: the HOG detector can find one tall person twice at once, head
-/// and torso above legs, and those two boxes are stacked, never side by side.
-pub fn seen_apart(a: &[PathPoint], b: &[PathPoint], clock: Clock, gap_ns: i64) -> bool {
-    same_instants(a, b, clock, gap_ns).any(|(p, q)| {
+/// were seen ([`SAME_INSTANT_NS`]), their boxes shared no column. Overlapping in
+/// time is not enough: the HOG detector can find one tall person twice at once,
+/// head and torso above legs, and those two boxes are stacked, never side by side.
+pub fn seen_apart(a: &[PathPoint], b: &[PathPoint], clock: Clock) -> bool {
+    same_instants(a, b, clock, SAME_INSTANT_NS).any(|(p, q)| {
         let (p, q) = (&p.rel_box, &q.rel_box);
         p.x + p.w <= q.x || q.x + q.w <= p.x
     })
@@ -389,7 +393,6 @@ mod tests {
 
     #[test]
     fn stacked_boxes_are_not_seen_apart_and_side_by_side_ones_are() {
-        let gap = 100_000_000;
         let person = walk(0.1, 0.1, 0.0, 4.0, 0.0);
         // The same person found twice at once: a box over the upper half, one over the lower.
         let halves = |y: f32| {
@@ -397,14 +400,14 @@ mod tests {
             p.iter_mut().for_each(|q| q.rel_box = BBox::new(q.rel_box.x + 0.01, y, 0.05, 0.18));
             p
         };
-        assert!(!seen_apart(&halves(0.3), &halves(0.48), Clock::Pts, gap));
-        assert!(!seen_apart(&person, &halves(0.48), Clock::Pts, gap));
+        assert!(!seen_apart(&halves(0.3), &halves(0.48), Clock::Pts));
+        assert!(!seen_apart(&person, &halves(0.48), Clock::Pts));
         // Someone walking beside them, and someone crossing them (apart before and after).
-        assert!(seen_apart(&person, &walk(0.1, 0.1, 0.0, 4.0, 0.2), Clock::Pts, gap));
+        assert!(seen_apart(&person, &walk(0.1, 0.1, 0.0, 4.0, 0.2), Clock::Pts));
         let crossing: Vec<_> = walk(0.6, -0.1, 0.0, 4.0, 0.0);
-        assert!(seen_apart(&person, &crossing, Clock::Pts, gap));
+        assert!(seen_apart(&person, &crossing, Clock::Pts));
         // Apart, but never seen at the same instant: nothing is certain.
-        assert!(!seen_apart(&person, &walk(0.1, 0.1, 10.0, 2.0, 0.3), Clock::Pts, gap));
+        assert!(!seen_apart(&person, &walk(0.1, 0.1, 10.0, 2.0, 0.3), Clock::Pts));
     }
 
     #[test]

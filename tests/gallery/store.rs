@@ -299,6 +299,30 @@ fn a_late_partner_is_not_bound_by_a_partner_that_matched_nobody() {
     assert_eq!((look_alike.identity_id, look_alike.paired_sighting_id), (other.identity_id, Some(other.id)));
 }
 
+/// Two boxes stacked on one tall person (head and torso above legs) are two
+/// tracks of one camera at once, but not two people: the second can still be
+/// them. The same look beside them at the same time is someone else.
+#[test]
+fn a_track_stacked_on_someone_seen_meanwhile_can_be_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Gallery::open(&config(), dir.path(), DIM).unwrap();
+    let t0 = SystemTime::now();
+    let t0_ns = t0.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    let seen = |id, wobble, rel_box| {
+        let mut et = track(id, Modality::Rgb, feature(4, wobble, Modality::Rgb));
+        (et.track.start_time, et.track.end_time) = (t0, t0 + Duration::from_secs(2));
+        et.track.path = (0..=20)
+            .map(|k| vireid::track::path::PathPoint { pts_ns: None, wall_ns: t0_ns + k * 100_000_000, rel_box })
+            .collect();
+        et
+    };
+    let upper = g.record_sighting(&seen(1, 0.0, BBox::new(0.20, 0.10, 0.08, 0.35))).unwrap();
+    let legs = g.record_sighting(&seen(2, 0.1, BBox::new(0.21, 0.45, 0.08, 0.30))).unwrap();
+    assert_eq!(legs.identity_id, upper.identity_id, "{legs:?}");
+    let beside = g.record_sighting(&seen(3, 0.1, BBox::new(0.60, 0.10, 0.08, 0.60))).unwrap();
+    assert!(beside.new_identity, "{beside:?}");
+}
+
 /// A gallery and a harvester for one box with an RGB camera named `rgb` and a
 /// thermal one named `thermal`, on stream time.
 fn harvesting(dir: &std::path::Path) -> (Gallery, vireid::gallery::harvest::Harvester) {
