@@ -415,7 +415,7 @@ fn only_tracks_seen_side_by_side_are_harvested_as_impostors() {
     let mut ids = vec![];
     for (id, person, rel_box) in [
         (1, 1, BBox::new(0.20, 0.10, 0.08, 0.35)), // person 1's head and torso
-        (2, 2, BBox::new(0.21, 0.45, 0.08, 0.30)), // ... and legs, found at the same time
+        (2, 1, BBox::new(0.21, 0.45, 0.08, 0.30)), // ... and legs, found at the same time
         (3, 3, BBox::new(0.60, 0.10, 0.08, 0.60)), // someone else, beside them
     ] {
         let et = seen_at(id, Modality::Thermal, feature(person, 0.0, Modality::Thermal), 0, rel_box);
