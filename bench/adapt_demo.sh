@@ -11,6 +11,14 @@
 # HARVEST_CONFIG: a box config whose gallery already holds a harvest (e.g.
 # out/adapt-scaling/box.toml after bench/adapt_scaling.sh); without it the box
 # runs on HARVEST_SCENES (default 4) 120 s scenes of 16 people first.
+#
+# Labelled references for the self-calibrated thresholds, each at 1 % FAR:
+# - `1 scene`: crops of one 8-person scene (seed 1001), what `make demo` uses;
+# - `harvest's scenes`: all crops of the scenes the box harvested on (seeds
+#   4001…, LABELLED_SEEDS), scored scene by scene and pooled: the same people
+#   and scenes as the harvest, labelled;
+# - `other scenes`: the same for scenes nobody harvested (HELDOUT_SEEDS).
+# Crops go to $CROPS-SEED (default $OUT/crops-SEED; rendered once, no video).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-10}; OUT=${2:-out/adapt-demo}
@@ -71,14 +79,30 @@ if [ ! -f "$OUT/calib/idx/train_visible_1.txt" ] && [ ! -d "$OUT/calib/Visible" 
 fi
 V thresholds --root "$OUT/calib" --far 0.01 --per-person-cam 24 --model "$MODEL" > "$OUT/labelled-base.toml"
 V thresholds --root "$OUT/calib" --far 0.01 --per-person-cam 24 --model "$OUT/adapted.onnx" > "$OUT/labelled-adapted.toml"
+CROPS=${CROPS:-$OUT/crops}
+roots() {  # seeds... -> --root CROPS-SEED ... (rendering the crops once)
+  for seed in "$@"; do
+    [ -f "$CROPS-$seed/idx/test_thermal_1.txt" ] || V synth scene --out "$CROPS-$seed-scene" --seconds 120 --people 16 \
+      --seed "$seed" --width 960 --height 540 --crops "$CROPS-$seed" --no-video >/dev/null
+    printf -- '--root %s ' "$CROPS-$seed"
+  done
+}
+read -ra harvest_roots <<<"$(roots ${LABELLED_SEEDS:-$(seq 4001 $((4000 + ${HARVEST_SCENES:-4})))})"
+read -ra other_roots <<<"$(roots ${HELDOUT_SEEDS:-4009 4010 4011 4012})"
+for m in base adapted; do
+  model=$MODEL; [ $m = base ] || model=$OUT/adapted.onnx
+  V thresholds "${harvest_roots[@]}" --far 0.01 --per-person-cam 1000 --model "$model" > "$OUT/scenes-$m.toml"
+  V thresholds "${other_roots[@]}" --far 0.01 --per-person-cam 1000 --model "$model" > "$OUT/other-$m.toml"
+done
 thr() { sed -n "s/^# $2 *: threshold \([0-9.]*\),.*/\1/p" "$1"; }
 {
   echo "| model | thresholds from | RGB↔RGB | thermal↔thermal | RGB↔thermal |"
   echo "| --- | --- | ---: | ---: | ---: |"
   for m in base adapted; do
-    for src in labelled self; do
-      f=$OUT/$src-$m.toml
-      echo "| $m | $src | $(thr "$f" 'RGB↔RGB') | $(thr "$f" 'thermal↔thermal') | $(thr "$f" 'RGB↔thermal') |"
+    for src in "labelled:labelled, 1 scene" "scenes:labelled, harvest's scenes" "other:labelled, other scenes" \
+      "self:self (the harvest)"; do
+      f=$OUT/${src%%:*}-$m.toml
+      echo "| $m | ${src#*:} | $(thr "$f" 'RGB↔RGB') | $(thr "$f" 'thermal↔thermal') | $(thr "$f" 'RGB↔thermal') |"
     done
   done
 } | tee "$OUT/thresholds.md"

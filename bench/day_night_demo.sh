@@ -7,6 +7,9 @@
 #
 #   bench/day_night_demo.sh [RUNS=10] [OUT=out/day-night-demo]
 #   ARMS=with-light bench/day_night_demo.sh   # one arm only (half the time)
+#   CALIB_ROOTS="out/gt-4001 out/gt-4002" ARMS="with-light pooled" bench/day_night_demo.sh
+#     # arm `pooled`: thresholds from the labelled crops of several scenes at once
+#     # (`vireid thresholds --root A --root B`, all crops), day↔night included
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-10}; OUT=${2:-out/day-night-demo}
@@ -21,6 +24,11 @@ V() { "$VIREID" --log warn "$@"; }
 V thresholds --root "$OUT/calib" --far 0.01 --per-person-cam 24 --model "$MODEL" > "$OUT/with-light.toml"
 grep -v '^cross_light_threshold' "$OUT/with-light.toml" > "$OUT/one-thermal.toml"
 grep '^# ' "$OUT/with-light.toml"
+if [ -n "${CALIB_ROOTS:-}" ]; then
+  roots=(); for r in $CALIB_ROOTS; do roots+=(--root "$r"); done
+  V thresholds "${roots[@]}" --far 0.01 --per-person-cam 1000 --model "$MODEL" > "$OUT/pooled.toml"
+  grep '^# ' "$OUT/pooled.toml"
+fi
 
 ARMS=${ARMS:-one-thermal with-light}
 header="| run | seed"; rule="| ---: | ---:"

@@ -79,6 +79,7 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(&cli.log);
+    end_quietly_on_closed_stdout(&cli.command);
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -102,6 +103,26 @@ fn limit_malloc_arenas() {
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 2);
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so a command whose reader goes away (`vireid synth
+/// scene … | head -1`) panicked in `println!`. One-shot commands take the
+/// default action instead and end quietly, as other Unix tools do. The
+/// service commands keep ignoring it: a peer that drops a socket (MQTT, the
+/// API, RTSP) must be an error to handle, not the end of the process.
+fn end_quietly_on_closed_stdout(command: &Command) {
+    #[cfg(feature = "media")]
+    if matches!(command, Command::Run(_) | Command::ServeRtsp(_)) {
+        return;
+    }
+    if matches!(command, Command::Serve(_)) {
+        return;
+    }
+    #[cfg(unix)]
+    // SAFETY: sets one signal disposition, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

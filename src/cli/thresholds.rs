@@ -177,7 +177,22 @@ fn light_of(path: &Path) -> Option<Light> {
     name.split_once('_').and_then(|(prefix, _)| prefix.parse().ok())
 }
 
+impl Scores {
+    fn extend(&mut self, other: Scores) {
+        self.genuine.extend(other.genuine);
+        self.impostor.extend(other.impostor);
+    }
+}
+
 impl Kinds {
+    /// Adds another folder's scores (its people are not scored against these).
+    fn extend(&mut self, other: Kinds) {
+        self.rgb.extend(other.rgb);
+        self.thermal.extend(other.thermal);
+        self.cross.extend(other.cross);
+        self.thermal_across_light.extend(other.thermal_across_light);
+    }
+
     fn of(&mut self, a: Modality, b: Modality) -> &mut Scores {
         match (a, b) {
             (Modality::Rgb, Modality::Rgb) => &mut self.rgb,
@@ -302,9 +317,12 @@ fn track_identity_scores(sets: &[TrackSet]) -> Result<Kinds> {
 
 #[derive(Debug, clap::Args)]
 pub struct ThresholdsArgs {
-    /// Dataset folder in SYSU-MM01 or RegDB layout.
+    /// Dataset folder in SYSU-MM01 or RegDB layout. Give it again for more
+    /// folders (e.g. the crops of several scenes): each folder's people are
+    /// scored against each other only, as a harvest's impostors are people seen
+    /// at one time, and the scores of all folders set one threshold.
     #[arg(long, required_unless_present = "from_gallery", conflicts_with = "from_gallery")]
-    pub root: Option<PathBuf>,
+    pub root: Vec<PathBuf>,
     /// No labelled data: derive the thresholds from the box's own harvest (--config
     /// names the box). Impostor scores come from tracks seen at the same time,
     /// genuine cross-modality scores from co-observed pairs.
@@ -341,7 +359,9 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
     if !(args.far > 0.0 && args.far < 1.0) {
         bail!("--far {} must be between 0 and 1 (e.g. 0.01)", args.far);
     }
-    let Some(root) = &args.root else { return run_from_gallery(args) };
+    if args.root.is_empty() {
+        return run_from_gallery(args);
+    }
     let (mut embedder, config) = args.embedder.open()?;
     let track_crops = args.track_crops.unwrap_or(config.embed.crops_per_track);
     if track_crops == 0 {
@@ -351,21 +371,30 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
         Level::Crop => 4,
         Level::Track => 4 * track_crops,
     });
-    let imgs = read_labelled(root, per_person_cam.max(1))?;
-    let mut rows = vec![];
-    for chunk in imgs.chunks(config.embed.max_batch.max(1)) {
-        let crops = chunk.iter().map(|i| Crop::load(&i.path, i.modality)).collect::<Result<Vec<_>, _>>()?;
-        rows.push(embedder.embed(&crops)?);
-    }
-    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
-    let feats = ndarray::concatenate(ndarray::Axis(0), &views)?;
-    let (kinds, unit) = match args.level {
-        Level::Crop => (crop_pair_scores(&imgs, &feats.dot(&feats.t())), "crop pairs".to_string()),
-        Level::Track => {
-            let sets = track_sets(&imgs, &feats, track_crops);
-            let n = sets.len();
-            (track_identity_scores(&sets)?, format!("track-to-identity decisions ({n} sets of {track_crops} crops)"))
+    let (mut kinds, mut crops, mut people, mut sets) = (Kinds::default(), 0, 0, 0);
+    for root in &args.root {
+        let imgs = read_labelled(root, per_person_cam.max(1))?;
+        let mut rows = vec![];
+        for chunk in imgs.chunks(config.embed.max_batch.max(1)) {
+            let crops = chunk.iter().map(|i| Crop::load(&i.path, i.modality)).collect::<Result<Vec<_>, _>>()?;
+            rows.push(embedder.embed(&crops)?);
         }
+        let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+        let feats = ndarray::concatenate(ndarray::Axis(0), &views)?;
+        kinds.extend(match args.level {
+            Level::Crop => crop_pair_scores(&imgs, &feats.dot(&feats.t())),
+            Level::Track => {
+                let root_sets = track_sets(&imgs, &feats, track_crops);
+                sets += root_sets.len();
+                track_identity_scores(&root_sets)?
+            }
+        });
+        crops += imgs.len();
+        people += imgs.iter().map(|i| i.person.as_str()).collect::<std::collections::HashSet<_>>().len();
+    }
+    let unit = match args.level {
+        Level::Crop => "crop pairs".to_string(),
+        Level::Track => format!("track-to-identity decisions ({sets} sets of {track_crops} crops)"),
     };
     let too_few = match args.level {
         Level::Track => "each person needs at least two track-sized sets of crops per modality; or use --level crop",
@@ -383,12 +412,10 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
         .then(|| threshold_at_far(&across.genuine, &across.impostor, args.far))
         .transpose()
         .context("thermal day↔night scores")?;
-    let people: std::collections::HashSet<&str> = imgs.iter().map(|i| i.person.as_str()).collect();
+    let roots: Vec<String> = args.root.iter().map(|r| r.display().to_string()).collect();
     println!(
-        "# {} crops of {} people from {}, embedder {}, target FAR {} per {unit}",
-        imgs.len(),
-        people.len(),
-        root.display(),
+        "# {crops} crops of {people} people from {}, embedder {}, target FAR {} per {unit}",
+        roots.join(", "),
         embedder.name(),
         args.far
     );

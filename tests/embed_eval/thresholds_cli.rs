@@ -66,4 +66,53 @@ fn track_and_crop_level_thresholds_and_bad_input() {
     let zero = run(&["--track-crops", "0"]);
     let err = String::from_utf8_lossy(&zero.stderr);
     assert!(!zero.status.success() && err.contains("--track-crops") && !err.contains("panicked"), "{err}");
+
+    // A reader that goes away (`| head`) ends the command quietly, not in a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vireid"))
+        .args(["--log", "warn", "thresholds", "--root", r, "--far", "0.05", "--baseline", "colorhist"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let closed = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&closed.stderr);
+    assert!(!closed.status.success() && !err.contains("panicked"), "{err}");
+}
+
+fn impostor_scores(stdout: &str, kind: &str) -> usize {
+    let line = stdout.lines().find(|l| l.starts_with(kind)).unwrap_or_else(|| panic!("no {kind} in:\n{stdout}"));
+    let count = line.split(" over ").nth(1).and_then(|t| t.split(' ').next());
+    count.and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no impostor count in {line}"))
+}
+
+/// Several `--root`s (e.g. the crops of several scenes) set one threshold, and
+/// each folder's people are scored against each other only.
+#[test]
+fn several_roots_score_each_folders_people_among_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let roots: Vec<String> = [5, 6]
+        .iter()
+        .map(|seed| {
+            let root = dir.path().join(format!("regdb-{seed}"));
+            let r = root.to_str().unwrap().to_string();
+            let out = vireid(&["synth", "regdb", "--out", &r, "--ids", "8", "--seed", &seed.to_string()]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            r
+        })
+        .collect();
+    let run = |roots: &[&String]| {
+        let mut a = vec!["thresholds", "--far", "0.05", "--baseline", "colorhist"];
+        for r in roots {
+            a.extend(["--root", r.as_str()]);
+        }
+        let out = vireid(&a);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let (a, b, both) = (run(&[&roots[0]]), run(&[&roots[1]]), run(&[&roots[0], &roots[1]]));
+    assert!(both.contains(" of 16 people from ") && both.contains(&format!("{}, {}", roots[0], roots[1])), "{both}");
+    for kind in ["# RGB↔RGB", "# thermal↔thermal", "# RGB↔thermal"] {
+        assert_eq!(impostor_scores(&both, kind), impostor_scores(&a, kind) + impostor_scores(&b, kind), "{both}");
+    }
 }
