@@ -109,6 +109,45 @@ pub struct DerivedThreshold {
     pub false_match_rate: f64,
     /// Share of genuine pairs at or above the threshold.
     pub true_match_rate: f64,
+    /// How far the threshold moves when its impostor scores are resampled
+    /// (bootstrap standard deviation): a 1 % tail of a few hundred scores rests
+    /// on a handful of them.
+    pub spread: f32,
+}
+
+/// A threshold that moves more than this between resamples is printed with a
+/// warning (the accuracy issue 19 asks of a self-calibrated threshold).
+pub const UNSURE_SPREAD: f32 = 0.03;
+
+/// Resamples behind `spread`, with a fixed seed: one calibration prints the same figures each time.
+const SPREAD_RESAMPLES: usize = 200;
+
+/// Accept strictly above the (allowed+1)-th highest impostor score (`desc`: sorted, highest first).
+fn threshold_of_sorted(desc: &[f32], far: f64) -> f32 {
+    let allowed = (far * desc.len() as f64).floor() as usize;
+    desc.get(allowed).map_or(f32::MIN, |s| next_up(*s))
+}
+
+/// Bootstrap standard deviation of the threshold over resampled impostor scores.
+fn threshold_spread(impostor: &[f32], far: f64) -> f32 {
+    use rand::{Rng, SeedableRng};
+    let n = impostor.len();
+    if n == 0 || (far * n as f64).floor() as usize >= n {
+        return 0.0;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(19);
+    let mut sample = vec![0f32; n];
+    let thresholds: Vec<f64> = (0..SPREAD_RESAMPLES)
+        .map(|_| {
+            for s in sample.iter_mut() {
+                *s = impostor[rng.random_range(0..n)];
+            }
+            sample.sort_by(|a, b| b.total_cmp(a));
+            f64::from(threshold_of_sorted(&sample, far))
+        })
+        .collect();
+    let mean = thresholds.iter().sum::<f64>() / thresholds.len() as f64;
+    (thresholds.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / thresholds.len() as f64).sqrt() as f32
 }
 
 /// The smallest threshold whose impostor acceptance is ≤ `far`.
@@ -118,9 +157,7 @@ pub fn threshold_at_far(genuine: &[f32], impostor: &[f32], far: f64) -> Result<D
     }
     let mut imp = impostor.to_vec();
     imp.sort_by(|a, b| b.total_cmp(a)); // descending
-    let allowed = (far * imp.len() as f64).floor() as usize;
-    // Accept strictly above the (allowed+1)-th highest impostor score.
-    let threshold = if allowed >= imp.len() { f32::MIN } else { next_up(imp[allowed]) };
+    let threshold = threshold_of_sorted(&imp, far);
     let fmr = imp.iter().filter(|s| **s >= threshold).count() as f64 / imp.len() as f64;
     let tmr = genuine.iter().filter(|s| **s >= threshold).count() as f64 / genuine.len() as f64;
     Ok(DerivedThreshold {
@@ -129,7 +166,24 @@ pub fn threshold_at_far(genuine: &[f32], impostor: &[f32], far: f64) -> Result<D
         genuine_pairs: genuine.len(),
         false_match_rate: fmr,
         true_match_rate: tmr,
+        spread: threshold_spread(impostor, far),
     })
+}
+
+impl DerivedThreshold {
+    /// `± spread`, and a warning where the threshold is not sure to `UNSURE_SPREAD`.
+    fn spread_note(&self, what: &str, far: f64) -> String {
+        let spread = format!(", ± {:.4} between resamples", self.spread);
+        if self.spread <= UNSURE_SPREAD {
+            return spread;
+        }
+        format!(
+            "{spread}\n# {what}: not sure to {UNSURE_SPREAD}: of {} impostor scores, the {:.0} highest set it; \
+             calibrate on more people (more --root scenes; a box: let it see more people first)",
+            self.impostor_pairs,
+            (far * self.impostor_pairs as f64).floor() + 1.0
+        )
+    }
 }
 
 fn next_up(x: f32) -> f32 {
@@ -421,14 +475,25 @@ pub fn run_thresholds(args: &ThresholdsArgs) -> Result<()> {
     );
     for (name, t) in [("RGB↔RGB        ", &rgb), ("thermal↔thermal", &thermal), ("RGB↔thermal    ", &cross)] {
         println!(
-            "# {name}: threshold {:.4}, FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine scores",
-            t.threshold, t.false_match_rate, t.impostor_pairs, t.true_match_rate, t.genuine_pairs
+            "# {name}: threshold {:.4}, FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine scores{}",
+            t.threshold,
+            t.false_match_rate,
+            t.impostor_pairs,
+            t.true_match_rate,
+            t.genuine_pairs,
+            t.spread_note(name.trim_end(), args.far)
         );
     }
     match &across {
         Some(t) => println!(
-            "# thermal day↔night: threshold {:.4}, FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine scores",
-            t.threshold, t.false_match_rate, t.impostor_pairs, t.true_match_rate, t.genuine_pairs
+            "# thermal day↔night: threshold {:.4}, FMR {:.4} over {} impostor scores, TMR {:.3} over {} genuine \
+             scores{}",
+            t.threshold,
+            t.false_match_rate,
+            t.impostor_pairs,
+            t.true_match_rate,
+            t.genuine_pairs,
+            t.spread_note("thermal day↔night", args.far)
         ),
         None => println!("# thermal day↔night: no crops named day_*/night_* of one person in both (a scene's --crops has them); not set"),
     }
@@ -531,8 +596,11 @@ fn run_from_gallery(args: &ThresholdsArgs) -> Result<()> {
             format!("TMR {:.3} over {} co-observed pairs", t.true_match_rate, t.genuine_pairs)
         };
         println!(
-            "# {name}: threshold {:.4}, FMR {:.4} over {} impostor scores, {tmr}",
-            t.threshold, t.false_match_rate, t.impostor_pairs
+            "# {name}: threshold {:.4}, FMR {:.4} over {} impostor scores, {tmr}{}",
+            t.threshold,
+            t.false_match_rate,
+            t.impostor_pairs,
+            t.spread_note(name.trim_end(), args.far)
         );
     }
     // A harvest has no genuine pair of one person by day and at night: that needs labels.
@@ -553,6 +621,35 @@ mod tests {
         assert!(t.false_match_rate <= 0.01 && t.false_match_rate >= 0.009, "{t:?}");
         assert!((t.true_match_rate - 2.0 / 3.0).abs() < 1e-9);
         assert!(threshold_at_far(&[], &impostor, 0.01).is_err());
+    }
+
+    /// The 1 % tail of a few hundred scores rests on a handful of them: the
+    /// threshold's resampling spread says so, and shrinks with more scores.
+    #[test]
+    fn threshold_spread_shrinks_with_more_impostor_scores() {
+        // Gaussian-like scores (a sum of uniforms), the same shape at every size.
+        let scores = |n: usize| -> Vec<f32> {
+            let mut x = 0.5f64;
+            (0..n)
+                .map(|_| {
+                    let mut sum = 0.0;
+                    for _ in 0..4 {
+                        x = (x * 997.0 + 0.123).fract(); // a fixed, well-spread sequence
+                        sum += x;
+                    }
+                    (sum / 4.0) as f32
+                })
+                .collect()
+        };
+        let few = threshold_at_far(&[1.0], &scores(300), 0.01).unwrap();
+        let many = threshold_at_far(&[1.0], &scores(30_000), 0.01).unwrap();
+        assert!(few.spread > 3.0 * many.spread && many.spread > 0.0, "{few:?} {many:?}");
+        assert!(few.spread_note("RGB↔RGB", 0.01).contains("not sure") == (few.spread > UNSURE_SPREAD));
+        assert!(!many.spread_note("RGB↔RGB", 0.01).contains("not sure"), "{many:?}");
+        let same = threshold_at_far(&[1.0], &[0.3; 200], 0.01).unwrap();
+        assert_eq!(same.spread, 0.0);
+        // One calibration prints the same figures each time.
+        assert_eq!(few.spread, threshold_at_far(&[1.0], &scores(300), 0.01).unwrap().spread);
     }
 
     fn img(person: &str, modality: Modality, name: &str) -> LabelledImage {
