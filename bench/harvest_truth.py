@@ -18,6 +18,8 @@ against tracks in the same light; day against night is a kind of its own).
 For the gallery of `bench/adapt_scaling.sh`:
 
     .venv/bin/python bench/harvest_truth.py OUT SEED...
+    MODEL=adapted.onnx .venv/bin/python bench/harvest_truth.py OUT SEED...   # the reference for an adapted model
+    CHECK="self:0.6694,0.8144,0.3666;crops:0.6958,0.7554,0.3413" …   # FMR of those thresholds on these tracks
 
 OUT holds state/gallery.db, scene-SEED/ground_truth.jsonl and
 sightings-SEED.jsonl for each SEED (e.g. out/adapt-scaling 4001 4002 4003 4004).
@@ -130,6 +132,19 @@ for a, b, ma, mb, fa, fb in con.execute(
         "select a_sighting_id, b_sighting_id, a_modality, b_modality, a_feature, b_feature from harvest"):
     feat[a], mod[a] = np.frombuffer(fa, np.float32), ma
     feat[b], mod[b] = np.frombuffer(fb, np.float32), mb
+model = os.environ.get("MODEL")
+if model:  # the reference in an adapted model's space: its adapter maps the base features (embed::adapter)
+    import onnx
+    from onnx import numpy_helper
+    init = {i.name: numpy_helper.to_array(i).ravel() for i in onnx.load(model).graph.initializer}
+    if "vireid_adapt/weight" not in init:
+        sys.exit(f"{model}: not an adapted model (no vireid_adapt/* initializers)")
+    weight, mean_rgb = init["vireid_adapt/weight"], init["vireid_adapt/mean_rgb"]
+    mean = {"rgb": mean_rgb, "thermal": mean_rgb + init["vireid_adapt/mean_delta"]}
+    for t in feat:
+        x = feat[t] / np.linalg.norm(feat[t])
+        y = (x - mean[mod[t]]) * weight
+        feat[t] = y / np.linalg.norm(y)
 tracks = [t for t in feat if t in person]
 impostor = {"rgb": [], "thermal": [], "cross": []}
 for q in tracks:
@@ -158,9 +173,22 @@ def at_far(scores, far):
 
 far = float(os.environ.get("FAR", "0.01"))
 print()
-print(f"Labelled reference: {len(tracks)} of the box's tracks with ground-truth identities, threshold at {far:g} FAR:")
-print("| kind | impostor decisions | threshold |")
-print("| --- | ---: | ---: |")
-for kind, name in (("rgb", "RGB↔RGB"), ("thermal", "thermal↔thermal"), ("cross", "RGB↔thermal")):
+print(f"Labelled reference: {len(tracks)} of the box's tracks with ground-truth identities, threshold at {far:g} FAR"
+      + (f", in the space of {model}:" if model else ":"))
+# Other thresholds (CHECK="name:rgb,thermal,cross;…"): the false-match rate each lets through on these tracks.
+checks = []
+for item in filter(None, os.environ.get("CHECK", "").split(";")):
+    name, _, values = item.partition(":")
+    try:
+        checks.append((name, [float(v) for v in values.split(",")]))
+    except ValueError:
+        sys.exit(f"CHECK: {item!r} is not name:rgb,thermal,cross (three thresholds)")
+    if len(checks[-1][1]) != 3:
+        sys.exit(f"CHECK: {item!r} needs three thresholds: rgb,thermal,cross")
+print("| kind | impostor decisions | threshold" + "".join(f" | FMR at {n}" for n, _ in checks) + " |")
+print("| --- | ---: | ---:" + " | ---:" * len(checks) + " |")
+for i, (kind, name) in enumerate((("rgb", "RGB↔RGB"), ("thermal", "thermal↔thermal"), ("cross", "RGB↔thermal"))):
     if impostor[kind]:
-        print(f"| {name} | {len(impostor[kind])} | {at_far(impostor[kind], far):.4f} |")
+        scores = np.array(impostor[kind])
+        fmr = "".join(f" | {100 * np.mean(scores >= t[i]):.2f} % ({t[i]:.4f})" for _, t in checks)
+        print(f"| {name} | {len(scores)} | {at_far(impostor[kind], far):.4f}{fmr} |")
