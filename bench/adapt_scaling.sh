@@ -5,6 +5,7 @@
 # night-thermal queries against day-visible crops of held-out scenes (seeds 6001, 6002).
 #
 #   bench/adapt_scaling.sh [SCENES=8] [OUT=out/adapt-scaling]
+#   START=9 bench/adapt_scaling.sh 16 OUT   # OUT/state already holds the harvest of scenes 1-8
 #
 # Needs: target/release/vireid, the default model, .venv (for the night-day views).
 set -euo pipefail
@@ -37,7 +38,7 @@ evaluate() {  # model label -> "R1 mAP" averaged over the test scenes
 echo "| scenes | people harvested | pairs | impostors | night-T→day-V R1 base | adapted | mAP base | adapted | held-out pair R1 base → adapted |" | tee "$OUT/table.md"
 echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |" | tee -a "$OUT/table.md"
 base=$(evaluate "$MODEL" base)
-for i in $(seq 1 "$SCENES"); do
+for i in $(seq "${START:-1}" "$SCENES"); do
   seed=$((4000 + i))
   [ -f "$OUT/scene-$seed/rgb.mp4" ] || "$VIREID" --log warn synth scene --out "$OUT/scene-$seed" --seconds 120 --people 16 --seed $seed \
     --width 960 --height 540 >/dev/null
