@@ -20,6 +20,7 @@ For the gallery of `bench/adapt_scaling.sh`:
     .venv/bin/python bench/harvest_truth.py OUT SEED...
     MODEL=adapted.onnx .venv/bin/python bench/harvest_truth.py OUT SEED...   # the reference for an adapted model
     CHECK="self:0.6694,0.8144,0.3666;crops:0.6958,0.7554,0.3413" …   # FMR of those thresholds on these tracks
+    FAR=0.01 (the default) sets the reference's target false-match rate.
 
 OUT holds state/gallery.db, scene-SEED/ground_truth.jsonl and
 sightings-SEED.jsonl for each SEED (e.g. out/adapt-scaling 4001 4002 4003 4004).
@@ -126,7 +127,6 @@ for modality in ("rgb", "thermal"):
         print(f"| {modality} | {lt or 'both'} | {len(every)} | {pct(every)} | {pct(no_one)} | {pct(clean)} | {len(clean)} |")
 
 # The labelled reference: the same tracks with ground-truth identities.
-span = {i: cam for i, cam in con.execute("select id, camera from sightings")}
 feat, mod = {}, {}
 for a, b, ma, mb, fa, fb in con.execute(
         "select a_sighting_id, b_sighting_id, a_modality, b_modality, a_feature, b_feature from harvest"):
