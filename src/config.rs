@@ -173,6 +173,7 @@ mod tests {
             "detect",
             "detect.hog",
             "detect.onnx",
+            "detect.perspective",
             "track",
             "pair",
             "embed",

@@ -35,6 +35,7 @@ pub struct PipelineMetrics {
     cameras: Mutex<BTreeMap<String, CameraStatus>>,
     stages: Mutex<BTreeMap<&'static str, LatencySnapshot>>,
     pub detections: AtomicU64,
+    pub dropped_detections: AtomicU64,
     pub tracks: AtomicU64,
     pub embeddings: AtomicU64,
     pub matches: AtomicU64,
@@ -157,6 +158,11 @@ impl PipelineMetrics {
         }
         for (name, help, v) in [
             ("vireid_detections_total", "Person detections.", &self.detections),
+            (
+                "vireid_dropped_detections_total",
+                "Person boxes dropped for a height nobody standing there has ([detect.perspective]).",
+                &self.dropped_detections,
+            ),
             ("vireid_tracks_total", "Tracks finished (each one a candidate sighting).", &self.tracks),
             ("vireid_embeddings_total", "Crops embedded (rate() gives embeddings/s).", &self.embeddings),
             ("vireid_matches_total", "Sightings matched to a known identity.", &self.matches),

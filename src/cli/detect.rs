@@ -114,6 +114,8 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
             .with_context(|| format!("cannot create --jsonl {}", args.jsonl.display()))?;
         Box::new(std::io::BufWriter::new(f))
     };
+    let mut perspective = crate::detect::HeightPrior::new(Arc::from(cam.name.as_str()), detect_cfg.perspective.clone());
+    let mut dropped_total = 0u64;
     let mut tracker = args.track.then(|| Tracker::new(Arc::from(cam.name.as_str()), args.modality, track_cfg.clone()));
     let started = Instant::now();
     let (mut frames, mut detect_s) = (0u64, 0f64);
@@ -122,14 +124,25 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
         // detections, so every frame is detected.
         let detect_now = tracker.is_none() || detect_cfg.runs_on(frames);
         let t0 = Instant::now();
-        let dets = if detect_now { detector.detect(&frame)? } else { Vec::new() };
+        let mut dets = if detect_now { detector.detect(&frame)? } else { Vec::new() };
+        let dropped = perspective.judge(frame.height, &mut dets);
+        dropped_total += dropped.len() as u64;
         detect_s += t0.elapsed().as_secs_f64();
+        let boxes = |ds: &[crate::detect::Detection]| {
+            ds.iter()
+                .map(|d| serde_json::json!({"bbox": [d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h], "score": d.score}))
+                .collect::<Vec<_>>()
+        };
         let mut line = serde_json::json!({
             "frame": frames,
             "pts_ns": frame.pts_ns,
             "detected": detect_now,
-            "detections": dets.iter().map(|d| serde_json::json!({"bbox": [d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h], "score": d.score})).collect::<Vec<_>>(),
+            "detections": boxes(&dets),
         });
+        if !dropped.is_empty() {
+            // Boxes [detect.perspective] judged too tall or too short for where their feet are.
+            line["dropped"] = serde_json::json!(boxes(&dropped));
+        }
         let mut tracks = Vec::new();
         if let Some(tr) = tracker.as_mut() {
             if detect_now {
@@ -165,12 +178,19 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
         anyhow::bail!("video {} gave no frames: is it a video file?", args.input.display());
     }
     let wall = started.elapsed().as_secs_f64();
-    tracing::info!(frames, wall_s = wall, detect_ms_per_frame = 1e3 * detect_s / frames as f64, "detect finished");
+    tracing::info!(
+        frames,
+        wall_s = wall,
+        detect_ms_per_frame = 1e3 * detect_s / frames as f64,
+        dropped = dropped_total,
+        "detect finished"
+    );
     if ground_truth.is_some() {
         let mut report = evaluator.report();
         report["input"] = serde_json::json!(args.input);
         report["frames"] = serde_json::json!(frames);
         report["detector"] = serde_json::json!(format!("{:?}", detect_cfg.detector).to_lowercase());
+        report["dropped_detections"] = serde_json::json!(dropped_total);
         report["every_n_frames"] = serde_json::json!(if tracker.is_some() { detect_cfg.every_n_frames } else { 1 });
         let text = serde_json::to_string_pretty(&report)?;
         println!("{text}");

@@ -9,12 +9,14 @@
 pub mod hog;
 #[cfg(feature = "infer")]
 pub mod onnx;
+pub mod perspective;
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 use crate::core::Frame;
 use crate::core::{BBox, ConfigError};
+pub use perspective::{HeightPrior, PerspectiveConfig};
 
 /// A person box in frame pixels with the detector's confidence.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -71,6 +73,8 @@ pub struct DetectConfig {
     pub every_n_frames: u32,
     pub hog: HogConfig,
     pub onnx: OnnxDetectConfig,
+    /// Drops boxes whose height no person standing there has ([`HeightPrior`]).
+    pub perspective: PerspectiveConfig,
 }
 
 impl Default for DetectConfig {
@@ -80,6 +84,7 @@ impl Default for DetectConfig {
             every_n_frames: DEFAULT_EVERY_N_FRAMES,
             hog: HogConfig::default(),
             onnx: OnnxDetectConfig::default(),
+            perspective: PerspectiveConfig::default(),
         }
     }
 }
@@ -179,6 +184,7 @@ impl DetectConfig {
                 self.every_n_frames
             );
         }
+        self.perspective.validate()?;
         let h = &self.hog;
         if !(h.scale > 1.0 && h.scale < 2.0) {
             crate::invalid_config!(

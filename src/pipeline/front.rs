@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::core::light::mean_luma;
 use crate::core::{Frame, LatencyHistogram, LatencySnapshot, LightMeter, Modality, Shutdown};
-use crate::detect::{open_detector, DetectConfig, Detector};
+use crate::detect::{open_detector, DetectConfig, Detector, HeightPrior};
 use crate::ingest::{self, CameraHandle, StatsSnapshot};
 use crate::pair::{self, Clock};
 use crate::track::{FinishedTrack, TrackObserver, Tracker};
@@ -24,6 +24,8 @@ pub struct WorkerStats {
     /// Frames the detector ran on (`detect.every_n_frames`).
     pub detected_frames: AtomicU64,
     pub detections: AtomicU64,
+    /// Boxes `[detect.perspective]` dropped (not in `detections`).
+    pub dropped_detections: AtomicU64,
     pub detect_ns: AtomicU64,
     pub track_ns: AtomicU64,
     pub finished_tracks: AtomicU64,
@@ -40,6 +42,7 @@ pub struct CameraReport {
     pub processed_frames: u64,
     pub detected_frames: u64,
     pub detections: u64,
+    pub dropped_detections: u64,
     pub finished_tracks: u64,
     /// Detector time over all processed frames (skipped ones count as 0).
     pub detect_ms_per_frame: f64,
@@ -157,6 +160,7 @@ fn report(s: &WorkerStats, ingest: StatsSnapshot) -> CameraReport {
         processed_frames: s.frames.load(Ordering::Relaxed),
         detected_frames: s.detected_frames.load(Ordering::Relaxed),
         detections: s.detections.load(Ordering::Relaxed),
+        dropped_detections: s.dropped_detections.load(Ordering::Relaxed),
         finished_tracks: s.finished_tracks.load(Ordering::Relaxed),
         detect_ms_per_frame: s.detect_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
         track_ms_per_frame: s.track_ns.load(Ordering::Relaxed) as f64 / 1e6 / n,
@@ -239,6 +243,7 @@ fn worker_loop(
             let _ = out.send(t);
         }
     };
+    let mut perspective = HeightPrior::new(tracker.camera().clone(), detect_cfg.perspective.clone());
     let mut segment = None;
     loop {
         let frame = match frames.recv_timeout(Duration::from_millis(200)) {
@@ -270,9 +275,10 @@ fn worker_loop(
             light.meter.record(light.instant_ns(frame.pts_ns, frame.wall_time), mean_luma(&frame.data));
         }
         let t0 = Instant::now();
-        let dets = detector
+        let mut dets = detector
             .detect(&frame)
             .map_err(|source| PipelineError::Detect { camera: frame.camera.to_string(), source })?;
+        let dropped = perspective.judge(frame.height, &mut dets);
         let t1 = Instant::now();
         let finished = tracker.update(&frame, &dets);
         if let Some(o) = &observer {
@@ -284,6 +290,7 @@ fn worker_loop(
         stats.detect_latency.observe(t1 - t0);
         stats.track_latency.observe(t2 - t1);
         stats.detections.fetch_add(dets.len() as u64, Ordering::Relaxed);
+        stats.dropped_detections.fetch_add(dropped.len() as u64, Ordering::Relaxed);
         stats.detected_frames.fetch_add(1, Ordering::Relaxed);
         send(finished);
     }

@@ -292,6 +292,7 @@ impl Service {
             }
             let total = |f: fn(&CameraReport) -> u64| reports.iter().map(f).sum::<u64>();
             metrics.detections.store(total(|r| r.detections), Ordering::Relaxed);
+            metrics.dropped_detections.store(total(|r| r.dropped_detections), Ordering::Relaxed);
             metrics.tracks.store(total(|r| r.finished_tracks), Ordering::Relaxed);
             for (stage, h) in front.half.latencies() {
                 metrics.stage_totals(stage, h);

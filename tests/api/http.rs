@@ -58,6 +58,7 @@ fn every_protected_route_rejects_missing_wrong_and_malformed_tokens() {
 fn metrics_are_prometheus_text() {
     let srv = start(MemoryGallery::seeded());
     srv.metrics.detections.fetch_add(7, std::sync::atomic::Ordering::Relaxed);
+    srv.metrics.dropped_detections.fetch_add(3, std::sync::atomic::Ordering::Relaxed);
     srv.metrics.day_night_links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     srv.metrics.adapter_swaps.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
     srv.metrics.stage_latency("detect", std::time::Duration::from_millis(12));
@@ -70,6 +71,7 @@ fn metrics_are_prometheus_text() {
         "vireid_frames_dropped_total{camera=\"gate-rgb\",modality=\"rgb\"} 2",
         "vireid_camera_up{camera=\"gate-thermal\",state=\"retrying\"} 0",
         "vireid_detections_total 7",
+        "vireid_dropped_detections_total 3",
         "vireid_day_night_links_total 1",
         "vireid_adapter_swaps_total 2",
         "vireid_gallery_identities 2",
