@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::core::Modality;
-use crate::detect::{open_detector, DetectorKind};
+use crate::detect::{open_detector, CameraDetector, DetectorKind, HeightPrior};
 use crate::ingest::{self, CameraConfig, FilePace, IngestConfig};
 use crate::score::detection::{load_ground_truth, Evaluator};
 use crate::track::Tracker;
@@ -89,7 +89,7 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
     }
     detect_cfg.validate().context("in [detect]")?;
     track_cfg.validate().context("in [track]")?;
-    let mut detector = open_detector(&detect_cfg, ort_library.as_deref())?;
+    let detector = open_detector(&detect_cfg, ort_library.as_deref())?;
     let gt_camera = args.gt_camera.clone().unwrap_or_else(|| args.modality.as_str().to_string());
     let ground_truth = match &args.ground_truth {
         Some(p) => Some(load_ground_truth(p, &gt_camera)?),
@@ -114,7 +114,9 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
             .with_context(|| format!("cannot create --jsonl {}", args.jsonl.display()))?;
         Box::new(std::io::BufWriter::new(f))
     };
-    let mut perspective = crate::detect::HeightPrior::new(Arc::from(cam.name.as_str()), detect_cfg.perspective.clone());
+    // Learnt afresh from this video: a file is not the camera's life.
+    let perspective = HeightPrior::new(Arc::from(cam.name.as_str()), detect_cfg.perspective.clone());
+    let mut detector = CameraDetector::new(detector, perspective);
     let mut dropped_total = 0u64;
     let mut tracker = args.track.then(|| Tracker::new(Arc::from(cam.name.as_str()), args.modality, track_cfg.clone()));
     let started = Instant::now();
@@ -124,8 +126,7 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
         // detections, so every frame is detected.
         let detect_now = tracker.is_none() || detect_cfg.runs_on(frames);
         let t0 = Instant::now();
-        let mut dets = if detect_now { detector.detect(&frame)? } else { Vec::new() };
-        let dropped = perspective.judge(frame.height, &mut dets);
+        let (dets, dropped) = if detect_now { detector.detect(&frame)? } else { Default::default() };
         dropped_total += dropped.len() as u64;
         detect_s += t0.elapsed().as_secs_f64();
         let boxes = |ds: &[crate::detect::Detection]| {

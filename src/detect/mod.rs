@@ -51,6 +51,30 @@ pub trait Detector: Send {
     fn detect(&mut self, frame: &Frame) -> DetectResult<Vec<Detection>>;
 }
 
+/// One camera's detection stage: its detector, then its learnt perspective.
+pub struct CameraDetector {
+    detector: Box<dyn Detector>,
+    perspective: HeightPrior,
+}
+
+impl CameraDetector {
+    pub fn new(detector: Box<dyn Detector>, perspective: HeightPrior) -> CameraDetector {
+        CameraDetector { detector, perspective }
+    }
+
+    /// The people in `frame`, and the boxes the perspective dropped.
+    pub fn detect(&mut self, frame: &Frame) -> DetectResult<(Vec<Detection>, Vec<Detection>)> {
+        let mut people = self.detector.detect(frame)?;
+        let dropped = self.perspective.judge(frame.height, &mut people);
+        Ok((people, dropped))
+    }
+
+    /// Keeps what the perspective learnt (the camera is stopping).
+    pub fn save(&mut self) {
+        self.perspective.save();
+    }
+}
+
 /// Which detector `[detect]` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

@@ -10,10 +10,14 @@
 //! `max_height_ratio`. It fits the median height of each band of foot rows,
 //! so the few false boxes it also learns from do not move the line, and it
 //! keeps the last [`LEARNED_BOXES`] boxes, so memory is bounded and a moved
-//! camera is relearnt.
+//! camera is relearnt. The service keeps them in its state directory
+//! ([`HeightPrior::remembered`]), so a restart does not let the ghosts of
+//! its first minute through while it learns again.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -70,6 +74,8 @@ const MIN_BANDS: usize = 3;
 const REFIT_EVERY: usize = 32;
 /// How far (frame heights) outside the rows it was fitted on the line is trusted.
 const REACH: f32 = 0.05;
+/// How often the learnt boxes are written to the state directory (and at exit).
+const SAVE_EVERY: Duration = Duration::from_secs(600);
 /// A box within this many pixels of the top or bottom edge is cut by the
 /// frame: its height says nothing, so it is neither judged nor learnt from.
 const EDGE_PX: f32 = 2.0;
@@ -103,6 +109,16 @@ pub struct HeightPrior {
     line: Option<HeightLine>,
     /// Whether the last fit found no line (logged once per change).
     no_line_logged: bool,
+    /// Where the learnt boxes are kept across restarts, and when they last were.
+    memory: Option<PathBuf>,
+    saved_at: Instant,
+}
+
+/// What [`HeightPrior::save`] writes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    /// (foot row, height) in frame heights, oldest first.
+    boxes: Vec<(f32, f32)>,
 }
 
 impl HeightPrior {
@@ -114,6 +130,65 @@ impl HeightPrior {
             since_fit: 0,
             line: None,
             no_line_logged: false,
+            memory: None,
+            saved_at: Instant::now(),
+        }
+    }
+
+    /// A prior that starts from the boxes kept at `path` (when it holds
+    /// them) and keeps its own there. An unreadable file is logged and
+    /// learnt over: it only saves the first minutes of learning.
+    pub fn remembered(camera: Arc<str>, config: PerspectiveConfig, path: PathBuf) -> HeightPrior {
+        let mut prior = HeightPrior::new(camera, config);
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Remembered>(&bytes) {
+                Ok(r) => {
+                    let valid = |v: f32| v.is_finite() && (0.0..=1.0).contains(&v);
+                    let boxes: Vec<_> = r.boxes.into_iter().filter(|(f, h)| valid(*f) && valid(*h)).collect();
+                    prior.learnt.extend(&boxes[boxes.len().saturating_sub(LEARNED_BOXES)..]);
+                    if prior.learnt.len() >= prior.config.learn_boxes {
+                        prior.refit();
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    camera = %prior.camera,
+                    "perspective memory {} is unreadable ({e}): learning the camera's perspective again",
+                    path.display()
+                ),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(
+                camera = %prior.camera,
+                "cannot read perspective memory {} ({e}): learning the camera's perspective again",
+                path.display()
+            ),
+        }
+        prior.memory = Some(path);
+        prior
+    }
+
+    /// Writes the learnt boxes where [`HeightPrior::remembered`] reads them
+    /// (whole or not at all). A failure is logged: the camera goes on and
+    /// only learns again after a restart.
+    pub fn save(&mut self) {
+        let Some(path) = &self.memory else { return };
+        self.saved_at = Instant::now();
+        let remembered = Remembered { boxes: self.learnt.iter().copied().collect() };
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let partial = path.with_extension("json.partial");
+            std::fs::write(&partial, serde_json::to_vec(&remembered)?)?;
+            std::fs::rename(&partial, path)
+        };
+        if let Err(e) = write() {
+            tracing::warn!(
+                camera = %self.camera,
+                "cannot keep the learnt perspective in {} ({e}): it will be learnt again after a restart; \
+                 check that the state directory is writable",
+                path.display()
+            );
         }
     }
 
@@ -157,6 +232,9 @@ impl HeightPrior {
         }
         if self.learnt.len() >= self.config.learn_boxes && (self.line.is_none() || self.since_fit >= REFIT_EVERY) {
             self.refit();
+            if self.memory.is_some() && self.saved_at.elapsed() >= SAVE_EVERY {
+                self.save();
+            }
         }
         dropped
     }
@@ -318,6 +396,35 @@ mod tests {
         assert!(off.line().is_none());
         let mut dets = vec![person(0.8, 3.0)];
         assert!(off.judge(FH, &mut dets).is_empty() && dets.len() == 1);
+    }
+
+    #[test]
+    fn a_restart_starts_from_what_was_learnt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("perspective").join("cam.json");
+        let mut first = HeightPrior::remembered(Arc::from("cam"), PerspectiveConfig::default(), path.clone());
+        learn(&mut first, 300, 0, 6);
+        first.save();
+        let mut again = HeightPrior::remembered(Arc::from("cam"), PerspectiveConfig::default(), path.clone());
+        let at = |p: &HeightPrior| p.line().unwrap().height_at(0.8).unwrap();
+        assert!(
+            (at(&again) / at(&first) - 1.0).abs() < 0.02,
+            "{} after the restart, {} before",
+            at(&again),
+            at(&first)
+        );
+        let mut dets = vec![person(0.8, 1.8)];
+        assert_eq!(again.judge(FH, &mut dets), vec![person(0.8, 1.8)], "the first box after a restart is judged");
+
+        // A damaged file is learnt over, not trusted and not fatal.
+        std::fs::write(&path, b"{\"boxes\": [[0.5,").unwrap();
+        let fresh = HeightPrior::remembered(Arc::from("cam"), PerspectiveConfig::default(), path.clone());
+        assert!(fresh.line().is_none());
+        // Nor is a place it cannot write.
+        let mut unwritable =
+            HeightPrior::remembered(Arc::from("cam"), PerspectiveConfig::default(), path.join("under-a-file.json"));
+        learn(&mut unwritable, 10, 0, 7);
+        unwritable.save();
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::core::light::mean_luma;
 use crate::core::{Frame, LatencyHistogram, LatencySnapshot, LightMeter, Modality, Shutdown};
-use crate::detect::{open_detector, DetectConfig, Detector, HeightPrior};
+use crate::detect::{open_detector, CameraDetector, DetectConfig, HeightPrior};
 use crate::ingest::{self, CameraHandle, StatsSnapshot};
 use crate::pair::{self, Clock};
 use crate::track::{FinishedTrack, TrackObserver, Tracker};
@@ -86,6 +86,12 @@ impl FrontHalf {
             // Each worker owns its detector: OpenCV/ORT objects are not shared across threads.
             let detector = open_detector(&config.detect, config.embed.ort_library.as_deref())
                 .map_err(|source| PipelineError::OpenDetector { camera: cam.name.clone(), source })?;
+            let perspective = HeightPrior::remembered(
+                Arc::from(cam.name.as_str()),
+                config.detect.perspective.clone(),
+                perspective_memory(&config.state_dir, &cam.name),
+            );
+            let detector = CameraDetector::new(detector, perspective);
             let camera = ingest::start_camera(cam, &config.ingest)?;
             let stats = Arc::new(WorkerStats::default());
             let tracker = Tracker::new(camera.name.clone(), cam.modality, config.track.clone());
@@ -224,7 +230,7 @@ impl Drop for Writing {
 fn worker_loop(
     frames: Receiver<Frame>,
     detect_cfg: &DetectConfig,
-    mut detector: Box<dyn Detector>,
+    mut detector: CameraDetector,
     mut tracker: Tracker,
     stats: Arc<WorkerStats>,
     stop: Shutdown,
@@ -243,7 +249,6 @@ fn worker_loop(
             let _ = out.send(t);
         }
     };
-    let mut perspective = HeightPrior::new(tracker.camera().clone(), detect_cfg.perspective.clone());
     let mut segment = None;
     loop {
         let frame = match frames.recv_timeout(Duration::from_millis(200)) {
@@ -275,10 +280,9 @@ fn worker_loop(
             light.meter.record(light.instant_ns(frame.pts_ns, frame.wall_time), mean_luma(&frame.data));
         }
         let t0 = Instant::now();
-        let mut dets = detector
+        let (dets, dropped) = detector
             .detect(&frame)
             .map_err(|source| PipelineError::Detect { camera: frame.camera.to_string(), source })?;
-        let dropped = perspective.judge(frame.height, &mut dets);
         let t1 = Instant::now();
         let finished = tracker.update(&frame, &dets);
         if let Some(o) = &observer {
@@ -294,15 +298,24 @@ fn worker_loop(
         stats.detected_frames.fetch_add(1, Ordering::Relaxed);
         send(finished);
     }
+    detector.save();
     send(tracker.finish());
     Ok(())
+}
+
+/// Where a camera's learnt perspective is kept: `<state_dir>/perspective/<camera>.json`,
+/// the name made safe for a file.
+fn perspective_memory(state_dir: &std::path::Path, camera: &str) -> std::path::PathBuf {
+    let name: String =
+        camera.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    state_dir.join("perspective").join(format!("{name}.json"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::{BBox, Modality};
-    use crate::detect::{DetectError, Detection};
+    use crate::detect::{DetectError, Detection, Detector};
     use crate::track::TrackConfig;
     use std::time::SystemTime;
 
@@ -312,6 +325,10 @@ mod tests {
         fn detect(&mut self, _: &Frame) -> Result<Vec<Detection>, DetectError> {
             Ok(vec![Detection { bbox: BBox::new(100.0, 50.0, 40.0, 100.0), score: 1.0 }])
         }
+    }
+
+    fn still() -> CameraDetector {
+        CameraDetector::new(Box::new(Still), HeightPrior::new(Arc::from("cam"), Default::default()))
     }
 
     fn frame(pts_s: f64, segment: u64) -> Frame {
@@ -349,7 +366,7 @@ mod tests {
         meter.add_writer();
         let light = Light { meter: meter.clone(), night_luma: 50, clock: Clock::Pts };
         let outputs = Outputs { tracks: otx, observer: None, light };
-        worker_loop(frx, &DetectConfig::default(), Box::new(Still), tracker, stats, Shutdown::new(), outputs).unwrap();
+        worker_loop(frx, &DetectConfig::default(), still(), tracker, stats, Shutdown::new(), outputs).unwrap();
         let tracks: Vec<FinishedTrack> = orx.iter().collect();
         assert_eq!(tracks.len(), 2, "one track per segment: {tracks:#?}");
         let s = |ns: Option<u64>| ns.unwrap() as f64 / 1e9;
@@ -391,7 +408,7 @@ mod tests {
         let light = Light { meter, night_luma: 50, clock: Clock::Pts };
         let outputs = Outputs { tracks: otx, observer: None, light };
         let stats = Arc::new(WorkerStats::default());
-        worker_loop(frx, &DetectConfig::default(), Box::new(Still), tracker, stats, Shutdown::new(), outputs).unwrap();
+        worker_loop(frx, &DetectConfig::default(), still(), tracker, stats, Shutdown::new(), outputs).unwrap();
         colour.join().unwrap();
         let tracks: Vec<FinishedTrack> = orx.iter().collect();
         assert_eq!(tracks.len(), 1);

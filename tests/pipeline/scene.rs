@@ -53,6 +53,12 @@ fn run_on_a_synthetic_scene_writes_tracks_with_crops() {
         assert_eq!(cam["processed_frames"], scene.frames, "{cam}");
         assert_eq!(cam["ingest"]["state"], "stopped");
     }
+    // Each camera keeps the boxes its perspective learnt from, for the next start.
+    for camera in ["rgb", "thermal"] {
+        let kept = dir.path().join("state/perspective").join(format!("{camera}.json"));
+        let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+        assert!(!kept["boxes"].as_array().unwrap().is_empty(), "{kept}");
+    }
     let lines: Vec<serde_json::Value> =
         std::fs::read_to_string(&tracks).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     for camera in ["rgb", "thermal"] {
