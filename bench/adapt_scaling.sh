@@ -6,6 +6,7 @@
 #
 #   bench/adapt_scaling.sh [SCENES=8] [OUT=out/adapt-scaling]
 #   START=9 bench/adapt_scaling.sh 16 OUT   # OUT/state already holds the harvest of scenes 1-8
+#   HARVEST_ONLY=1 bench/adapt_scaling.sh 16 OUT   # only the box's harvest (for thresholds --from-gallery)
 #
 # Needs: target/release/vireid, the default model, .venv (for the night-day views).
 set -euo pipefail
@@ -17,7 +18,7 @@ MODEL=${MODEL:-engines/vireid_default.onnx}
 export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$PWD/.deps/onnxruntime/libonnxruntime.so}
 export PYTHONPATH=$PWD/training
 mkdir -p "$OUT"
-for t in 6001 6002; do
+for t in $([ -n "${HARVEST_ONLY:-}" ] || echo 6001 6002); do
   if [ ! -f "$OUT/test-$t/idx/test_thermal_1.txt" ]; then
     "$VIREID" --log warn synth scene --out "$OUT/tv-$t" --seed $t --seconds 90 --people 20 --width 960 --height 540 \
       --crops "$OUT/test-$t" --no-video >/dev/null
@@ -37,7 +38,7 @@ evaluate() {  # model label -> "R1 mAP" averaged over the test scenes
 }
 echo "| scenes | people harvested | pairs | impostors | night-T→day-V R1 base | adapted | mAP base | adapted | held-out pair R1 base → adapted |" | tee "$OUT/table.md"
 echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |" | tee -a "$OUT/table.md"
-base=$(evaluate "$MODEL" base)
+[ -n "${HARVEST_ONLY:-}" ] || base=$(evaluate "$MODEL" base)
 for i in $(seq "${START:-1}" "$SCENES"); do
   seed=$((4000 + i))
   [ -f "$OUT/scene-$seed/rgb.mp4" ] || "$VIREID" --log warn synth scene --out "$OUT/scene-$seed" --seconds 120 --people 16 --seed $seed \
@@ -62,6 +63,7 @@ height = 0
 model = "$MODEL"
 TOML
   "$VIREID" --log warn run --config "$OUT/box.toml" --tracks /dev/null --sightings "$OUT/sightings-$seed.jsonl" 2>/dev/null
+  [ -z "${HARVEST_ONLY:-}" ] || continue
   case $i in 1|2|4|8|16|32) ;; *) continue ;; esac
   log=$("$VIREID" --log warn adapt --config "$OUT/box.toml" --out "$OUT/adapted-$i.onnx" --min-pairs 2 2>&1) || { echo "$log"; continue; }
   pairs=$(echo "$log" | sed -n 's/.* on \([0-9]*\) co-observed and \([0-9]*\) impostor.*/\1 \2/p')
