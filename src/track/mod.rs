@@ -258,11 +258,6 @@ impl Tracker {
         &self.active
     }
 
-    /// The camera it tracks.
-    pub fn camera(&self) -> &Arc<str> {
-        &self.camera
-    }
-
     /// What the camera sees.
     pub fn modality(&self) -> Modality {
         self.modality
