@@ -144,7 +144,18 @@ impl HeightPrior {
             Ok(bytes) => match serde_json::from_slice::<Remembered>(&bytes) {
                 Ok(r) => {
                     let valid = |v: f32| v.is_finite() && (0.0..=1.0).contains(&v);
+                    let read = r.boxes.len();
                     let boxes: Vec<_> = r.boxes.into_iter().filter(|(f, h)| valid(*f) && valid(*h)).collect();
+                    if boxes.len() < read {
+                        tracing::warn!(
+                            camera = %prior.camera,
+                            "perspective memory {} holds {} boxes outside the frame (foot row and height \
+                             must be fractions 0..1 of its height): skipped, the other {} are kept",
+                            path.display(),
+                            read - boxes.len(),
+                            boxes.len()
+                        );
+                    }
                     prior.learnt.extend(&boxes[boxes.len().saturating_sub(LEARNED_BOXES)..]);
                     if prior.learnt.len() >= prior.config.learn_boxes {
                         prior.refit();
@@ -415,6 +426,11 @@ mod tests {
         );
         let mut dets = vec![person(0.8, 1.8)];
         assert_eq!(again.judge(FH, &mut dets), vec![person(0.8, 1.8)], "the first box after a restart is judged");
+
+        // Boxes outside the frame are skipped; the others are still kept.
+        std::fs::write(&path, b"{\"boxes\": [[0.5, 0.2], [1.5, 0.2], [0.6, -0.1], [0.7, 0.3]]}").unwrap();
+        let partly = HeightPrior::remembered(Arc::from("cam"), PerspectiveConfig::default(), path.clone());
+        assert_eq!(partly.learnt.iter().copied().collect::<Vec<_>>(), vec![(0.5, 0.2), (0.7, 0.3)]);
 
         // A damaged file is learnt over, not trusted and not fatal.
         std::fs::write(&path, b"{\"boxes\": [[0.5,").unwrap();

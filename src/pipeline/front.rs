@@ -280,9 +280,14 @@ fn worker_loop(
             light.meter.record(light.instant_ns(frame.pts_ns, frame.wall_time), mean_luma(&frame.data));
         }
         let t0 = Instant::now();
-        let (dets, dropped) = detector
-            .detect(&frame)
-            .map_err(|source| PipelineError::Detect { camera: frame.camera.to_string(), source })?;
+        let (dets, dropped) = match detector.detect(&frame) {
+            Ok(found) => found,
+            Err(source) => {
+                // What was learnt until now is still the camera's perspective.
+                detector.save();
+                return Err(PipelineError::Detect { camera: frame.camera.to_string(), source });
+            }
+        };
         let t1 = Instant::now();
         let finished = tracker.update(&frame, &dets);
         if let Some(o) = &observer {
