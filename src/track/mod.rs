@@ -6,8 +6,10 @@
 //! two predictions overlap the same two detections almost equally, and greedy
 //! is simpler and cheaper. A track is born from an unmatched detection,
 //! confirmed after `min_hits` consecutive matches, and dies after `max_age`
-//! frames without one; a confirmed track that dies becomes a [`FinishedTrack`]
-//! with its best `crops_per_track` crops.
+//! frames without one, or at once when its predicted centre leaves the frame
+//! (its person walked out: it must not take whoever enters there next); a
+//! confirmed track that dies becomes a [`FinishedTrack`] with its best
+//! `crops_per_track` crops.
 //!
 //! Where boxes cannot tell who is who — the track missed its person, or
 //! another box overlaps (a crossing) — a track takes a detection only if it
@@ -279,6 +281,15 @@ impl Tracker {
             t.predicted = t.kf.predict();
             t.since_match += 1;
         }
+        // A track whose predicted centre is outside the frame followed its
+        // person out of it: it ends now, not `max_age` frames later, so it
+        // cannot take someone entering where they left (whom the centre stage's
+        // gate would reach across the edge).
+        let (width, height) = (frame.width as f32, frame.height as f32);
+        let mut finished = self.end_where(|t| {
+            let (cx, cy) = t.predicted.center();
+            !((0.0..=width).contains(&cx) && (0.0..=height).contains(&cy))
+        });
         let looks: Vec<Option<Look>> = if self.config.max_look_distance > 0.0 {
             dets.iter().map(|d| Look::of(frame, &d.bbox)).collect()
         } else {
@@ -414,20 +425,7 @@ impl Tracker {
 
         // Deaths: a tentative track dies on its first miss, a confirmed one after max_age.
         let max_age = self.config.max_age;
-        let mut finished = Vec::new();
-        let mut i = 0;
-        while i < self.tracks.len() {
-            let t = &self.tracks[i];
-            let dead = if t.confirmed { t.misses > max_age } else { t.misses > 0 };
-            if dead {
-                let t = self.tracks.swap_remove(i);
-                if t.confirmed {
-                    finished.push(self.finish_track(t));
-                }
-            } else {
-                i += 1;
-            }
-        }
+        finished.extend(self.end_where(|t| if t.confirmed { t.misses > max_age } else { t.misses > 0 }));
 
         // Births.
         for (di, d) in dets.iter().enumerate() {
@@ -477,6 +475,23 @@ impl Tracker {
                 self.active.push(t.active(t.predicted, 0.0));
             }
         }
+    }
+
+    /// Ends the live tracks `ends` picks; the confirmed ones among them are returned.
+    fn end_where(&mut self, ends: impl Fn(&Track) -> bool) -> Vec<FinishedTrack> {
+        let mut finished = Vec::new();
+        let mut i = 0;
+        while i < self.tracks.len() {
+            if ends(&self.tracks[i]) {
+                let t = self.tracks.swap_remove(i);
+                if t.confirmed {
+                    finished.push(self.finish_track(t));
+                }
+            } else {
+                i += 1;
+            }
+        }
+        finished
     }
 
     /// Ends every live track (end of stream, shutdown); confirmed ones are returned.
@@ -582,16 +597,17 @@ mod tests {
         assert_eq!(row_b.len(), 28);
         assert!(row_a.iter().all(|&id| id == row_a[0]) && row_b.iter().all(|&id| id == row_b[0]));
         assert_ne!(row_a[0], row_b[0]);
-        // Nothing ends while both are visible; then they leave and end after max_age.
+        // Nothing ends while both are visible. Then they walk on out of the
+        // frame, and each ends once its predicted centre has left it, well
+        // before max_age.
         assert!(finished.is_empty());
-        for i in 30..30 + max_age {
-            finished.extend(tr.update(&frame(i), &[]));
-        }
-        assert!(finished.is_empty(), "tracks must survive max_age missed frames");
-        for i in 30 + max_age..32 + max_age {
-            finished.extend(tr.update(&frame(i), &[]));
+        let mut missed = 0;
+        while finished.len() < 2 && missed < max_age {
+            finished.extend(tr.update(&frame(30 + missed), &[]));
+            missed += 1;
         }
         assert_eq!(finished.len(), 2);
+        assert!(missed <= 10, "{missed} frames to leave a 320 px frame at 8 px a frame");
         for f in &finished {
             assert!(f.hits >= 27, "{}", f.hits);
             assert_eq!(f.crops.len(), 3);
@@ -711,6 +727,47 @@ mod tests {
         let ids: Vec<u64> = tr.active().iter().map(|t| t.track_id).collect();
         assert_eq!(ids.len(), 1, "{ids:?}");
         assert_ne!(ids[0], first, "the newcomer is a new track, not the lost walker's");
+    }
+
+    #[test]
+    fn a_walker_who_left_the_frame_is_not_the_newcomer_entering_there() {
+        // A walker leaves at the left edge, 10 px a frame; 0.4 s after their
+        // last sighting someone enters there, walking the other way.
+        let mut tr = Tracker::new(Arc::from("cam"), Modality::Thermal, TrackConfig::default());
+        for i in 0..10u64 {
+            tr.update(&frame(i), &[det(95.0 - 10.0 * i as f32, 40.0)]);
+        }
+        let walker = tr.active()[0].track_id;
+        let mut ended = Vec::new();
+        for i in 10..14u64 {
+            ended.extend(tr.update(&frame(i), &[]));
+        }
+        assert_eq!(ended.iter().map(|t| t.track_id).collect::<Vec<_>>(), vec![walker], "out of the frame is gone");
+        assert!(ended[0].hits == 10);
+        for i in 14..18u64 {
+            tr.update(&frame(i), &[det(5.0 * (i - 14) as f32, 40.0)]);
+        }
+        let ids: Vec<u64> = tr.active().iter().map(|t| t.track_id).collect();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_ne!(ids[0], walker, "the newcomer is a new track, not the walker's");
+    }
+
+    #[test]
+    fn a_missed_person_inside_the_frame_is_waited_for_max_age_frames() {
+        let cfg = TrackConfig::default();
+        let max_age = cfg.max_age as u64;
+        let mut tr = Tracker::new(Arc::from("cam"), Modality::Thermal, cfg);
+        for i in 0..5 {
+            tr.update(&frame(i), &[det(140.0, 70.0)]);
+        }
+        let mut finished = Vec::new();
+        for i in 5..5 + max_age {
+            finished.extend(tr.update(&frame(i), &[]));
+        }
+        assert!(finished.is_empty(), "tracks must survive max_age missed frames");
+        finished.extend(tr.update(&frame(5 + max_age), &[]));
+        assert_eq!(finished.len(), 1);
+        assert!(tr.is_empty());
     }
 
     #[test]
