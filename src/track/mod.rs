@@ -18,7 +18,9 @@
 //! box that overlaps another (mostly the person in front) starts no track.
 //! On the 10 demo scenes this lifts the share of tracked frames on the
 //! track's own person from 0.906 to 0.979 (RGB) and 0.846 to 0.963 (thermal),
-//! for 5–11 % less coverage (`bench/track_purity.sh`).
+//! for 5–11 % less coverage (`bench/track_purity.sh`). Ending a track whose
+//! person walked out of the frame lifts them to 0.991 and 0.973 (with the
+//! perspective prior: 0.975 and 0.963 before), coverage unchanged.
 
 pub mod crops;
 pub mod kalman;
