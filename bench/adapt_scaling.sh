@@ -7,6 +7,7 @@
 #   bench/adapt_scaling.sh [SCENES=8] [OUT=out/adapt-scaling]
 #   START=9 bench/adapt_scaling.sh 16 OUT   # OUT/state already holds the harvest of scenes 1-8
 #   HARVEST_ONLY=1 bench/adapt_scaling.sh 16 OUT   # only the box's harvest (for thresholds --from-gallery)
+#   GALLERY=t.toml …   # the box runs with this [gallery] snippet (e.g. what thresholds printed)
 #
 # Needs: target/release/vireid, the default model, .venv (for the night-day views).
 set -euo pipefail
@@ -61,6 +62,7 @@ width = 0
 height = 0
 [embed]
 model = "$MODEL"
+$([ -z "${GALLERY:-}" ] || grep -v '^#' "$GALLERY")
 TOML
   "$VIREID" --log warn run --config "$OUT/box.toml" --tracks /dev/null --sightings "$OUT/sightings-$seed.jsonl" 2>/dev/null
   [ -z "${HARVEST_ONLY:-}" ] || continue
