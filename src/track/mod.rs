@@ -481,19 +481,8 @@ impl Tracker {
 
     /// Ends the live tracks `ends` picks; the confirmed ones among them are returned.
     fn end_where(&mut self, ends: impl Fn(&Track) -> bool) -> Vec<FinishedTrack> {
-        let mut finished = Vec::new();
-        let mut i = 0;
-        while i < self.tracks.len() {
-            if ends(&self.tracks[i]) {
-                let t = self.tracks.swap_remove(i);
-                if t.confirmed {
-                    finished.push(self.finish_track(t));
-                }
-            } else {
-                i += 1;
-            }
-        }
-        finished
+        let ended: Vec<Track> = self.tracks.extract_if(.., |t| ends(t)).collect();
+        ended.into_iter().filter(|t| t.confirmed).map(|t| self.finish_track(t)).collect()
     }
 
     /// Ends every live track (end of stream, shutdown); confirmed ones are returned.
@@ -745,7 +734,7 @@ mod tests {
             ended.extend(tr.update(&frame(i), &[]));
         }
         assert_eq!(ended.iter().map(|t| t.track_id).collect::<Vec<_>>(), vec![walker], "out of the frame is gone");
-        assert!(ended[0].hits == 10);
+        assert_eq!(ended[0].hits, 10);
         for i in 14..18u64 {
             tr.update(&frame(i), &[det(5.0 * (i - 14) as f32, 40.0)]);
         }
