@@ -46,18 +46,25 @@ def test_resnet50_export_roundtrip_and_metadata(tmp_path):
     assert roundtrip_max_abs_diff(model, paths[0], 64, 32, batch=3) <= 1e-4
 
 
+
+def calibration_list(folder, crops: int, people: int, size: tuple[int, int]) -> list[str]:
+    """`crops` rendered crops of `people` people, RGB and thermal in turn, listed in
+    folder/calib.txt as quantize reads them; returns the list's lines."""
+    rng = random.Random(0)
+    rows = []
+    for i in range(crops):
+        thermal = i % 2 == 1
+        p = folder / f"c{i}.png"
+        render_person(i % people, thermal, rng, size).save(p)
+        rows.append(f"{p.name} {'thermal' if thermal else 'rgb'}")
+    (folder / "calib.txt").write_text("\n".join(rows) + "\n")
+    return rows
+
 def test_quantize_roundtrip_tiny_model(tmp_path):
     torch.manual_seed(0)
     model = ReIDNet(5, arch="resnet10").eval()
     fp32 = export(model, tmp_path / "tiny.onnx", 32, 16, "baseline", "unit test")
-    rng = random.Random(0)
-    rows = []
-    for i in range(24):
-        thermal = i % 2 == 1
-        p = tmp_path / f"c{i}.png"
-        render_person(i % 6, thermal, rng, (16, 32)).save(p)
-        rows.append(f"{p.name} {'thermal' if thermal else 'rgb'}")
-    (tmp_path / "calib.txt").write_text("\n".join(rows) + "\n")
+    rows = calibration_list(tmp_path, 24, 6, (16, 32))
     int8 = quantize(fp32, tmp_path / "calib.txt", tmp_path / "tiny.int8.onnx")
     q = onnx.load(str(int8))
     ops = {n.op_type for n in q.graph.node}
@@ -80,3 +87,20 @@ def test_quantize_roundtrip_tiny_model(tmp_path):
     b = ort_session(int8).run(None, {"images": x})[0]
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cos.mean() > 0.95, cos
+
+
+def test_quantize_keeps_depthwise_and_image_convolutions_float(tmp_path):
+    """MobileNetV2's depthwise convolutions and its stem (the convolution on the image) stay
+    float (their weights get no DequantizeLinear); its dense 1×1 convolutions are INT8."""
+    torch.manual_seed(0)
+    model = ReIDNet(5, arch="mobilenet_v2").eval()
+    fp32 = export(model, tmp_path / "mnv2.onnx", 64, 32, "baseline", "unit test")
+    calibration_list(tmp_path, 8, 4, (32, 64))
+    q = onnx.load(str(quantize(fp32, tmp_path / "calib.txt", tmp_path / "mnv2.int8.onnx")))
+    dq_out = {o for n in q.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = [n for n in q.graph.node if n.op_type == "Conv"]
+    depthwise = [n for n in convs if any(a.name == "group" and a.i > 1 for a in n.attribute)]
+    assert len(depthwise) == 17  # one per inverted-residual block
+    stem = convs[0]
+    assert stem not in depthwise and not any(n.input[1] in dq_out for n in depthwise + [stem])
+    assert sum(n.input[1] in dq_out for n in convs) == len(convs) - len(depthwise) - 1
