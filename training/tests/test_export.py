@@ -46,7 +46,6 @@ def test_resnet50_export_roundtrip_and_metadata(tmp_path):
     assert roundtrip_max_abs_diff(model, paths[0], 64, 32, batch=3) <= 1e-4
 
 
-
 def calibration_list(folder, crops: int, people: int, size: tuple[int, int]) -> list[str]:
     """`crops` rendered crops of `people` people, RGB and thermal in turn, listed in
     folder/calib.txt as quantize reads them; returns the list's lines."""
@@ -59,6 +58,7 @@ def calibration_list(folder, crops: int, people: int, size: tuple[int, int]) -> 
         rows.append(f"{p.name} {'thermal' if thermal else 'rgb'}")
     (folder / "calib.txt").write_text("\n".join(rows) + "\n")
     return rows
+
 
 def test_quantize_roundtrip_tiny_model(tmp_path):
     torch.manual_seed(0)
