@@ -1,4 +1,4 @@
-"""Re-id network: torchvision ResNet trunk, last stride 1, GeM pooling, BNNeck.
+"""Re-id network: a torchvision ResNet (or MobileNetV2) trunk, last stride 1, GeM pooling, BNNeck.
 
 Modality convention everywhere in this package: 0 = RGB (visible), 1 = thermal (IR).
 """
