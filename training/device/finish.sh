@@ -4,6 +4,10 @@
 # or evaluated on, keep the continuation checkpoint, and write the model card.
 #
 #   training/device/finish.sh FILES_DIR [--install]
+#   FORCE=1 training/device/finish.sh FILES_DIR --install   # install even if it is not better
+#
+# --install refuses (exit 3) a model whose night-thermal → day-visible R1 on the unseen scene is
+# below the current default's on the same crops: the default may be better than a short GPU run.
 #
 # FILES_DIR holds what the job wrote to $OUT (ckpt.bf16.part*, metrics.json, run.log,
 # retrievals.png). Results go to out/device-finish/. With --install the model becomes the
@@ -54,6 +58,20 @@ $PY -m vireid_train.device card --metrics "$FILES/metrics.json" --eval-fp32 "$W/
   --scene-int8 "$W/scene-nd-int8/report.json" --out "$W/model.md"
 echo "finish: model card $W/model.md"
 
+r1() { $PY -c "import json, sys; print(round(100 * json.load(open(sys.argv[1]))['mean']['cmc'][0], 1))" "$1/report.json"; }
+if [ "$INSTALL" = 1 ] && [ -f engines/vireid_default.onnx ]; then
+  "$VIREID" --log warn eval dataset --protocol regdb --direction t2v --trials 1 --root "$W/scene-nd" \
+    --model engines/vireid_default.onnx --out "$W/scene-nd-current" --no-cache --quiet
+  new_r1=$(r1 "$W/scene-nd-int8"); cur_r1=$(r1 "$W/scene-nd-current")
+  echo "finish: night-thermal → day-visible R1 on the unseen scene: this model $new_r1 %, the current default $cur_r1 %"
+  if [ "$($PY -c "import sys; print(int(float(sys.argv[1]) < float(sys.argv[2])))" "$new_r1" "$cur_r1")" = 1 ] \
+     && [ -z "${FORCE:-}" ]; then
+    echo "finish: not installed: the current default is better ($cur_r1 % against $new_r1 %). Keep the job's" \
+      "continuation checkpoint for the next window (python -m vireid_train.device int8 --checkpoint $W/last.pt" \
+      "--out training/device/resume.int8.pt), or install anyway with FORCE=1" >&2
+    exit 3
+  fi
+fi
 if [ "$INSTALL" = 1 ]; then
   cp "$W/model.onnx" engines/vireid_default.onnx
   cp "$W/model.fp32.onnx" engines/vireid_default.fp32.onnx
